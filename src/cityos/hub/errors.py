@@ -1,0 +1,112 @@
+"""NGSI-LD errors as RFC 7807 problem details (ETSI GS CIM 009, clause 5.5.2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ERROR_BASE = "https://uri.etsi.org/ngsi-ld/errors/"
+
+
+class NgsiLdError(Exception):
+    """An error the API reports as a problem-details body with the given HTTP status."""
+
+    type_name = "InternalError"
+    status = 500
+    title = "Internal error"
+
+    def __init__(self, detail: str, *, status: int | None = None, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        if status is not None:
+            self.status = status
+        self.extra = extra
+
+    @property
+    def type_uri(self) -> str:
+        return ERROR_BASE + self.type_name
+
+    def to_problem(self, instance: str | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "type": self.type_uri,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            body["instance"] = instance
+        body.update(self.extra)
+        return body
+
+
+class BadRequestData(NgsiLdError):
+    type_name = "BadRequestData"
+    status = 400
+    title = "Bad request data"
+
+
+class InvalidRequest(NgsiLdError):
+    type_name = "InvalidRequest"
+    status = 400
+    title = "Invalid request"
+
+
+class ResourceNotFound(NgsiLdError):
+    type_name = "ResourceNotFound"
+    status = 404
+    title = "Resource not found"
+
+
+class AlreadyExists(NgsiLdError):
+    type_name = "AlreadyExists"
+    status = 409
+    title = "Already exists"
+
+
+class OperationNotSupported(NgsiLdError):
+    type_name = "OperationNotSupported"
+    status = 422
+    title = "Operation not supported"
+
+
+class TooComplexQuery(NgsiLdError):
+    type_name = "TooComplexQuery"
+    status = 403
+    title = "Too complex query"
+
+
+class TooManyResults(NgsiLdError):
+    type_name = "TooManyResults"
+    status = 403
+    title = "Too many results"
+
+
+class LdContextNotAvailable(NgsiLdError):
+    type_name = "LdContextNotAvailable"
+    status = 503
+    title = "JSON-LD @context not available"
+
+
+class NonexistentTenant(NgsiLdError):
+    type_name = "NonexistentTenant"
+    status = 404
+    title = "Nonexistent tenant"
+
+
+class PayloadTooLarge(NgsiLdError):
+    """Body over the configured size limit (HTTP 413); typed BadRequestData as NGSI-LD has no own type."""
+
+    type_name = "BadRequestData"
+    status = 413
+    title = "Payload too large"
+
+
+class UnsupportedMediaType(NgsiLdError):
+    type_name = "InvalidRequest"
+    status = 415
+    title = "Unsupported media type"
+
+
+class NotAcceptable(NgsiLdError):
+    type_name = "InvalidRequest"
+    status = 406
+    title = "Not acceptable"

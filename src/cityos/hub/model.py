@@ -1,0 +1,130 @@
+"""The hub's stored form of an entity: what every layer between the wire and the store passes.
+
+The wire carries compacted NGSI-LD (short terms resolved by an ``@context``). Inside the hub
+every user term is expanded to its full IRI once, at the edge, and compacted again only on
+the way out with the caller's context. That makes the store context-free: two clients with
+different contexts that mean the same IRI see the same data.
+
+An entity in stored form is a plain ``dict`` (so it serialises straight to JSON)::
+
+    {
+      "id": "urn:ngsi-ld:Building:b1",            # absolute URI
+      "type": ["https://smartdatamodels.org/dataModel.Building/Building"],   # expanded, >=1
+      "scope": ["/KH/PhnomPenh"],                # optional, list of scope strings
+      "createdAt": "2026-11-28T10:00:00.000000Z",  # system attributes, UTC, set by the hub
+      "modifiedAt": "2026-11-28T10:00:00.000000Z",
+      "attrs": {
+        "https://smartdatamodels.org/name": [       # expanded attribute IRI -> instances
+          {"type": "Property", "value": "Central Market",
+           "createdAt": "...", "modifiedAt": "..."}
+        ],
+        "https://uri.etsi.org/ngsi-ld/location": [
+          {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [104.92, 11.57]}}
+        ]
+      }
+    }
+
+An attribute is always a list of *instances*; more than one only for a multi-attribute,
+where each instance but at most one carries a distinct ``datasetId`` (the one without is
+the default instance). An instance is a dict whose NGSI-LD member keys stay as the core
+keywords below (never expanded); every other key is a sub-attribute, keyed by its expanded
+IRI, holding a single instance dict of the same shape.
+
+Member keys by attribute type:
+
+* ``Property``: ``value`` (any JSON; a compound value is kept as given — its inner keys are
+  not JSON-LD expanded, as in Orion-LD), ``unitCode``
+* ``Relationship``: ``object`` (URI string or list of URIs), ``objectType``
+* ``GeoProperty``: ``value`` (a GeoJSON geometry)
+* ``LanguageProperty``: ``languageMap`` (``{"en": "...", "km": "..."}``)
+* ``JsonProperty``: ``json`` (opaque JSON)
+* ``VocabProperty``: ``vocab`` (expanded IRI or list)
+* ``ListProperty``: ``valueList``;  ``ListRelationship``: ``objectList``
+* any of them: ``datasetId``, ``observedAt``, ``createdAt``, ``modifiedAt``, ``instanceId``
+
+Entity ``id``, ``scope``, the core keys above and datetimes are never expanded.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+Entity = dict[str, Any]
+Instance = dict[str, Any]
+
+ATTRIBUTE_TYPES = frozenset(
+    {
+        "Property",
+        "Relationship",
+        "GeoProperty",
+        "LanguageProperty",
+        "JsonProperty",
+        "VocabProperty",
+        "ListProperty",
+        "ListRelationship",
+    }
+)
+
+# The key that carries an instance's payload, by attribute type.
+VALUE_KEY: dict[str, str] = {
+    "Property": "value",
+    "GeoProperty": "value",
+    "Relationship": "object",
+    "LanguageProperty": "languageMap",
+    "JsonProperty": "json",
+    "VocabProperty": "vocab",
+    "ListProperty": "valueList",
+    "ListRelationship": "objectList",
+}
+
+# Keys of an instance that are NGSI-LD members, not sub-attributes.
+INSTANCE_MEMBER_KEYS = frozenset(
+    {
+        "type",
+        "value",
+        "object",
+        "objectType",
+        "languageMap",
+        "json",
+        "vocab",
+        "valueList",
+        "objectList",
+        "datasetId",
+        "observedAt",
+        "unitCode",
+        "createdAt",
+        "modifiedAt",
+        "deletedAt",
+        "instanceId",
+        "previousValue",
+        "previousObject",
+        "previousLanguageMap",
+        "lang",
+    }
+)
+
+# Top-level entity keys that are not attributes.
+ENTITY_MEMBER_KEYS = frozenset(
+    {"id", "type", "scope", "createdAt", "modifiedAt", "deletedAt", "@context", "attrs"}
+)
+
+# Well-known expanded IRIs.
+NGSILD = "https://uri.etsi.org/ngsi-ld/"
+LOCATION = NGSILD + "location"
+OBSERVATION_SPACE = NGSILD + "observationSpace"
+OPERATION_SPACE = NGSILD + "operationSpace"
+DEFAULT_GEOPROPERTY = LOCATION
+
+
+def now_iso() -> str:
+    """The hub's timestamp format: UTC, microseconds, ``Z`` suffix (sorts as text)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def default_instance(instances: list[Instance]) -> Instance | None:
+    """The instance without ``datasetId``, if any."""
+    for inst in instances:
+        if "datasetId" not in inst:
+            return inst
+    return None

@@ -1,0 +1,177 @@
+"""The storage contract: what the hub needs from a database, implemented by SQLite and PostgreSQL.
+
+The hub's NGSI-LD semantics (merge, append, noOverwrite, batch rules) live above this line in
+:mod:`cityos.hub.entities`; a store only keeps documents in stored form (see
+:mod:`cityos.hub.model`) and answers queries over them. One contract test suite
+(``tests/hub/store/test_contract.py``) runs unchanged against every engine.
+
+Writes go through a :class:`Transaction`: ``get`` locks the rows it returns, so a
+read-modify-write is atomic per entity even with several workers (SQLite: ``BEGIN
+IMMEDIATE``; PostgreSQL: ``SELECT … FOR UPDATE``). Every attribute change is appended to
+history in the same transaction.
+
+Tenants: ``""`` is the default tenant and always exists; any other tenant springs into
+existence on its first write. Reads on a tenant that never had a write raise
+:class:`~cityos.hub.errors.NonexistentTenant` (checked by the caller via ``tenant_exists``).
+
+Results are ordered by insertion (a stable order, so ``offset`` paging is repeatable).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+from cityos.hub.model import Entity
+from cityos.hub.query.model import EntityQuery
+
+DEFAULT_TENANT = ""
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One attribute instance as it was at a change (the temporal API reads these).
+
+    ``op`` is ``"create"``, ``"update"``, ``"delete"`` (the instance or attribute was
+    removed; ``instance`` then is the last value) or ``"delete-entity"``.
+    """
+
+    entity_id: str
+    entity_type: str  # the first expanded type
+    attr: str  # expanded IRI
+    dataset_id: str | None
+    instance: dict[str, Any]
+    op: str
+    observed_at: str | None
+    recorded_at: str  # the hub's time of the change (= modifiedAt)
+
+
+@dataclass
+class QueryResult:
+    entities: list[Entity]
+    count: int | None = None  # total matches, only when EntityQuery.count
+
+
+@dataclass(frozen=True)
+class AttributeUse:
+    """One (entity type, attribute, attribute type) combination and how many entities have it."""
+
+    entity_type: str
+    attr: str
+    attr_type: str
+    entity_count: int
+
+
+@dataclass
+class StoredContext:
+    id: str  # local id (a URN) the hub serves it under
+    url: str  # the URL clients refer to it by (may equal the local serving URL)
+    body: Any  # the JSON-LD document (a dict with "@context")
+    kind: str  # "hosted" (uploaded by a user) or "cached" (fetched from an allowlisted host)
+    created_at: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Transaction(ABC):
+    """A write transaction on one tenant. Leaving the ``with`` block commits; an exception rolls back."""
+
+    tenant: str
+
+    @abstractmethod
+    def get(self, ids: list[str]) -> dict[str, Entity]:
+        """The current stored form of those of ``ids`` that exist, locked until commit."""
+
+    @abstractmethod
+    def insert(self, entity: Entity) -> None:
+        """Insert a new entity; raises AlreadyExists if the id exists in this tenant."""
+
+    @abstractmethod
+    def update(self, entity: Entity) -> None:
+        """Replace the stored document of an existing entity (same id) with ``entity``."""
+
+    @abstractmethod
+    def delete(self, entity_id: str) -> bool:
+        """Delete the entity; False if it did not exist."""
+
+    @abstractmethod
+    def add_history(self, rows: list[HistoryRow]) -> None:
+        """Append attribute changes to history."""
+
+
+class Store(ABC):
+    """A database holding every tenant's entities, their history and the hosted @contexts."""
+
+    engine: str  # "sqlite" or "postgresql"
+
+    # -- lifecycle ------------------------------------------------------------------
+    @abstractmethod
+    def migrate(self) -> list[str]:
+        """Create or carry the schema forward to the newest version; the names of the steps run."""
+
+    @abstractmethod
+    def schema_version(self) -> int:
+        """The schema version the database is at (0: empty)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def stats(self) -> dict[str, Any]:
+        """Counts for ``cityos db stats``: tenants, entities, history rows, size on disk."""
+
+    # -- tenants --------------------------------------------------------------------
+    @abstractmethod
+    def tenant_exists(self, tenant: str) -> bool: ...
+
+    @abstractmethod
+    def tenants(self) -> list[str]: ...
+
+    # -- entities -------------------------------------------------------------------
+    @abstractmethod
+    def transaction(self, tenant: str) -> AbstractContextManager[Transaction]: ...
+
+    @abstractmethod
+    def get_entity(self, tenant: str, entity_id: str) -> Entity | None: ...
+
+    @abstractmethod
+    def query(self, tenant: str, query: EntityQuery) -> QueryResult:
+        """Entities matching every filter of ``query``, paged; filtering happens in the database."""
+
+    @abstractmethod
+    def attribute_uses(self, tenant: str) -> list[AttributeUse]:
+        """What ``/types`` and ``/attributes`` report, computed over the tenant's entities."""
+
+    @abstractmethod
+    def history(
+        self, tenant: str, entity_id: str, attr: str | None = None, limit: int = 1000
+    ) -> list[HistoryRow]:
+        """History rows of one entity, oldest first."""
+
+    # -- @contexts ------------------------------------------------------------------
+    @abstractmethod
+    def put_context(self, ctx: StoredContext) -> None:
+        """Insert or replace a hosted or cached context (contexts are not per tenant)."""
+
+    @abstractmethod
+    def get_context(self, key: str) -> StoredContext | None:
+        """By local id or by URL."""
+
+    @abstractmethod
+    def list_contexts(self) -> list[StoredContext]: ...
+
+    @abstractmethod
+    def delete_context(self, key: str) -> bool: ...
+
+    # -- bulk -----------------------------------------------------------------------
+    def iter_entities(self, tenant: str, batch: int = 1000) -> Iterator[Entity]:
+        """Every entity of a tenant, in insertion order (for exports and tools)."""
+        offset = 0
+        while True:
+            res = self.query(tenant, EntityQuery(limit=batch, offset=offset))
+            yield from res.entities
+            if len(res.entities) < batch:
+                return
+            offset += batch
