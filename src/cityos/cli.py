@@ -1,0 +1,163 @@
+"""The ``cityos`` command line: serve the hub, run the demo, look after the database."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cityos.config import Settings
+
+app = typer.Typer(
+    help="CityOS: an open City OS — the NGSI-LD data hub and the city services on top of it.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Create, migrate and inspect the hub's database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+console = Console()
+err = Console(stderr=True)
+
+DbOption = Annotated[
+    str | None,
+    typer.Option("--database-url", "-d", help="Database URL (default: CITYOS_DATABASE_URL or sqlite:///data/city.db)."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _settings(database_url: str | None = None, **overrides: object) -> Settings:
+    try:
+        settings = Settings.load()
+    except (ValueError, OSError) as exc:
+        err.print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if database_url:
+        settings.database_url = database_url
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(settings, key, value)
+    return settings
+
+
+def _open_store(settings: Settings):  # type: ignore[no-untyped-def]
+    from cityos.hub.store import open_store
+
+    try:
+        return open_store(settings.database_url)
+    except Exception as exc:  # a wrong URL or an unreachable server: say which and how
+        err.print(f"[red]cannot open the database {settings.database_url}:[/red] {exc}")
+        raise typer.Exit(1) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (NGSI-LD clients expect 1026).")] = None,
+    database_url: DbOption = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+) -> None:
+    """Serve the NGSI-LD API (default http://127.0.0.1:1026/ngsi-ld/v1)."""
+    import uvicorn
+
+    from cityos.web.app import create_app
+
+    settings = _settings(database_url, host=host, port=port)
+    application = create_app(settings)
+    console.print(
+        f"CityOS hub on [bold]http://{settings.host}:{settings.port}/ngsi-ld/v1[/bold] "
+        f"({settings.database_url}) — Ctrl-C to stop"
+    )
+    uvicorn.run(application, host=settings.host, port=settings.port, log_level=log_level, access_log=False)
+
+
+@app.command()
+def demo(
+    serve_after: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Keep serving after the replay (default) or exit.")
+    ] = True,
+    database_url: DbOption = None,
+    port: Annotated[int | None, typer.Option(help="Port to serve on.")] = None,
+    minutes: Annotated[int, typer.Option(help="Minutes of sensor updates to replay.")] = 60,
+    json_out: JsonOption = False,
+) -> None:
+    """Load the sample district of Phnom Penh, replay an hour of sensor data, then serve it."""
+    from cityos.demo import run_demo
+
+    settings = _settings(database_url or "sqlite:///data/demo.db", port=port)
+    summary = run_demo(settings, minutes=minutes, console=err if json_out else console)
+    if json_out:
+        print(json.dumps(summary, indent=2))
+    if serve_after:
+        import uvicorn
+
+        from cityos.web.app import create_app
+
+        url = f"http://{settings.host}:{settings.port}"
+        console.print(f"\nServing on [bold]{url}/ngsi-ld/v1[/bold] — Ctrl-C to stop. Try:")
+        for line in summary["curl"]:
+            console.print(f"  {line}", soft_wrap=True, highlight=False)
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+
+
+@db_app.command("init")
+def db_init(database_url: DbOption = None, json_out: JsonOption = False) -> None:
+    """Create the database schema (same as migrate on an empty database)."""
+    db_migrate(database_url, json_out)
+
+
+@db_app.command("migrate")
+def db_migrate(database_url: DbOption = None, json_out: JsonOption = False) -> None:
+    """Carry the schema forward to the newest version; safe to run again."""
+    settings = _settings(database_url)
+    store = _open_store(settings)
+    try:
+        before = store.schema_version()
+        steps = store.migrate()
+        after = store.schema_version()
+    finally:
+        store.close()
+    if json_out:
+        print(json.dumps({"from": before, "to": after, "applied": steps}))
+    elif steps:
+        console.print(f"migrated {settings.database_url} from v{before} to v{after}: {', '.join(steps)}")
+    else:
+        console.print(f"{settings.database_url} is up to date (v{after})")
+
+
+@db_app.command("stats")
+def db_stats(database_url: DbOption = None, json_out: JsonOption = False) -> None:
+    """Counts of tenants, entities and history rows, and the size on disk."""
+    settings = _settings(database_url)
+    store = _open_store(settings)
+    try:
+        if store.schema_version() == 0:
+            err.print(f"{settings.database_url} has no CityOS schema yet: run 'cityos db init'")
+            raise typer.Exit(1)
+        stats = store.stats()
+    finally:
+        store.close()
+    if json_out:
+        print(json.dumps(stats))
+        return
+    table = Table(title=f"CityOS database ({stats['engine']})")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    for key, value in stats.items():
+        table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+    console.print(table)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""The NGSI-LD HTTP API under ``/ngsi-ld/v1``: one table of routes, shared by the app and OpenAPI."""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from cityos.hub.api import batch, contexts, entities, types
+
+PREFIX = "/ngsi-ld/v1"
+
+# (path, method, handler, operation summary) — the OpenAPI document is generated from this.
+ROUTES = [
+    ("/entities", "POST", entities.create_entity, "Create an entity"),
+    ("/entities", "GET", entities.query_entities, "Query entities"),
+    ("/entities/{entity_id}", "GET", entities.retrieve_entity, "Retrieve an entity"),
+    ("/entities/{entity_id}", "PUT", entities.replace_entity, "Replace an entity"),
+    ("/entities/{entity_id}", "PATCH", entities.merge_entity, "Merge into an entity"),
+    ("/entities/{entity_id}", "DELETE", entities.delete_entity, "Delete an entity"),
+    ("/entities/{entity_id}/attrs", "POST", entities.append_attrs, "Append attributes"),
+    ("/entities/{entity_id}/attrs", "PATCH", entities.update_attrs, "Update attributes"),
+    ("/entities/{entity_id}/attrs/{attr}", "PATCH", entities.partial_attr_update, "Partial attribute update"),
+    ("/entities/{entity_id}/attrs/{attr}", "PUT", entities.replace_attr, "Replace an attribute"),
+    ("/entities/{entity_id}/attrs/{attr}", "DELETE", entities.delete_attr, "Delete an attribute"),
+    ("/entityOperations/create", "POST", batch.batch_create, "Batch create"),
+    ("/entityOperations/upsert", "POST", batch.batch_upsert, "Batch upsert"),
+    ("/entityOperations/update", "POST", batch.batch_update, "Batch update"),
+    ("/entityOperations/merge", "POST", batch.batch_merge, "Batch merge"),
+    ("/entityOperations/delete", "POST", batch.batch_delete, "Batch delete"),
+    ("/entityOperations/query", "POST", batch.batch_query, "Query entities (POST)"),
+    ("/types", "GET", types.list_types, "List entity types"),
+    ("/types/{type}", "GET", types.type_info, "Entity type information"),
+    ("/attributes", "GET", types.list_attributes, "List attributes"),
+    ("/attributes/{attr}", "GET", types.attribute_info, "Attribute information"),
+    ("/jsonldContexts", "GET", contexts.list_contexts, "List @contexts"),
+    ("/jsonldContexts", "POST", contexts.add_context, "Host an @context"),
+    ("/jsonldContexts/{context_id}", "GET", contexts.serve_context, "Serve an @context"),
+    ("/jsonldContexts/{context_id}", "DELETE", contexts.delete_context, "Delete an @context"),
+]
+
+
+def routes() -> list[Route]:
+    by_path: dict[str, dict[str, object]] = {}
+    for path, method, handler, _ in ROUTES:
+        by_path.setdefault(path, {})[method] = handler
+    out = []
+    for path, handlers in by_path.items():
+        out.append(Route(PREFIX + path, _dispatch(handlers), methods=list(handlers)))
+    return out
+
+
+def _dispatch(handlers: dict[str, object]):
+    if len(handlers) == 1:
+        return next(iter(handlers.values()))
+
+    async def dispatch(request):  # type: ignore[no-untyped-def]
+        return await handlers[request.method](request)  # type: ignore[operator]
+
+    return dispatch

@@ -1,0 +1,222 @@
+"""/entityOperations: batch create, upsert, update, merge, delete and query (clause 5.6.7–5.6.10).
+
+Each entity is checked on its own: one that fails validation is reported in ``errors`` and
+never reaches the store, the rest are written in one transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cityos.hub.api.common import (
+    _media,
+    endpoint,
+    entity_response,
+    hub_of,
+    is_uri,
+    json_response,
+    options_of,
+    read_body,
+    resolve_context,
+    response_media,
+    tenant_of,
+)
+from cityos.hub.api.params import render_options
+from cityos.hub.entities import BatchResult
+from cityos.hub.errors import BadRequestData, NgsiLdError
+from cityos.hub.ldcontext import Context
+from cityos.hub.query.geo import parse_geo_query
+from cityos.hub.query.model import EntityQuery, TypeOr
+from cityos.hub.query.q import expand_q, expand_types, parse_q, parse_scope_q, parse_type_expr
+from cityos.hub.representation import parse_attributes, parse_entity, render_entity
+
+
+async def _entities_body(request: Request) -> tuple[list[Any], Context | None]:
+    body = await read_body(request)
+    if not isinstance(body, list):
+        raise BadRequestData("a batch body must be a JSON array")
+    limit = hub_of(request).settings.max_batch_entities
+    if len(body) > limit:
+        raise BadRequestData(f"{len(body)} entities is over the batch limit of {limit}")
+    if not body:
+        raise BadRequestData("the batch is empty")
+    ld = _media(request.headers.get("content-type")) == "application/ld+json"
+    shared = None if ld else resolve_context(request, None)
+    return body, shared
+
+
+def _context_for(request: Request, item: Any, shared: Context | None) -> Context:
+    if shared is not None:
+        return shared
+    if not isinstance(item, dict) or "@context" not in item:
+        raise BadRequestData("with application/ld+json every entity needs its own @context")
+    return hub_of(request).contexts.resolve(item["@context"])
+
+
+def _parse_all(
+    request: Request, items: list[Any], shared: Context | None, *, partial: bool
+) -> tuple[list[dict[str, Any]], list[tuple[str, NgsiLdError]]]:
+    good: list[dict[str, Any]] = []
+    errors: list[tuple[str, NgsiLdError]] = []
+    for n, item in enumerate(items):
+        eid = item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else f"#{n}"
+        try:
+            if not isinstance(item, dict):
+                raise BadRequestData(f"batch item {n} is not a JSON object")
+            ctx = _context_for(request, item, shared)
+            if partial:
+                if not is_uri(item.get("id")):
+                    raise BadRequestData(f"batch item {n}: id {item.get('id')!r} is not a URI")
+                ent: dict[str, Any] = {"id": item["id"], "attrs": parse_attributes(item, ctx)}
+                if "type" in item:
+                    raw = item["type"] if isinstance(item["type"], list) else [item["type"]]
+                    ent["type"] = [ctx.expand_term(t) for t in raw]
+            else:
+                ent = parse_entity(item, ctx)
+            limit = hub_of(request).settings.max_attributes
+            if len(ent["attrs"]) > limit:
+                raise BadRequestData(f"{len(ent['attrs'])} attributes is over the limit of {limit}")
+            good.append(ent)
+        except NgsiLdError as err:
+            errors.append((eid, err))
+    return good, errors
+
+
+def _result(result: BatchResult, errors: list[tuple[str, NgsiLdError]], ok: Response, path: str) -> Response:
+    all_errors = errors + result.errors
+    if not all_errors:
+        return ok
+    return json_response(
+        {
+            "success": result.success,
+            "errors": [
+                {"entityId": eid, "error": err.to_problem(path)} for eid, err in all_errors
+            ],
+        },
+        207 if result.success or all_errors else 400,
+    )
+
+
+@endpoint
+async def batch_create(request: Request) -> Response:
+    tenant = tenant_of(request, read=False)
+    items, shared = await _entities_body(request)
+    good, errors = _parse_all(request, items, shared, partial=False)
+    result = hub_of(request).entities.batch_create(tenant, good) if good else BatchResult()
+    return _result(result, errors, json_response(result.success, 201), request.url.path)
+
+
+@endpoint
+async def batch_upsert(request: Request) -> Response:
+    tenant = tenant_of(request, read=False)
+    opts = options_of(request)
+    if opts - {"replace", "update"} or opts == {"replace", "update"}:
+        raise BadRequestData(f"options must be replace or update, not {','.join(sorted(opts))}")
+    items, shared = await _entities_body(request)
+    update = "update" in opts
+    good, errors = _parse_all(request, items, shared, partial=False)
+    svc = hub_of(request).entities
+    result = svc.batch_upsert(tenant, good, replace=not update) if good else BatchResult()
+    ok = json_response(result.created, 201) if result.created else Response(status_code=204)
+    return _result(result, errors, ok, request.url.path)
+
+
+@endpoint
+async def batch_update(request: Request) -> Response:
+    tenant = tenant_of(request, read=True)
+    opts = options_of(request)
+    if opts - {"noOverwrite"}:
+        raise BadRequestData(f"unknown option(s) {','.join(sorted(opts))}; only noOverwrite")
+    items, shared = await _entities_body(request)
+    good, errors = _parse_all(request, items, shared, partial=True)
+    result = (
+        hub_of(request).entities.batch_update(tenant, good, no_overwrite="noOverwrite" in opts)
+        if good
+        else BatchResult()
+    )
+    return _result(result, errors, Response(status_code=204), request.url.path)
+
+
+@endpoint
+async def batch_merge(request: Request) -> Response:
+    tenant = tenant_of(request, read=True)
+    items, shared = await _entities_body(request)
+    good, errors = _parse_all(request, items, shared, partial=True)
+    result = hub_of(request).entities.batch_merge(tenant, good) if good else BatchResult()
+    return _result(result, errors, Response(status_code=204), request.url.path)
+
+
+@endpoint
+async def batch_delete(request: Request) -> Response:
+    tenant = tenant_of(request, read=True)
+    body = await read_body(request)
+    if not isinstance(body, list) or not body:
+        raise BadRequestData("batch delete takes a non-empty JSON array of entity ids")
+    good: list[str] = []
+    errors: list[tuple[str, NgsiLdError]] = []
+    for n, eid in enumerate(body):
+        if is_uri(eid):
+            good.append(eid)
+        else:
+            errors.append((str(eid) if isinstance(eid, str) else f"#{n}", BadRequestData(f"{eid!r} is not a URI")))
+    result = hub_of(request).entities.batch_delete(tenant, good) if good else BatchResult()
+    return _result(result, errors, Response(status_code=204), request.url.path)
+
+
+@endpoint
+async def batch_query(request: Request) -> Response:
+    """POST /entityOperations/query: the Query data type in the body (clause 5.2.23)."""
+    tenant = tenant_of(request, read=True)
+    media = response_media(request)
+    body = await read_body(request)
+    if not isinstance(body, dict) or body.get("type") != "Query":
+        raise BadRequestData('the body must be a Query object: {"type": "Query", ...}')
+    ctx = resolve_context(request, body)
+    settings = hub_of(request).settings
+    query = EntityQuery()
+    selectors = body.get("entities") or []
+    if not isinstance(selectors, list):
+        raise BadRequestData("entities must be a list of entity selectors")
+    types, ids = [], []
+    for sel in selectors:
+        if not isinstance(sel, dict):
+            raise BadRequestData("each entity selector must be an object")
+        if "type" in sel:
+            types.append(expand_types(parse_type_expr(str(sel["type"])), ctx.expand_term))
+        if "id" in sel:
+            if not is_uri(sel["id"]):
+                raise BadRequestData(f"selector id {sel['id']!r} is not a URI")
+            ids.append(sel["id"])
+        if "idPattern" in sel:
+            query.id_pattern = str(sel["idPattern"])
+    if types:
+        query.types = types[0] if len(types) == 1 else TypeOr(tuple(types))
+    if ids:
+        query.ids = ids
+    if "attrs" in body:
+        query.attrs = [ctx.expand_term(a) for a in body["attrs"]]
+    if "q" in body:
+        query.q = expand_q(parse_q(str(body["q"])), ctx.expand_term)
+    if "scopeQ" in body:
+        query.scope = parse_scope_q(str(body["scopeQ"]))
+    if "geoQ" in body:
+        g = body["geoQ"]
+        if not isinstance(g, dict):
+            raise BadRequestData("geoQ must be an object")
+        gp = g.get("geoproperty")
+        query.geo = parse_geo_query(
+            str(g.get("georel", "")), str(g.get("geometry", "")), g.get("coordinates", ""),
+            ctx.expand_term(gp) if gp else "https://uri.etsi.org/ngsi-ld/location",
+        )
+    p = request.query_params
+    query.limit = int(p.get("limit", settings.default_page_size))
+    query.offset = int(p.get("offset", 0))
+    query.count = p.get("count") == "true"
+    opts = render_options(request, ctx)
+    result = hub_of(request).store.query(tenant, query)
+    headers = {"NGSILD-Results-Count": str(result.count)} if query.count else {}
+    out = [render_entity(e, ctx, **opts.kwargs()) for e in result.entities]
+    return entity_response(request, out, media, headers=headers)

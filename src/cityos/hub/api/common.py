@@ -1,0 +1,246 @@
+"""What every NGSI-LD route shares: tenant, @context, media types, body parsing, responses."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cityos.hub.core import Hub
+from cityos.hub.errors import (
+    BadRequestData,
+    InvalidRequest,
+    NgsiLdError,
+    NonexistentTenant,
+    NotAcceptable,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
+from cityos.hub.jsonbody import parse_json
+from cityos.hub.ldcontext import CORE_CONTEXT_URL, Context, link_header_for, parse_link_header
+
+log = logging.getLogger("cityos.hub")
+
+JSON = "application/json"
+JSONLD = "application/ld+json"
+GEOJSON = "application/geo+json"
+MERGE_PATCH = "application/merge-patch+json"
+PROBLEM = "application/problem+json"
+TENANT_HEADER = "ngsild-tenant"
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def hub_of(request: Request) -> Hub:
+    return request.app.state.hub
+
+
+def path_param(request: Request, name: str) -> str:
+    """A path parameter with an encoded slash (kept as ``%2F`` by the app) restored."""
+    return request.path_params[name].replace("%2F", "/")
+
+
+def json_response(
+    body: Any, status: int = 200, *, media_type: str = JSON, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type=media_type, headers=headers)
+
+
+def problem(err: NgsiLdError, instance: str | None = None) -> Response:
+    return Response(
+        orjson.dumps(err.to_problem(instance)), status_code=err.status, media_type=PROBLEM
+    )
+
+
+def endpoint(fn: Handler) -> Handler:
+    """Turn NGSI-LD errors into problem details; anything unexpected is logged and a 500 problem."""
+
+    @wraps(fn)
+    async def wrapper(request: Request) -> Response:
+        try:
+            return await fn(request)
+        except NgsiLdError as err:
+            return problem(err, request.url.path)
+        except Exception:  # a bug: never leak a traceback, always a problem document
+            log.exception("unhandled error on %s %s", request.method, request.url.path)
+            return problem(NgsiLdError("internal error; see the server log"), request.url.path)
+
+    return wrapper
+
+
+def tenant_of(request: Request, *, read: bool) -> str:
+    tenant = request.headers.get(TENANT_HEADER, "")
+    if tenant and (len(tenant) > 64 or not all(c.isalnum() or c in "_-" for c in tenant)):
+        raise BadRequestData(f"tenant {tenant!r}: use letters, digits, '_' and '-' (max 64)")
+    if read and tenant and not hub_of(request).store.tenant_exists(tenant):
+        raise NonexistentTenant(f"tenant {tenant!r} does not exist")
+    return tenant
+
+
+def _media(value: str | None) -> str:
+    return (value or "").split(";", 1)[0].strip().lower()
+
+
+async def read_body(request: Request, *, allow: tuple[str, ...] = (JSON, JSONLD)) -> Any:
+    """The parsed JSON body; checks Content-Type (415) and size (413) before parsing."""
+    media = _media(request.headers.get("content-type"))
+    if media not in allow:
+        raise UnsupportedMediaType(
+            f"Content-Type {media or '(none)'} is not supported here; use {' or '.join(allow)}"
+        )
+    limit = hub_of(request).settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes is over the limit of {limit} bytes")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise InvalidRequest("the request body is empty")
+    return parse_json(raw, max_depth=hub_of(request).settings.max_json_depth)
+
+
+def context_value(request: Request, body: Any | None) -> Any:
+    """The @context a request carries: in the body (ld+json) or in a Link header (json)."""
+    media = _media(request.headers.get("content-type"))
+    link = request.headers.get("link")
+    if body is not None and media == JSONLD:
+        items = body if isinstance(body, list) else [body]
+        ctxs = [i.get("@context") for i in items if isinstance(i, dict)]
+        if link:
+            raise BadRequestData("with application/ld+json the @context goes in the body, not a Link header")
+        if not ctxs or any(c is None for c in ctxs):
+            raise BadRequestData("application/ld+json body without @context")
+        return ctxs[0]
+    if body is not None and isinstance(body, dict) and "@context" in body:
+        raise BadRequestData("an @context in the body needs Content-Type application/ld+json")
+    if link:
+        url = parse_link_header(link)
+        if url is None:
+            raise BadRequestData(f"Link header {link!r} names no JSON-LD context")
+        return url
+    return None
+
+
+def resolve_context(request: Request, body: Any | None = None) -> Context:
+    return hub_of(request).contexts.resolve(context_value(request, body))
+
+
+def response_media(request: Request, *, geo: bool = False) -> str:
+    """The representation to answer with, from Accept (406 when none fits)."""
+    accept = request.headers.get("accept", "")
+    if not accept:
+        return JSON
+    best = None
+    for part in accept.split(","):
+        media = _media(part)
+        q = 1.0
+        for param in part.split(";")[1:]:
+            k, _, v = param.strip().partition("=")
+            if k == "q":
+                try:
+                    q = float(v)
+                except ValueError:
+                    q = 0.0
+        if media in ("*/*", "application/*"):
+            media = JSON
+        if media in (JSON, JSONLD) or (geo and media == GEOJSON):
+            if best is None or q > best[0]:
+                best = (q, media)
+    if best is None:
+        raise NotAcceptable(f"cannot answer with {accept}; use application/json or application/ld+json")
+    return best[1]
+
+
+def entity_response(
+    request: Request, body: Any, media: str, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """Attach the caller's context the way the media type wants: in the body or a Link header."""
+    headers = dict(headers or {})
+    ctx_url = context_url_for_response(request)
+    if media == JSONLD:
+        if isinstance(body, list):
+            body = [{**b, "@context": ctx_url} for b in body]
+        elif isinstance(body, dict):
+            body = {**body, "@context": ctx_url}
+    else:
+        headers["Link"] = link_header_for(ctx_url)
+    return json_response(body, status, media_type=media, headers=headers)
+
+
+def context_url_for_response(request: Request) -> Any:
+    link = request.headers.get("link")
+    if link:
+        url = parse_link_header(link)
+        if url:
+            return url
+    return CORE_CONTEXT_URL
+
+
+def flag(request: Request, name: str) -> bool:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return False
+    if raw.lower() in ("true", ""):
+        return True
+    if raw.lower() == "false":
+        return False
+    raise BadRequestData(f"parameter {name} must be true or false, not {raw!r}")
+
+
+def options_of(request: Request) -> set[str]:
+    opts: set[str] = set()
+    for key in ("options", "format"):
+        for raw in request.query_params.getlist(key):
+            opts.update(o.strip() for o in raw.split(",") if o.strip())
+    return opts
+
+
+def csv_param(request: Request, name: str) -> list[str] | None:
+    raw = request.query_params.getlist(name)
+    if not raw:
+        return None
+    items = [x.strip() for r in raw for x in r.split(",") if x.strip()]
+    if not items:
+        raise BadRequestData(f"parameter {name} is empty")
+    return items
+
+
+def int_param(request: Request, name: str, default: int, *, low: int = 0) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        val = int(raw)
+    except ValueError:
+        raise BadRequestData(f"parameter {name} must be an integer, not {raw!r}") from None
+    if val < low:
+        raise BadRequestData(f"parameter {name} must be at least {low}")
+    return val
+
+
+def validate_uri(value: str, what: str) -> str:
+    if not is_uri(value):
+        raise BadRequestData(f"{what} {value!r} is not a URI")
+    return value
+
+
+def is_uri(value: Any) -> bool:
+    if not isinstance(value, str) or ":" not in value or len(value) > 2048:
+        return False
+    scheme, _, rest = value.partition(":")
+    if not scheme or not rest or not scheme[0].isalpha():
+        return False
+    if not all(c.isalnum() or c in "+-." for c in scheme):
+        return False
+    return not any(c.isspace() or c in '<>"{}|\\^`' for c in value)

@@ -1,0 +1,233 @@
+"""/entities and their attributes (ETSI GS CIM 009, clauses 5.6 and 5.7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cityos.hub.api.common import (
+    GEOJSON,
+    JSON,
+    JSONLD,
+    MERGE_PATCH,
+    endpoint,
+    entity_response,
+    flag,
+    hub_of,
+    json_response,
+    options_of,
+    path_param,
+    read_body,
+    resolve_context,
+    response_media,
+    tenant_of,
+    validate_uri,
+)
+from cityos.hub.api.params import entity_query, render_options
+from cityos.hub.entities import UpdateResult
+from cityos.hub.errors import BadRequestData
+from cityos.hub.ldcontext import Context
+from cityos.hub.representation import (
+    parse_attributes,
+    parse_entity,
+    parse_partial_instance,
+    render_entity,
+    render_geojson_collection,
+    render_geojson_feature,
+)
+
+BASE = "/ngsi-ld/v1"
+
+
+def _entity_id(request: Request) -> str:
+    return validate_uri(path_param(request, "entity_id"), "entity id")
+
+
+def _check_attr_count(request: Request, n: int) -> None:
+    limit = hub_of(request).settings.max_attributes
+    if n > limit:
+        raise BadRequestData(f"{n} attributes is over the limit of {limit} per entity")
+
+
+def _body_object(body: Any, what: str) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise BadRequestData(f"{what} must be a JSON object")
+    return body
+
+
+def update_result_response(result: UpdateResult, ctx: Context) -> Response:
+    """204 when everything was updated, else 207 with what was not (clause 5.2.18)."""
+    if not result.not_updated:
+        return Response(status_code=204)
+    body = {
+        "updated": [ctx.compact_iri(a) for a in result.updated],
+        "notUpdated": [
+            {"attributeName": ctx.compact_iri(a), "reason": why} for a, why in result.not_updated
+        ],
+    }
+    return json_response(body, 207)
+
+
+@endpoint
+async def create_entity(request: Request) -> Response:
+    tenant = tenant_of(request, read=False)
+    body = _body_object(await read_body(request), "an entity")
+    ctx = resolve_context(request, body)
+    entity = parse_entity(body, ctx)
+    _check_attr_count(request, len(entity["attrs"]))
+    hub_of(request).entities.create(tenant, entity)
+    return Response(status_code=201, headers={"Location": f"{BASE}/entities/{entity['id']}"})
+
+
+@endpoint
+async def retrieve_entity(request: Request) -> Response:
+    tenant = tenant_of(request, read=True)
+    media = response_media(request, geo=True)
+    ctx = resolve_context(request)
+    opts = render_options(request, ctx)
+    entity = hub_of(request).entities.retrieve(tenant, _entity_id(request))
+    if media == GEOJSON:
+        feature = render_geojson_feature(entity, ctx, geoproperty=opts.geoproperty, **opts.kwargs())
+        return entity_response(request, feature, GEOJSON)
+    return entity_response(request, render_entity(entity, ctx, **opts.kwargs()), media)
+
+
+@endpoint
+async def query_entities(request: Request) -> Response:
+    tenant = tenant_of(request, read=True)
+    media = response_media(request, geo=True)
+    ctx = resolve_context(request)
+    opts = render_options(request, ctx)
+    query = entity_query(request, ctx)
+    result = hub_of(request).store.query(tenant, query)
+    headers = {}
+    if query.count:
+        headers["NGSILD-Results-Count"] = str(result.count)
+    if media == GEOJSON:
+        body = render_geojson_collection(
+            result.entities, ctx, geoproperty=opts.geoproperty, **opts.kwargs()
+        )
+    else:
+        body = [render_entity(e, ctx, **opts.kwargs()) for e in result.entities]
+    return entity_response(request, body, media, headers=headers)
+
+
+@endpoint
+async def replace_entity(request: Request) -> Response:
+    tenant = tenant_of(request, read=True)
+    eid = _entity_id(request)
+    body = _body_object(await read_body(request), "an entity")
+    body.setdefault("id", eid)
+    ctx = resolve_context(request, body)
+    entity = parse_entity(body, ctx)
+    _check_attr_count(request, len(entity["attrs"]))
+    hub_of(request).entities.replace(tenant, eid, entity)
+    return Response(status_code=204)
+
+
+@endpoint
+async def merge_entity(request: Request) -> Response:
+    tenant = tenant_of(request, read=True)
+    eid = _entity_id(request)
+    body = _body_object(
+        await read_body(request, allow=(JSON, JSONLD, MERGE_PATCH)), "an entity fragment"
+    )
+    if body.get("id") not in (None, eid):
+        raise BadRequestData(f"body id {body['id']} differs from the URL's {eid}")
+    ctx = resolve_context(request, body)
+    fragment = {"attrs": parse_attributes(body, ctx)}
+    if "type" in body:
+        types = body["type"] if isinstance(body["type"], list) else [body["type"]]
+        if not types or not all(isinstance(t, str) and t for t in types):
+            raise BadRequestData("type must be a string or a list of strings")
+        fragment["type"] = [ctx.expand_term(t) for t in types]
+    if "scope" in body:
+        fragment["scope"] = parse_entity({"id": eid, "type": "T", "scope": body["scope"]}, ctx).get("scope")
+    hub_of(request).entities.merge(tenant, eid, fragment)
+    return Response(status_code=204)
+
+
+@endpoint
+async def delete_entity(request: Request) -> Response:
+    tenant = tenant_of(request, read=True)
+    hub_of(request).entities.delete(tenant, _entity_id(request))
+    return Response(status_code=204)
+
+
+@endpoint
+async def append_attrs(request: Request) -> Response:
+    tenant = tenant_of(request, read=True)
+    eid = _entity_id(request)
+    body = _body_object(await read_body(request), "an attribute fragment")
+    ctx = resolve_context(request, body)
+    attrs = parse_attributes(body, ctx)
+    if not attrs:
+        raise BadRequestData("no attributes to append")
+    types = None
+    if "type" in body:
+        raw = body["type"] if isinstance(body["type"], list) else [body["type"]]
+        types = [ctx.expand_term(t) for t in raw if isinstance(t, str)]
+    no_overwrite = "noOverwrite" in options_of(request)
+    result = hub_of(request).entities.append_attrs(
+        tenant, eid, attrs, no_overwrite=no_overwrite, types=types
+    )
+    return update_result_response(result, ctx)
+
+
+@endpoint
+async def update_attrs(request: Request) -> Response:
+    tenant = tenant_of(request, read=True)
+    eid = _entity_id(request)
+    body = _body_object(await read_body(request), "an attribute fragment")
+    ctx = resolve_context(request, body)
+    attrs = parse_attributes(body, ctx)
+    if not attrs:
+        raise BadRequestData("no attributes to update")
+    result = hub_of(request).entities.update_attrs(tenant, eid, attrs)
+    return update_result_response(result, ctx)
+
+
+@endpoint
+async def partial_attr_update(request: Request) -> Response:
+    tenant = tenant_of(request, read=True)
+    eid = _entity_id(request)
+    body = _body_object(await read_body(request), "an attribute fragment")
+    ctx = resolve_context(request, body)
+    attr = ctx.expand_term(path_param(request, "attr"))
+    members = parse_partial_instance(body, ctx)
+    hub_of(request).entities.partial_update_attr(tenant, eid, attr, members)
+    return Response(status_code=204)
+
+
+@endpoint
+async def replace_attr(request: Request) -> Response:
+    """PUT /entities/{id}/attrs/{attr} (clause 5.6.19): replace one attribute whole."""
+    tenant = tenant_of(request, read=True)
+    eid = _entity_id(request)
+    body = await read_body(request)
+    ctx = resolve_context(request, body)
+    term = path_param(request, "attr")
+    attrs = parse_attributes({term: body}, ctx)
+    result = hub_of(request).entities.update_attrs(tenant, eid, attrs)
+    if result.not_updated:
+        from cityos.hub.errors import ResourceNotFound
+
+        raise ResourceNotFound(f"entity {eid} has no attribute {term}: {result.not_updated[0][1]}")
+    return Response(status_code=204)
+
+
+@endpoint
+async def delete_attr(request: Request) -> Response:
+    tenant = tenant_of(request, read=True)
+    eid = _entity_id(request)
+    ctx = resolve_context(request)
+    attr = ctx.expand_term(path_param(request, "attr"))
+    ds = request.query_params.get("datasetId")
+    if ds is not None:
+        validate_uri(ds, "datasetId")
+    hub_of(request).entities.delete_attr(
+        tenant, eid, attr, dataset_id=ds, delete_all=flag(request, "deleteAll")
+    )
+    return Response(status_code=204)

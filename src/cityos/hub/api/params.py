@@ -1,0 +1,130 @@
+"""Query-string parameters of entity retrieval and query, checked and expanded."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.requests import Request
+
+from cityos.hub.api.common import (
+    csv_param,
+    flag,
+    hub_of,
+    int_param,
+    options_of,
+    validate_uri,
+)
+from cityos.hub.errors import BadRequestData, TooManyResults
+from cityos.hub.ldcontext import Context
+from cityos.hub.model import DEFAULT_GEOPROPERTY
+from cityos.hub.query.geo import parse_geo_query
+from cityos.hub.query.model import EntityQuery
+from cityos.hub.query.q import expand_q, expand_types, parse_q, parse_scope_q, parse_type_expr
+
+FORMATS = {"normalized": "normalized", "concise": "concise", "keyValues": "keyValues", "simplified": "keyValues"}
+
+
+@dataclass
+class RenderOptions:
+    fmt: str = "normalized"
+    sys_attrs: bool = False
+    attrs: set[str] | None = None  # expanded IRIs
+    pick: set[str] | None = None  # terms as the client wrote them
+    omit: set[str] | None = None
+    lang: str | None = None
+    geoproperty: str = DEFAULT_GEOPROPERTY
+
+    def kwargs(self) -> dict[str, Any]:
+        return {
+            "fmt": self.fmt,
+            "sys_attrs": self.sys_attrs,
+            "attrs": self.attrs,
+            "pick": self.pick,
+            "omit": self.omit,
+            "lang": self.lang,
+        }
+
+
+def render_options(request: Request, ctx: Context) -> RenderOptions:
+    opts = options_of(request)
+    fmt = "normalized"
+    chosen = [FORMATS[o] for o in opts if o in FORMATS]
+    if len(set(chosen)) > 1:
+        raise BadRequestData(f"conflicting representation options: {', '.join(sorted(opts))}")
+    if chosen:
+        fmt = chosen[0]
+    unknown = opts - set(FORMATS) - {"sysAttrs"}
+    if unknown:
+        raise BadRequestData(f"unknown option(s): {', '.join(sorted(unknown))}")
+    attrs = csv_param(request, "attrs")
+    pick = csv_param(request, "pick")
+    omit = csv_param(request, "omit")
+    if pick and omit:
+        raise BadRequestData("pick and omit cannot be used together")
+    if pick and attrs:
+        raise BadRequestData("pick and attrs cannot be used together")
+    geoprop = request.query_params.get("geometryProperty")
+    return RenderOptions(
+        fmt=fmt,
+        sys_attrs="sysAttrs" in opts,
+        attrs={ctx.expand_term(a) for a in attrs} if attrs else None,
+        pick=set(pick) if pick else None,
+        omit=set(omit) if omit else None,
+        lang=request.query_params.get("lang"),
+        geoproperty=ctx.expand_term(geoprop) if geoprop else DEFAULT_GEOPROPERTY,
+    )
+
+
+def entity_query(request: Request, ctx: Context, *, require_filter: bool = True) -> EntityQuery:
+    """Build an EntityQuery from GET /entities parameters (clause 6.4.3.2)."""
+    p = request.query_params
+    settings = hub_of(request).settings
+    query = EntityQuery()
+    if (raw := p.get("type")) is not None:
+        query.types = expand_types(parse_type_expr(raw), ctx.expand_term)
+    if (ids := csv_param(request, "id")) is not None:
+        query.ids = [validate_uri(i, "id") for i in ids]
+    if (pattern := p.get("idPattern")) is not None:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise BadRequestData(f"idPattern {pattern!r} is not a valid regular expression: {exc}") from None
+        query.id_pattern = pattern
+    attrs = csv_param(request, "attrs")
+    pick = csv_param(request, "pick")
+    if attrs:
+        query.attrs = [ctx.expand_term(a) for a in attrs]
+    if (raw := p.get("q")) is not None:
+        query.q = expand_q(parse_q(raw), ctx.expand_term)
+    if (raw := p.get("scopeQ")) is not None:
+        query.scope = parse_scope_q(raw)
+    georel = p.get("georel")
+    geometry = p.get("geometry")
+    coords = p.get("coordinates")
+    if georel or geometry or coords:
+        if not (georel and geometry and coords):
+            raise BadRequestData("a geo-query needs georel, geometry and coordinates together")
+        gp = p.get("geoproperty")
+        query.geo = parse_geo_query(
+            georel, geometry, coords, ctx.expand_term(gp) if gp else DEFAULT_GEOPROPERTY
+        )
+    query.limit = int_param(request, "limit", settings.default_page_size)
+    query.offset = int_param(request, "offset", 0)
+    query.count = flag(request, "count")
+    if query.limit > settings.max_page_size:
+        raise TooManyResults(
+            f"limit {query.limit} is over the maximum page size of {settings.max_page_size}"
+        )
+    if query.limit == 0 and not query.count:
+        raise BadRequestData("limit=0 is only allowed with count=true")
+    has_filter = any(
+        x is not None for x in (query.types, query.ids, query.id_pattern, query.attrs, query.q, query.geo, query.scope)
+    ) or bool(pick)
+    if require_filter and not has_filter:
+        raise BadRequestData(
+            "a query needs at least one of type, id, idPattern, attrs, q, geoQ or scopeQ"
+        )
+    return query
+

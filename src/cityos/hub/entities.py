@@ -1,0 +1,489 @@
+"""NGSI-LD write semantics over stored-form entities, independent of the database engine.
+
+Every operation reads the current entities inside one store transaction, computes the new
+documents in memory, and writes them back with the history rows of what changed. Validation
+and all checks happen before anything is written, so a rejected request changes nothing and
+a failed entity in a batch is left exactly as it was.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from cityos.hub.errors import (
+    AlreadyExists,
+    BadRequestData,
+    NgsiLdError,
+    ResourceNotFound,
+)
+from cityos.hub.model import INSTANCE_MEMBER_KEYS, Entity, Instance, now_iso
+from cityos.hub.store.base import HistoryRow, Store, Transaction
+
+NULL = "urn:ngsi-ld:null"
+
+Attrs = dict[str, list[Instance]]
+
+
+@dataclass
+class UpdateResult:
+    """What ``/attrs`` operations report: attribute IRIs updated and those not (with why)."""
+
+    updated: list[str] = field(default_factory=list)
+    not_updated: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class BatchResult:
+    success: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)  # upsert: the ids that did not exist
+    errors: list[tuple[str, NgsiLdError]] = field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------ helpers
+
+
+def _stamp(inst: Instance, now: str, created: str | None = None) -> Instance:
+    inst["createdAt"] = created or now
+    inst["modifiedAt"] = now
+    return inst
+
+
+def _ds(inst: Instance) -> str | None:
+    return inst.get("datasetId")
+
+
+def _first_type(entity: Entity) -> str:
+    return entity["type"][0]
+
+
+def _history(entity: Entity, attr: str, inst: Instance, op: str, now: str) -> HistoryRow:
+    return HistoryRow(
+        entity_id=entity["id"],
+        entity_type=_first_type(entity),
+        attr=attr,
+        dataset_id=_ds(inst),
+        instance=inst,
+        op=op,
+        observed_at=inst.get("observedAt"),
+        recorded_at=now,
+    )
+
+
+def _new_entity(entity: Entity, now: str) -> Entity:
+    """Stamp a freshly parsed entity with system attributes."""
+    out = {k: v for k, v in entity.items() if k != "attrs"}
+    out["createdAt"] = now
+    out["modifiedAt"] = now
+    out["attrs"] = {
+        attr: [_stamp(dict(i), now) for i in instances]
+        for attr, instances in entity.get("attrs", {}).items()
+    }
+    return out
+
+
+def _creation_history(entity: Entity, now: str) -> list[HistoryRow]:
+    return [
+        _history(entity, attr, inst, "create", now)
+        for attr, instances in entity["attrs"].items()
+        for inst in instances
+    ]
+
+
+def _merge_members(old: Instance, new: dict[str, Any], now: str) -> Instance:
+    """Merge-patch an instance: members replace, sub-attributes merge, NULL deletes."""
+    out = dict(old)
+    for key, val in new.items():
+        if key in ("createdAt", "modifiedAt"):
+            continue
+        if key in INSTANCE_MEMBER_KEYS:
+            if val == NULL:
+                out.pop(key, None)
+            else:
+                out[key] = val
+        elif isinstance(val, dict) and val.get("value") == NULL:
+            out.pop(key, None)
+        elif key in out and isinstance(out[key], dict) and isinstance(val, dict):
+            out[key] = _merge_members(out[key], val, now)
+        else:
+            out[key] = _stamp(dict(val), now) if isinstance(val, dict) else val
+    out["modifiedAt"] = now
+    out.setdefault("createdAt", old.get("createdAt", now))
+    return out
+
+
+def _is_null_instance(inst: Instance) -> bool:
+    return any(inst.get(k) == NULL for k in ("value", "object", "languageMap", "json", "vocab"))
+
+
+class EntityService:
+    """The NGSI-LD entity operations (clause 5.6) on one store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- single entity ------------------------------------------------------------------
+    def create(self, tenant: str, entity: Entity) -> None:
+        now = now_iso()
+        new = _new_entity(entity, now)
+        with self.store.transaction(tenant) as tx:
+            tx.insert(new)
+            tx.add_history(_creation_history(new, now))
+
+    def retrieve(self, tenant: str, entity_id: str) -> Entity:
+        found = self.store.get_entity(tenant, entity_id)
+        if found is None:
+            raise ResourceNotFound(f"entity {entity_id} not found")
+        return found
+
+    def replace(self, tenant: str, entity_id: str, entity: Entity) -> None:
+        """PUT /entities/{id}: the whole entity replaced; id and createdAt kept."""
+        if entity.get("id") not in (None, entity_id):
+            raise BadRequestData(f"body id {entity['id']} differs from the URL's {entity_id}")
+        now = now_iso()
+        with self.store.transaction(tenant) as tx:
+            old = self._get(tx, entity_id)
+            self._replace_in(tx, old, {**entity, "id": entity_id}, now)
+
+    def _replace_in(self, tx: Transaction, old: Entity, entity: Entity, now: str) -> None:
+        new = _new_entity(entity, now)
+        new["createdAt"] = old["createdAt"]
+        history = [
+            _history(old, a, i, "delete", now)
+            for a, insts in old["attrs"].items()
+            if a not in new["attrs"]
+            for i in insts
+        ]
+        history += _creation_history(new, now)
+        tx.update(new)
+        tx.add_history(history)
+
+    def merge(self, tenant: str, entity_id: str, fragment: Entity) -> None:
+        """PATCH /entities/{id} (merge-patch, clause 5.6.17)."""
+        now = now_iso()
+        with self.store.transaction(tenant) as tx:
+            old = self._get(tx, entity_id)
+            new, history = self._merged(old, fragment, now)
+            tx.update(new)
+            tx.add_history(history)
+
+    def _merged(self, old: Entity, fragment: Entity, now: str) -> tuple[Entity, list[HistoryRow]]:
+        new = copy.deepcopy(old)
+        history: list[HistoryRow] = []
+        if fragment.get("type"):
+            new["type"] = list(dict.fromkeys([*old["type"], *fragment["type"]]))
+        if "scope" in fragment:
+            new["scope"] = fragment["scope"]
+        for attr, instances in fragment.get("attrs", {}).items():
+            current = new["attrs"].get(attr, [])
+            for inst in instances:
+                idx = next((i for i, c in enumerate(current) if _ds(c) == _ds(inst)), None)
+                if _is_null_instance(inst):
+                    if idx is not None:
+                        history.append(_history(new, attr, current.pop(idx), "delete", now))
+                    continue
+                if idx is None:
+                    merged = _stamp(dict(inst), now)
+                    current.append(merged)
+                    history.append(_history(new, attr, merged, "create", now))
+                else:
+                    merged = _merge_members(current[idx], inst, now)
+                    current[idx] = merged
+                    history.append(_history(new, attr, merged, "update", now))
+            if current:
+                new["attrs"][attr] = current
+            else:
+                new["attrs"].pop(attr, None)
+        new["modifiedAt"] = now
+        return new, history
+
+    def delete(self, tenant: str, entity_id: str) -> None:
+        now = now_iso()
+        with self.store.transaction(tenant) as tx:
+            old = self._get(tx, entity_id)
+            tx.delete(entity_id)
+            tx.add_history(
+                [
+                    _history(old, a, i, "delete-entity", now)
+                    for a, insts in old["attrs"].items()
+                    for i in insts
+                ]
+            )
+
+    # -- attributes ---------------------------------------------------------------------
+    def append_attrs(
+        self, tenant: str, entity_id: str, attrs: Attrs, *, no_overwrite: bool = False,
+        types: list[str] | None = None,
+    ) -> UpdateResult:
+        """POST /entities/{id}/attrs (clause 5.6.3)."""
+        now = now_iso()
+        with self.store.transaction(tenant) as tx:
+            old = self._get(tx, entity_id)
+            new, history, result = self._appended(old, attrs, now, no_overwrite, types)
+            tx.update(new)
+            tx.add_history(history)
+        return result
+
+    def _appended(
+        self, old: Entity, attrs: Attrs, now: str, no_overwrite: bool, types: list[str] | None
+    ) -> tuple[Entity, list[HistoryRow], UpdateResult]:
+        new = copy.deepcopy(old)
+        if types:
+            new["type"] = list(dict.fromkeys([*old["type"], *types]))
+        result = UpdateResult()
+        history: list[HistoryRow] = []
+        for attr, instances in attrs.items():
+            current = new["attrs"].setdefault(attr, [])
+            changed = False
+            for inst in instances:
+                idx = next((i for i, c in enumerate(current) if _ds(c) == _ds(inst)), None)
+                if idx is not None and no_overwrite:
+                    result.not_updated.append((attr, "attribute exists and noOverwrite is set"))
+                    continue
+                if idx is None:
+                    stamped = _stamp(dict(inst), now)
+                    current.append(stamped)
+                    history.append(_history(new, attr, stamped, "create", now))
+                else:
+                    stamped = _stamp(dict(inst), now, current[idx].get("createdAt"))
+                    current[idx] = stamped
+                    history.append(_history(new, attr, stamped, "update", now))
+                changed = True
+            if changed:
+                result.updated.append(attr)
+            if not current:
+                new["attrs"].pop(attr)
+        new["modifiedAt"] = now
+        return new, history, result
+
+    def update_attrs(self, tenant: str, entity_id: str, attrs: Attrs) -> UpdateResult:
+        """PATCH /entities/{id}/attrs (clause 5.6.2): only existing attributes change."""
+        now = now_iso()
+        with self.store.transaction(tenant) as tx:
+            old = self._get(tx, entity_id)
+            new, history, result = self._updated(old, attrs, now)
+            if result.updated:
+                tx.update(new)
+                tx.add_history(history)
+        return result
+
+    def _updated(
+        self, old: Entity, attrs: Attrs, now: str
+    ) -> tuple[Entity, list[HistoryRow], UpdateResult]:
+        new = copy.deepcopy(old)
+        result = UpdateResult()
+        history: list[HistoryRow] = []
+        for attr, instances in attrs.items():
+            current = new["attrs"].get(attr)
+            if current is None:
+                result.not_updated.append((attr, "attribute does not exist"))
+                continue
+            changed = False
+            for inst in instances:
+                idx = next((i for i, c in enumerate(current) if _ds(c) == _ds(inst)), None)
+                if idx is None:
+                    result.not_updated.append((attr, "no instance with this datasetId"))
+                    continue
+                if _is_null_instance(inst):
+                    history.append(_history(new, attr, current.pop(idx), "delete", now))
+                else:
+                    stamped = _stamp(dict(inst), now, current[idx].get("createdAt"))
+                    current[idx] = stamped
+                    history.append(_history(new, attr, stamped, "update", now))
+                changed = True
+            if changed:
+                result.updated.append(attr)
+            if not current:
+                new["attrs"].pop(attr)
+        new["modifiedAt"] = now
+        return new, history, result
+
+    def partial_update_attr(
+        self, tenant: str, entity_id: str, attr: str, members: dict[str, Any]
+    ) -> None:
+        """PATCH /entities/{id}/attrs/{attr} (clause 5.6.4): merge into one instance."""
+        now = now_iso()
+        with self.store.transaction(tenant) as tx:
+            old = self._get(tx, entity_id)
+            new = copy.deepcopy(old)
+            current = new["attrs"].get(attr)
+            if not current:
+                raise ResourceNotFound(f"entity {entity_id} has no attribute {attr}")
+            ds = members.get("datasetId")
+            idx = next((i for i, c in enumerate(current) if _ds(c) == ds), None)
+            if idx is None:
+                raise ResourceNotFound(
+                    f"attribute {attr} of {entity_id} has no instance with datasetId {ds}"
+                )
+            if "type" in members and members["type"] != current[idx].get("type"):
+                raise BadRequestData(
+                    f"attribute {attr} is a {current[idx].get('type')}, not a {members['type']}"
+                )
+            merged = _merge_members(current[idx], members, now)
+            current[idx] = merged
+            new["modifiedAt"] = now
+            tx.update(new)
+            tx.add_history([_history(new, attr, merged, "update", now)])
+
+    def delete_attr(
+        self,
+        tenant: str,
+        entity_id: str,
+        attr: str,
+        *,
+        dataset_id: str | None = None,
+        delete_all: bool = False,
+    ) -> None:
+        """DELETE /entities/{id}/attrs/{attr} (clause 5.6.5)."""
+        now = now_iso()
+        with self.store.transaction(tenant) as tx:
+            old = self._get(tx, entity_id)
+            new = copy.deepcopy(old)
+            current = new["attrs"].get(attr)
+            if not current:
+                raise ResourceNotFound(f"entity {entity_id} has no attribute {attr}")
+            if delete_all:
+                removed, keep = current, []
+            else:
+                removed = [c for c in current if _ds(c) == dataset_id]
+                keep = [c for c in current if _ds(c) != dataset_id]
+                if not removed:
+                    raise ResourceNotFound(
+                        f"attribute {attr} of {entity_id} has no instance with datasetId "
+                        f"{dataset_id or '(default)'}"
+                    )
+            if keep:
+                new["attrs"][attr] = keep
+            else:
+                del new["attrs"][attr]
+            new["modifiedAt"] = now
+            tx.update(new)
+            tx.add_history([_history(new, attr, r, "delete", now) for r in removed])
+
+    # -- batch (clause 5.6.7–5.6.10, 5.6.19) -------------------------------------------
+    def batch_create(self, tenant: str, entities: list[Entity]) -> BatchResult:
+        result = BatchResult()
+        now = now_iso()
+        with self.store.transaction(tenant) as tx:
+            existing = tx.get([e["id"] for e in entities])
+            history: list[HistoryRow] = []
+            seen: set[str] = set()
+            for ent in entities:
+                eid = ent["id"]
+                if eid in existing or eid in seen:
+                    result.errors.append((eid, AlreadyExists(f"entity {eid} already exists")))
+                    continue
+                seen.add(eid)
+                new = _new_entity(ent, now)
+                tx.insert(new)
+                history += _creation_history(new, now)
+                result.success.append(eid)
+            tx.add_history(history)
+        return result
+
+    def batch_upsert(self, tenant: str, entities: list[Entity], *, replace: bool = True) -> BatchResult:
+        """Create or, for existing ids, replace (default) or update (``options=update``)."""
+        result = BatchResult()
+        now = now_iso()
+        with self.store.transaction(tenant) as tx:
+            current = tx.get([e["id"] for e in entities])
+            history: list[HistoryRow] = []
+            for ent in entities:
+                eid = ent["id"]
+                old = current.get(eid)
+                if old is None:
+                    new = _new_entity(ent, now)
+                    tx.insert(new)
+                    history += _creation_history(new, now)
+                    result.created.append(eid)
+                elif replace:
+                    new = _new_entity(ent, now)
+                    new["createdAt"] = old["createdAt"]
+                    history += [
+                        _history(old, a, i, "delete", now)
+                        for a, insts in old["attrs"].items()
+                        if a not in new["attrs"]
+                        for i in insts
+                    ]
+                    history += _creation_history(new, now)
+                    tx.update(new)
+                else:
+                    new, hist, _ = self._appended(old, ent["attrs"], now, False, ent.get("type"))
+                    history += hist
+                    tx.update(new)
+                current[eid] = new
+                result.success.append(eid)
+            tx.add_history(history)
+        return result
+
+    def batch_update(
+        self, tenant: str, entities: list[Entity], *, no_overwrite: bool = False
+    ) -> BatchResult:
+        result = BatchResult()
+        now = now_iso()
+        with self.store.transaction(tenant) as tx:
+            current = tx.get([e["id"] for e in entities])
+            history: list[HistoryRow] = []
+            for ent in entities:
+                eid = ent["id"]
+                old = current.get(eid)
+                if old is None:
+                    result.errors.append((eid, ResourceNotFound(f"entity {eid} not found")))
+                    continue
+                new, hist, _ = self._appended(old, ent["attrs"], now, no_overwrite, None)
+                tx.update(new)
+                history += hist
+                current[eid] = new
+                result.success.append(eid)
+            tx.add_history(history)
+        return result
+
+    def batch_merge(self, tenant: str, entities: list[Entity]) -> BatchResult:
+        result = BatchResult()
+        now = now_iso()
+        with self.store.transaction(tenant) as tx:
+            current = tx.get([e["id"] for e in entities])
+            history: list[HistoryRow] = []
+            for ent in entities:
+                eid = ent["id"]
+                old = current.get(eid)
+                if old is None:
+                    result.errors.append((eid, ResourceNotFound(f"entity {eid} not found")))
+                    continue
+                new, hist = self._merged(old, ent, now)
+                tx.update(new)
+                history += hist
+                current[eid] = new
+                result.success.append(eid)
+            tx.add_history(history)
+        return result
+
+    def batch_delete(self, tenant: str, ids: list[str]) -> BatchResult:
+        result = BatchResult()
+        now = now_iso()
+        with self.store.transaction(tenant) as tx:
+            current = tx.get(ids)
+            history: list[HistoryRow] = []
+            for eid in ids:
+                old = current.pop(eid, None)
+                if old is None:
+                    result.errors.append((eid, ResourceNotFound(f"entity {eid} not found")))
+                    continue
+                tx.delete(eid)
+                history += [
+                    _history(old, a, i, "delete-entity", now)
+                    for a, insts in old["attrs"].items()
+                    for i in insts
+                ]
+                result.success.append(eid)
+            tx.add_history(history)
+        return result
+
+    # -- internals ----------------------------------------------------------------------
+    @staticmethod
+    def _get(tx: Transaction, entity_id: str) -> Entity:
+        found = tx.get([entity_id]).get(entity_id)
+        if found is None:
+            raise ResourceNotFound(f"entity {entity_id} not found")
+        return found

@@ -1,0 +1,692 @@
+"""The store at scale: PostgreSQL 15 + PostGIS, entities as JSONB documents.
+
+Every filter of an entity query runs in one SQL statement: types through a GIN index on a
+``text[]`` column, ``q`` and ``scopeQ`` compiled to JSONB expressions
+(:mod:`cityos.hub.query.sql`), geo-queries through GiST indexes on a side table with one
+PostGIS geometry per GeoProperty instance. History is a table partitioned by
+``recorded_at`` so retention can drop whole partitions instead of deleting rows.
+
+Tests and tools can give a store its own PostgreSQL schema (``schema=``), so many stores
+share one database; :meth:`PostgresStore.throwaway` makes one with a random schema and
+:meth:`PostgresStore.drop_schema` removes it again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import psycopg
+import shapely
+from psycopg import sql as psql
+from psycopg.types.json import set_json_loads
+from psycopg_pool import ConnectionPool
+from shapely.geometry import shape
+
+from cityos.hub.errors import AlreadyExists
+from cityos.hub.model import Entity
+from cityos.hub.query.model import (
+    EntityQuery,
+    GeoQuery,
+    TypeAnd,
+    TypeExpr,
+    TypeName,
+    TypeOr,
+)
+from cityos.hub.store.base import (
+    DEFAULT_TENANT,
+    AttributeUse,
+    HistoryRow,
+    QueryResult,
+    Store,
+    StoredContext,
+    Transaction,
+)
+
+# Each step carries the schema one version forward; never edit a released step, add one.
+# Names are unqualified: they resolve through the connection's search_path (schema, public).
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0001_initial",
+        """
+        CREATE TABLE tenants(name text PRIMARY KEY);
+        CREATE TABLE entities(
+            pk bigserial PRIMARY KEY,
+            tenant text NOT NULL,
+            id text NOT NULL,
+            types text[] NOT NULL,
+            doc jsonb NOT NULL,
+            created_at text NOT NULL DEFAULT '',
+            modified_at text NOT NULL DEFAULT '',
+            UNIQUE(tenant, id)
+        );
+        CREATE INDEX entities_tenant_pk ON entities(tenant, pk);
+        CREATE INDEX entities_types ON entities USING gin(types);
+        CREATE TABLE entity_geo(
+            pk bigint NOT NULL REFERENCES entities(pk) ON DELETE CASCADE,
+            attr text NOT NULL,
+            geom geometry(Geometry, 4326) NOT NULL
+        );
+        CREATE INDEX entity_geo_pk ON entity_geo(pk);
+        CREATE INDEX entity_geo_geom ON entity_geo USING gist(geom);
+        CREATE INDEX entity_geo_geog ON entity_geo USING gist((geom::geography));
+        CREATE TABLE history(
+            seq bigserial NOT NULL,
+            tenant text NOT NULL,
+            entity_id text NOT NULL,
+            entity_type text NOT NULL,
+            attr text NOT NULL,
+            dataset_id text,
+            instance jsonb NOT NULL,
+            op text NOT NULL,
+            observed_at timestamptz,
+            recorded_at timestamptz NOT NULL,
+            observed_text text,
+            recorded_text text NOT NULL
+        ) PARTITION BY RANGE (recorded_at);
+        CREATE TABLE history_default PARTITION OF history DEFAULT;
+        CREATE INDEX history_entity ON history(tenant, entity_id, attr, seq);
+        CREATE INDEX history_time ON history(recorded_at);
+        CREATE TABLE contexts(
+            id text PRIMARY KEY,
+            url text NOT NULL UNIQUE,
+            body jsonb NOT NULL,
+            kind text NOT NULL,
+            created_at text NOT NULL,
+            extra jsonb NOT NULL DEFAULT '{}'
+        );
+        """,
+    ),
+]
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_MIGRATION_LOCK = 0x43495459  # "CITY": one migration at a time per database
+
+UNREACHABLE_HINT = "start it with 'pg_ctlcluster 15 main start'"
+
+
+def _dumps(obj: Any) -> str:
+    try:
+        return orjson.dumps(obj).decode()
+    except TypeError:  # e.g. integers beyond 64 bits, which orjson refuses
+        return json.dumps(obj, ensure_ascii=False)
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    """A timestamptz for an ISO 8601 string; None when it does not parse (the text is kept)."""
+    if not text:
+        return None
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for messages."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def server_unreachable(url: str, timeout: float = 3.0) -> str | None:
+    """Why a PostgreSQL server cannot be used (for test skips and ``cityos db check``); None if it can."""
+    try:
+        with psycopg.connect(url, connect_timeout=max(1, int(timeout))) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return f"PostgreSQL not reachable at {_safe_url(url)}: {UNREACHABLE_HINT} ({exc})".strip()
+    return None
+
+
+# ---------------------------------------------------------------------------- geometry
+
+
+GeoRow = tuple[str, dict[str, Any]]  # (attribute IRI, GeoJSON geometry)
+
+
+def _geo_of(entity: Entity) -> list[GeoRow]:
+    """(attribute IRI, geometry) of every GeoProperty instance, in document order."""
+    out: list[GeoRow] = []
+    for attr, instances in (entity.get("attrs") or {}).items():
+        for inst in instances:
+            if inst.get("type") == "GeoProperty" and isinstance(inst.get("value"), dict):
+                out.append((attr, inst["value"]))
+    return out
+
+
+def _wkb_rows(rows: list[GeoRow]) -> tuple[list[str], list[bytes]]:
+    """2-D WKB of the geometries Shapely can read; the others stay unindexed and never match."""
+    attrs: list[str] = []
+    wkbs: list[bytes] = []
+    for attr, geom in rows:
+        try:
+            g = shape(geom)
+            if g.is_empty:
+                continue
+            wkb = shapely.to_wkb(g, output_dimension=2)
+        except Exception:  # malformed GeoJSON: not a geometry we can index
+            continue
+        attrs.append(attr)
+        wkbs.append(wkb)
+    return attrs, wkbs
+
+
+# ---------------------------------------------------------------------------- transactions
+
+
+_INSERT = (
+    "INSERT INTO entities(tenant, id, types, doc, created_at, modified_at)"
+    " VALUES (%s, %s, %s, %s::jsonb, %s, %s) ON CONFLICT (tenant, id) DO NOTHING RETURNING pk"
+)
+_INSERT_GEO = (
+    "WITH e AS (" + _INSERT + "),"
+    " g AS (INSERT INTO entity_geo(pk, attr, geom)"
+    " SELECT e.pk, x.attr, ST_GeomFromWKB(x.wkb, 4326)"
+    " FROM e, unnest(%s::text[], %s::bytea[]) AS x(attr, wkb))"
+    " SELECT pk FROM e"
+)
+_UPDATE_DOC = (
+    "UPDATE entities SET types = %s, doc = %s::jsonb, modified_at = %s WHERE pk = %s RETURNING pk"
+)
+_UPDATE_GEO = (
+    "WITH e AS (UPDATE entities SET types = %s, doc = %s::jsonb, modified_at = %s"
+    " WHERE tenant = %s AND id = %s RETURNING pk),"
+    " d AS (DELETE FROM entity_geo WHERE pk IN (SELECT pk FROM e)),"
+    " g AS (INSERT INTO entity_geo(pk, attr, geom)"
+    " SELECT e.pk, x.attr, ST_GeomFromWKB(x.wkb, 4326)"
+    " FROM e, unnest(%s::text[], %s::bytea[]) AS x(attr, wkb))"
+    " SELECT pk FROM e"
+)
+_HISTORY_COLUMNS = (
+    "tenant, entity_id, entity_type, attr, dataset_id, instance, op,"
+    " observed_at, recorded_at, observed_text, recorded_text"
+)
+_COPY_THRESHOLD = 64  # history rows from which COPY beats a pipelined executemany
+
+
+def _types_of(entity: Entity) -> list[str]:
+    t = entity.get("type") or []
+    return [t] if isinstance(t, str) else list(t)
+
+
+class PostgresTransaction(Transaction):
+    """One pooled connection inside BEGIN … COMMIT; ``get`` locks rows with FOR UPDATE."""
+
+    def __init__(self, store: PostgresStore, conn: psycopg.Connection[Any], tenant: str) -> None:
+        self.store = store
+        self.conn = conn
+        self.tenant = tenant
+        self._tenant_known = tenant == DEFAULT_TENANT or tenant in store._known_tenants
+        # pk and geometries of rows this transaction read or wrote: lets ``update`` skip
+        # rewriting the geo index when no GeoProperty changed (the common sensor update).
+        self._seen: dict[str, tuple[int, list[GeoRow]]] = {}
+
+    def _ensure_tenant(self) -> None:
+        if not self._tenant_known:
+            self.conn.execute(
+                "INSERT INTO tenants(name) VALUES (%s) ON CONFLICT DO NOTHING", (self.tenant,)
+            )
+            self.store._known_tenants.add(self.tenant)
+            self._tenant_known = True
+
+    def get(self, ids: list[str]) -> dict[str, Entity]:
+        if not ids:
+            return {}
+        rows = self.conn.execute(
+            "SELECT pk, id, doc FROM entities WHERE tenant = %s AND id = ANY(%s)"
+            " ORDER BY pk FOR UPDATE",
+            (self.tenant, list(ids)),
+        ).fetchall()
+        out: dict[str, Entity] = {}
+        for pk, eid, doc in rows:
+            out[eid] = doc
+            self._seen[eid] = (pk, _geo_of(doc))
+        return out
+
+    def insert(self, entity: Entity) -> None:
+        self._ensure_tenant()
+        geo = _geo_of(entity)
+        params: list[Any] = [
+            self.tenant,
+            entity["id"],
+            _types_of(entity),
+            _dumps(entity),
+            entity.get("createdAt", ""),
+            entity.get("modifiedAt", ""),
+        ]
+        attrs, wkbs = _wkb_rows(geo)
+        if attrs:
+            row = self.conn.execute(_INSERT_GEO, [*params, attrs, wkbs]).fetchone()
+        else:
+            row = self.conn.execute(_INSERT, params).fetchone()
+        if row is None:
+            raise AlreadyExists(f"entity {entity['id']} already exists")
+        self._seen[entity["id"]] = (row[0], geo)
+
+    def update(self, entity: Entity) -> None:
+        eid = entity["id"]
+        geo = _geo_of(entity)
+        doc, types, modified = _dumps(entity), _types_of(entity), entity.get("modifiedAt", "")
+        seen = self._seen.get(eid)
+        if seen is not None and seen[1] == geo:
+            row = self.conn.execute(_UPDATE_DOC, (types, doc, modified, seen[0])).fetchone()
+        else:
+            attrs, wkbs = _wkb_rows(geo)
+            row = self.conn.execute(
+                _UPDATE_GEO, (types, doc, modified, self.tenant, eid, attrs, wkbs)
+            ).fetchone()
+        if row is None:
+            raise KeyError(eid)
+        self._seen[eid] = (row[0], geo)
+
+    def delete(self, entity_id: str) -> bool:
+        cur = self.conn.execute(
+            "DELETE FROM entities WHERE tenant = %s AND id = %s", (self.tenant, entity_id)
+        )
+        self._seen.pop(entity_id, None)
+        return cur.rowcount > 0
+
+    def add_history(self, rows: list[HistoryRow]) -> None:
+        if not rows:
+            return
+        self._ensure_tenant()
+        now = datetime.now(UTC)
+        data = [
+            (
+                self.tenant,
+                r.entity_id,
+                r.entity_type,
+                r.attr,
+                r.dataset_id,
+                _dumps(r.instance),
+                r.op,
+                _parse_time(r.observed_at),
+                _parse_time(r.recorded_at) or now,
+                r.observed_at,
+                r.recorded_at,
+            )
+            for r in rows
+        ]
+        if len(data) >= _COPY_THRESHOLD:
+            with (
+                self.conn.cursor() as cur,
+                cur.copy(f"COPY history({_HISTORY_COLUMNS}) FROM STDIN") as copy,
+            ):
+                for item in data:
+                    copy.write_row(item)
+        else:
+            with self.conn.cursor() as cur:
+                cur.executemany(
+                    f"INSERT INTO history({_HISTORY_COLUMNS})"
+                    " VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s, %s, %s, %s, %s)",
+                    data,
+                )
+
+
+# ---------------------------------------------------------------------------- query SQL
+
+
+def _types_sql(expr: TypeExpr) -> tuple[str, list[Any]]:
+    """Type expressions over the GIN-indexed ``types`` array (@> for all-of, && for any-of)."""
+    if isinstance(expr, TypeName):
+        return "e.types @> %s::text[]", [[expr.name]]
+    if all(isinstance(i, TypeName) for i in expr.items):
+        names = [i.name for i in expr.items]  # type: ignore[union-attr]
+        op = "@>" if isinstance(expr, TypeAnd) else "&&"
+        return f"e.types {op} %s::text[]", [names]
+    parts = [_types_sql(item) for item in expr.items]
+    assert isinstance(expr, TypeAnd | TypeOr)
+    joiner = " AND " if isinstance(expr, TypeAnd) else " OR "
+    return "(" + joiner.join(p[0] for p in parts) + ")", [x for p in parts for x in p[1]]
+
+
+_QUERY_GEOM = "ST_SetSRID(ST_GeomFromGeoJSON(%s::text), 4326)"
+_GEO_PREDICATES = {
+    "within": f"ST_Within(g.geom, {_QUERY_GEOM})",
+    "contains": f"ST_Contains(g.geom, {_QUERY_GEOM})",
+    "intersects": f"ST_Intersects(g.geom, {_QUERY_GEOM})",
+    "equals": f"ST_Equals(g.geom, {_QUERY_GEOM})",
+    "disjoint": f"ST_Disjoint(g.geom, {_QUERY_GEOM})",
+    "overlaps": f"ST_Overlaps(g.geom, {_QUERY_GEOM})",
+}
+# Distances on the sphere (use_spheroid=false), as the embedded store's haversine does;
+# the expression ``geom::geography`` matches the GiST index entity_geo_geog.
+_NEAR = f"ST_DWithin(g.geom::geography, {_QUERY_GEOM}::geography, %s, false)"
+
+
+def _geo_sql(gq: GeoQuery) -> tuple[str, list[Any]]:
+    """Entities with an instance of the GeoProperty that satisfies the georel."""
+    geom = _dumps(gq.geometry)
+    if gq.georel == "near":
+        if gq.max_distance is not None:
+            pred, params = _NEAR, [geom, float(gq.max_distance)]
+        elif gq.min_distance is not None:
+            pred, params = f"NOT {_NEAR}", [geom, float(gq.min_distance)]
+        else:
+            raise ValueError("near needs maxDistance or minDistance")
+    elif gq.georel in _GEO_PREDICATES:
+        pred, params = _GEO_PREDICATES[gq.georel], [geom]
+    else:
+        raise ValueError(f"unknown georel {gq.georel!r}")
+    return (
+        f"e.pk IN (SELECT g.pk FROM entity_geo g WHERE g.attr = %s AND {pred})",
+        [gq.geoproperty, *params],
+    )
+
+
+def _where(tenant: str, query: EntityQuery) -> tuple[list[str], list[Any]]:
+    where = ["e.tenant = %s"]
+    params: list[Any] = [tenant]
+    if query.ids:
+        where.append("e.id = ANY(%s::text[])")
+        params.append(list(query.ids))
+    if query.id_pattern:
+        where.append("e.id ~ %s")
+        params.append(f"^(?:{query.id_pattern})$")
+    if query.types is not None:
+        s, p = _types_sql(query.types)
+        where.append(s)
+        params.extend(p)
+    if query.attrs:
+        where.append("(e.doc -> 'attrs') ?| %s::text[]")
+        params.append(list(query.attrs))
+    if query.q is not None or query.scope is not None:
+        from cityos.hub.query import sql as qsql  # imported on first use: keeps imports light
+    if query.q is not None:
+        s, p = qsql.compile_q(query.q, "postgresql", "e.doc")
+        where.append(f"({s})")
+        params.extend(p)
+    if query.scope is not None:
+        s, p = qsql.compile_scope(query.scope, "postgresql", "e.doc")
+        where.append(f"({s})")
+        params.extend(p)
+    if query.geo is not None:
+        s, p = _geo_sql(query.geo)
+        where.append(s)
+        params.extend(p)
+    return where, params
+
+
+# ---------------------------------------------------------------------------- the store
+
+
+class PostgresStore(Store):
+    """PostgreSQL + PostGIS behind the storage contract.
+
+    ``url`` is a libpq URL (``postgresql://user@host:5432/db``); ``pool_size`` bounds the
+    connections held; ``schema`` puts every table in that PostgreSQL schema (created by
+    :meth:`migrate`), with PostGIS looked up in ``public``.
+    """
+
+    engine = "postgresql"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 4,
+        schema: str | None = None,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        if schema is not None and not _SCHEMA_NAME.match(schema):
+            raise ValueError(
+                f"bad PostgreSQL schema name {schema!r}: use lower-case letters, digits and _"
+            )
+        self.url = url
+        self.schema = schema
+        kwargs: dict[str, Any] = {"autocommit": True}
+        if schema is not None:
+            kwargs["options"] = f"-c search_path={schema},public"
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=max(1, pool_size),
+            kwargs=kwargs,
+            configure=_configure,
+            open=True,
+            name=f"cityos-{schema or 'default'}",
+        )
+        try:
+            self._pool.wait(timeout=connect_timeout)
+        except Exception as exc:
+            self._pool.close()
+            raise ConnectionError(
+                f"PostgreSQL not reachable at {_safe_url(url)}: {UNREACHABLE_HINT}"
+            ) from exc
+        self._known_tenants: set[str] = set()
+
+    # -- test and tool helpers ------------------------------------------------------------
+    @classmethod
+    def throwaway(
+        cls, url: str, *, pool_size: int = 4, prefix: str = "cityos_test_"
+    ) -> PostgresStore:
+        """A migrated store in a new random schema; call :meth:`drop_schema` when done."""
+        store = cls(url, pool_size=pool_size, schema=prefix + secrets.token_hex(6))
+        try:
+            store.migrate()
+        except BaseException:
+            store.drop_schema()
+            raise
+        return store
+
+    def drop_schema(self) -> None:
+        """Drop this store's schema with everything in it, and close the pool (tests only)."""
+        if self.schema is None:
+            raise ValueError("drop_schema() needs a store opened with schema=…")
+        with self._pool.connection() as conn:
+            conn.execute(
+                psql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(psql.Identifier(self.schema))
+            )
+        self.close()
+
+    # -- lifecycle ------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        with self._pool.connection() as conn:
+            return _schema_version(conn, self.schema)
+
+    def migrate(self) -> list[str]:
+        applied: list[str] = []
+        with self._pool.connection() as conn:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                if self.schema is not None:
+                    conn.execute(
+                        psql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                            psql.Identifier(self.schema)
+                        )
+                    )
+                    conn.execute("CREATE EXTENSION IF NOT EXISTS postgis SCHEMA public")
+                else:
+                    conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS cityos_schema(version int PRIMARY KEY,"
+                    " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+                )
+            for version, (name, script) in enumerate(MIGRATIONS, start=1):
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+                    if _schema_version(conn, self.schema) >= version:
+                        continue
+                    conn.execute(script.encode())
+                    conn.execute(
+                        "INSERT INTO cityos_schema(version, name) VALUES (%s, %s)",
+                        (version, name),
+                    )
+                applied.append(name)
+            rows = conn.execute("SELECT name FROM tenants").fetchall()
+        self._known_tenants = {r[0] for r in rows}
+        return applied
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def stats(self) -> dict[str, Any]:
+        with self._pool.connection() as conn:
+            one = conn.execute(
+                "SELECT (SELECT count(*) FROM tenants WHERE name <> ''),"
+                " (SELECT count(*) FROM entities), (SELECT count(*) FROM history),"
+                " (SELECT count(*) FROM contexts), pg_database_size(current_database()),"
+                " current_database()"
+            ).fetchone()
+            version = _schema_version(conn, self.schema)
+        assert one is not None
+        return {
+            "engine": self.engine,
+            "url": _safe_url(self.url),
+            "database": one[5],
+            "schema": self.schema or "public",
+            "schema_version": version,
+            "tenants": 1 + one[0],
+            "entities": one[1],
+            "history_rows": one[2],
+            "contexts": one[3],
+            "size_bytes": one[4],
+        }
+
+    # -- tenants --------------------------------------------------------------------------
+    def tenant_exists(self, tenant: str) -> bool:
+        if tenant == DEFAULT_TENANT or tenant in self._known_tenants:
+            return True
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT 1 FROM tenants WHERE name = %s", (tenant,)).fetchone()
+        if row:
+            self._known_tenants.add(tenant)
+        return row is not None
+
+    def tenants(self) -> list[str]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT name FROM tenants WHERE name <> '' ORDER BY name COLLATE \"C\""
+            ).fetchall()
+        return [DEFAULT_TENANT] + [r[0] for r in rows]
+
+    # -- entities -------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self, tenant: str) -> Iterator[Transaction]:
+        with self._pool.connection() as conn:
+            known = set(self._known_tenants)
+            try:
+                with conn.transaction():
+                    yield PostgresTransaction(self, conn, tenant)
+            except BaseException:
+                self._known_tenants = known
+                raise
+
+    def get_entity(self, tenant: str, entity_id: str) -> Entity | None:
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT doc FROM entities WHERE tenant = %s AND id = %s", (tenant, entity_id)
+            ).fetchone()
+        return row[0] if row else None
+
+    def query(self, tenant: str, query: EntityQuery) -> QueryResult:
+        where, params = _where(tenant, query)
+        where_sql = " AND ".join(where)
+        page = f"SELECT e.doc FROM entities e WHERE {where_sql} ORDER BY e.pk LIMIT %s OFFSET %s"
+        with self._pool.connection() as conn:
+            rows = conn.execute(page, [*params, query.limit, query.offset]).fetchall()
+            count = None
+            if query.count:
+                got = conn.execute(
+                    f"SELECT count(*) FROM entities e WHERE {where_sql}", params
+                ).fetchone()
+                count = got[0] if got else 0
+        return QueryResult([r[0] for r in rows], count)
+
+    def explain(self, tenant: str, query: EntityQuery) -> str:
+        """The plan PostgreSQL picks for a query's page (benchmarks and diagnostics)."""
+        where, params = _where(tenant, query)
+        page = (
+            "EXPLAIN (ANALYZE, BUFFERS) SELECT e.doc FROM entities e WHERE "
+            + " AND ".join(where)
+            + " ORDER BY e.pk LIMIT %s OFFSET %s"
+        )
+        with self._pool.connection() as conn:
+            rows = conn.execute(page, [*params, query.limit, query.offset]).fetchall()
+        return "\n".join(r[0] for r in rows)
+
+    def attribute_uses(self, tenant: str) -> list[AttributeUse]:
+        rows_sql = """
+            SELECT t.type, a.key, i.value ->> 'type' AS atype, count(DISTINCT e.pk)
+            FROM entities e
+            CROSS JOIN LATERAL unnest(e.types) AS t(type)
+            CROSS JOIN LATERAL jsonb_each(e.doc -> 'attrs') AS a
+            CROSS JOIN LATERAL jsonb_array_elements(a.value) AS i
+            WHERE e.tenant = %s
+            GROUP BY t.type, a.key, i.value ->> 'type'
+            ORDER BY t.type COLLATE "C", a.key COLLATE "C",
+                     (i.value ->> 'type') COLLATE "C" NULLS FIRST
+        """
+        with self._pool.connection() as conn:
+            rows = conn.execute(rows_sql, (tenant,)).fetchall()
+        return [AttributeUse(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def history(
+        self, tenant: str, entity_id: str, attr: str | None = None, limit: int = 1000
+    ) -> list[HistoryRow]:
+        sql = (
+            "SELECT entity_id, entity_type, attr, dataset_id, instance, op, observed_text,"
+            " recorded_text FROM history WHERE tenant = %s AND entity_id = %s"
+        )
+        params: list[Any] = [tenant, entity_id]
+        if attr is not None:
+            sql += " AND attr = %s"
+            params.append(attr)
+        sql += " ORDER BY seq LIMIT %s"
+        params.append(limit)
+        with self._pool.connection() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [HistoryRow(*r) for r in rows]
+
+    # -- contexts -------------------------------------------------------------------------
+    def put_context(self, ctx: StoredContext) -> None:
+        with self._pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO contexts(id, url, body, kind, created_at, extra)"
+                " VALUES (%s, %s, %s::jsonb, %s, %s, %s::jsonb)"
+                " ON CONFLICT (id) DO UPDATE SET url = excluded.url, body = excluded.body,"
+                " kind = excluded.kind, created_at = excluded.created_at, extra = excluded.extra",
+                (ctx.id, ctx.url, _dumps(ctx.body), ctx.kind, ctx.created_at, _dumps(ctx.extra)),
+            )
+
+    def get_context(self, key: str) -> StoredContext | None:
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT id, url, body, kind, created_at, extra FROM contexts"
+                " WHERE id = %s OR url = %s ORDER BY (id = %s) DESC LIMIT 1",
+                (key, key, key),
+            ).fetchone()
+        return StoredContext(*row) if row else None
+
+    def list_contexts(self) -> list[StoredContext]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT id, url, body, kind, created_at, extra FROM contexts"
+                ' ORDER BY created_at COLLATE "C", id COLLATE "C"'
+            ).fetchall()
+        return [StoredContext(*r) for r in rows]
+
+    def delete_context(self, key: str) -> bool:
+        with self._pool.connection() as conn:
+            cur = conn.execute("DELETE FROM contexts WHERE id = %s OR url = %s", (key, key))
+        return cur.rowcount > 0
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    """Every pooled connection parses JSONB with orjson (several times faster than json)."""
+    set_json_loads(orjson.loads, conn)
+
+
+def _schema_version(conn: psycopg.Connection[Any], schema: str | None) -> int:
+    # Qualified when the store has its own schema: an unqualified name would find public's.
+    table = f"{schema}.cityos_schema" if schema else "cityos_schema"
+    if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone() in (None, (None,)):
+        return 0
+    row = conn.execute("SELECT max(version) FROM cityos_schema").fetchone()
+    return int(row[0] or 0) if row else 0

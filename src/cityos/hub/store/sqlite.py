@@ -1,0 +1,579 @@
+"""The embedded store: one SQLite file (WAL, JSON1, R*Tree), zero set-up.
+
+Entities are JSON documents in stored form. Filters run inside SQLite: ``q`` and ``scopeQ``
+compile to JSON1 expressions (:mod:`cityos.hub.query.sql`), entity types live in a side
+table, and geometries in an R*Tree with an exact check by Shapely registered as an SQL
+function — so ``limit``/``offset`` and counts are computed on the filtered set.
+
+Geo queries are driven from the R*Tree and stop at the page's last row, so their order is
+the index's (stable while the data does not change), not insertion order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from cityos.hub.errors import AlreadyExists
+from cityos.hub.model import Entity
+from cityos.hub.query import geo as geoq
+from cityos.hub.query import sql as qsql
+from cityos.hub.query.model import EntityQuery, GeoQuery, TypeAnd, TypeExpr, TypeName, TypeOr
+from cityos.hub.store.base import (
+    DEFAULT_TENANT,
+    AttributeUse,
+    HistoryRow,
+    QueryResult,
+    Store,
+    StoredContext,
+    Transaction,
+)
+
+# Each step carries the schema one version forward; never edit a released step, add one.
+MIGRATIONS: list[tuple[str, str]] = [
+    (
+        "0001_initial",
+        """
+        CREATE TABLE tenants(name TEXT PRIMARY KEY);
+        CREATE TABLE entities(
+            pk INTEGER PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            id TEXT NOT NULL,
+            doc TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            modified_at TEXT NOT NULL,
+            UNIQUE(tenant, id)
+        );
+        CREATE TABLE entity_types(
+            tenant TEXT NOT NULL, type TEXT NOT NULL, pk INTEGER NOT NULL,
+            PRIMARY KEY(tenant, type, pk)
+        ) WITHOUT ROWID;
+        CREATE INDEX entity_types_pk ON entity_types(pk);
+        CREATE TABLE geo(
+            gid INTEGER PRIMARY KEY,
+            pk INTEGER NOT NULL,
+            attr TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            is_point INTEGER NOT NULL,
+            minx REAL NOT NULL, miny REAL NOT NULL, maxx REAL NOT NULL, maxy REAL NOT NULL,
+            geojson TEXT NOT NULL
+        );
+        CREATE INDEX geo_pk ON geo(pk, attr);
+        CREATE VIRTUAL TABLE geo_rtree USING rtree(gid, minx, maxx, miny, maxy);
+        CREATE TABLE history(
+            hid INTEGER PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            entity_id TEXT NOT NULL,
+            entity_type TEXT NOT NULL,
+            attr TEXT NOT NULL,
+            dataset_id TEXT,
+            instance TEXT NOT NULL,
+            op TEXT NOT NULL,
+            observed_at TEXT,
+            recorded_at TEXT NOT NULL
+        );
+        CREATE INDEX history_entity ON history(tenant, entity_id, attr, recorded_at);
+        CREATE INDEX history_time ON history(recorded_at);
+        CREATE TABLE contexts(
+            id TEXT PRIMARY KEY,
+            url TEXT NOT NULL UNIQUE,
+            body TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            extra TEXT NOT NULL DEFAULT '{}'
+        );
+        """,
+    ),
+]
+
+
+def _dumps(obj: Any) -> str:
+    return orjson.dumps(obj).decode()
+
+
+class SqliteTransaction(Transaction):
+    def __init__(self, store: SqliteStore, tenant: str) -> None:
+        self.store = store
+        self.tenant = tenant
+        self.conn = store._conn
+        self._tenant_known = tenant == DEFAULT_TENANT or tenant in store._known_tenants
+
+    def _ensure_tenant(self) -> None:
+        if not self._tenant_known:
+            self.conn.execute("INSERT OR IGNORE INTO tenants(name) VALUES (?)", (self.tenant,))
+            self.store._known_tenants.add(self.tenant)
+            self._tenant_known = True
+
+    def get(self, ids: list[str]) -> dict[str, Entity]:
+        # BEGIN IMMEDIATE already holds the write lock: reads here are stable until commit.
+        out: dict[str, Entity] = {}
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            rows = self.conn.execute(
+                f"SELECT id, doc FROM entities WHERE tenant = ? AND id IN ({marks})",
+                (self.tenant, *chunk),
+            )
+            for eid, doc in rows:
+                out[eid] = orjson.loads(doc)
+        return out
+
+    def insert(self, entity: Entity) -> None:
+        self._ensure_tenant()
+        cur = self.conn.execute(
+            "INSERT INTO entities(tenant, id, doc, created_at, modified_at) VALUES (?,?,?,?,?) "
+            "ON CONFLICT(tenant, id) DO NOTHING",
+            (
+                self.tenant,
+                entity["id"],
+                _dumps(entity),
+                entity.get("createdAt", ""),
+                entity.get("modifiedAt", ""),
+            ),
+        )
+        if cur.rowcount == 0:
+            raise AlreadyExists(f"entity {entity['id']} already exists")
+        pk = cur.lastrowid
+        self._index(pk, entity)
+
+    def update(self, entity: Entity) -> None:
+        row = self.conn.execute(
+            "SELECT pk, doc FROM entities WHERE tenant = ? AND id = ?", (self.tenant, entity["id"])
+        ).fetchone()
+        if row is None:
+            raise KeyError(entity["id"])
+        pk, old_doc = row
+        self.conn.execute(
+            "UPDATE entities SET doc = ?, modified_at = ? WHERE pk = ?",
+            (_dumps(entity), entity.get("modifiedAt", ""), pk),
+        )
+        old = orjson.loads(old_doc)
+        if old.get("type") != entity.get("type"):
+            self.conn.execute("DELETE FROM entity_types WHERE pk = ?", (pk,))
+            self._index_types(pk, entity)
+        if _geo_of(old) != _geo_of(entity):
+            self._unindex_geo(pk)
+            self._index_geo(pk, entity)
+
+    def delete(self, entity_id: str) -> bool:
+        row = self.conn.execute(
+            "SELECT pk FROM entities WHERE tenant = ? AND id = ?", (self.tenant, entity_id)
+        ).fetchone()
+        if row is None:
+            return False
+        pk = row[0]
+        self.conn.execute("DELETE FROM entities WHERE pk = ?", (pk,))
+        self.conn.execute("DELETE FROM entity_types WHERE pk = ?", (pk,))
+        self._unindex_geo(pk)
+        return True
+
+    def add_history(self, rows: list[HistoryRow]) -> None:
+        if not rows:
+            return
+        self._ensure_tenant()
+        self.conn.executemany(
+            "INSERT INTO history(tenant, entity_id, entity_type, attr, dataset_id, instance, op,"
+            " observed_at, recorded_at) VALUES (?,?,?,?,?,?,?,?,?)",
+            [
+                (
+                    self.tenant,
+                    r.entity_id,
+                    r.entity_type,
+                    r.attr,
+                    r.dataset_id,
+                    _dumps(r.instance),
+                    r.op,
+                    r.observed_at,
+                    r.recorded_at,
+                )
+                for r in rows
+            ],
+        )
+
+    # -- secondary indexes -------------------------------------------------------------
+    def _index(self, pk: int, entity: Entity) -> None:
+        self._index_types(pk, entity)
+        self._index_geo(pk, entity)
+
+    def _index_types(self, pk: int, entity: Entity) -> None:
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO entity_types(tenant, type, pk) VALUES (?,?,?)",
+            [(self.tenant, t, pk) for t in entity["type"]],
+        )
+
+    def _index_geo(self, pk: int, entity: Entity) -> None:
+        for attr, seq, geom in _geo_of(entity):
+            try:
+                minx, miny, maxx, maxy = geoq.geometry_bbox(geom)
+            except Exception:  # not a geometry we can index: stays unindexed, never matches
+                continue
+            is_point = 1 if geom.get("type") == "Point" else 0
+            cur = self.conn.execute(
+                "INSERT INTO geo(pk, attr, seq, is_point, minx, miny, maxx, maxy, geojson)"
+                " VALUES (?,?,?,?,?,?,?,?,?)",
+                (pk, attr, seq, is_point, minx, miny, maxx, maxy, _dumps(geom)),
+            )
+            self.conn.execute(
+                "INSERT INTO geo_rtree(gid, minx, maxx, miny, maxy) VALUES (?,?,?,?,?)",
+                (cur.lastrowid, minx, maxx, miny, maxy),
+            )
+
+    def _unindex_geo(self, pk: int) -> None:
+        self.conn.execute(
+            "DELETE FROM geo_rtree WHERE gid IN (SELECT gid FROM geo WHERE pk = ?)", (pk,)
+        )
+        self.conn.execute("DELETE FROM geo WHERE pk = ?", (pk,))
+
+
+def _geo_of(entity: Entity) -> list[tuple[str, int, dict[str, Any]]]:
+    """(attribute IRI, instance index, geometry) of every GeoProperty instance."""
+    out = []
+    for attr, instances in entity.get("attrs", {}).items():
+        for seq, inst in enumerate(instances):
+            if inst.get("type") == "GeoProperty" and isinstance(inst.get("value"), dict):
+                out.append((attr, seq, inst["value"]))
+    return out
+
+
+def _chunks(items: list[str], n: int) -> Iterator[list[str]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+class SqliteStore(Store):
+    engine = "sqlite"
+
+    def __init__(self, path: str | os.PathLike[str] = ":memory:") -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=30
+        )
+        self._lock = threading.RLock()
+        c = self._conn
+        if self.path != ":memory:":
+            c.execute("PRAGMA journal_mode=WAL")
+        c.execute("PRAGMA synchronous=NORMAL")
+        c.execute("PRAGMA cache_size=-262144")  # 256 MiB
+        c.execute("PRAGMA mmap_size=1073741824")
+        c.execute("PRAGMA temp_store=MEMORY")
+        qsql.register_sqlite_functions(c)
+        c.create_function("geo_match", 2, _geo_match_sql, deterministic=True)
+        self._known_tenants: set[str] = set()
+
+    @classmethod
+    def from_url(cls, url: str) -> SqliteStore:
+        """``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or ``sqlite://:memory:``."""
+        rest = url.split(":", 1)[1]
+        if rest in ("//:memory:", "///:memory:", ":memory:"):
+            return cls(":memory:")
+        if not rest.startswith("//"):
+            raise ValueError(f"bad SQLite URL {url!r}: use sqlite:///path/city.db")
+        return cls(rest[3:] if rest.startswith("///") else rest[2:])
+
+    # -- lifecycle --------------------------------------------------------------------
+    def schema_version(self) -> int:
+        with self._lock:
+            has_meta = self._conn.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='cityos_schema'"
+            ).fetchone()
+            if not has_meta:
+                return 0
+            row = self._conn.execute("SELECT max(version) FROM cityos_schema").fetchone()
+            return int(row[0] or 0)
+
+    def migrate(self) -> list[str]:
+        with self._lock:
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS cityos_schema(version INTEGER PRIMARY KEY,"
+                " name TEXT NOT NULL, applied_at TEXT NOT NULL DEFAULT (datetime('now')))"
+            )
+            current = self.schema_version()
+            applied = []
+            for version, (name, script) in enumerate(MIGRATIONS, start=1):
+                if version <= current:
+                    continue
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for stmt in _split_sql(script):
+                        self._conn.execute(stmt)
+                    self._conn.execute(
+                        "INSERT INTO cityos_schema(version, name) VALUES (?, ?)", (version, name)
+                    )
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                applied.append(name)
+            self._known_tenants = {
+                r[0] for r in self._conn.execute("SELECT name FROM tenants")
+            }
+            return applied
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            c = self._conn
+            size = 0
+            if self.path != ":memory:":
+                for suffix in ("", "-wal"):
+                    p = Path(self.path + suffix)
+                    if p.exists():
+                        size += p.stat().st_size
+            return {
+                "engine": self.engine,
+                "path": self.path,
+                "schema_version": self.schema_version(),
+                "tenants": 1 + c.execute("SELECT count(*) FROM tenants WHERE name != ''").fetchone()[0],
+                "entities": c.execute("SELECT count(*) FROM entities").fetchone()[0],
+                "history_rows": c.execute("SELECT count(*) FROM history").fetchone()[0],
+                "contexts": c.execute("SELECT count(*) FROM contexts").fetchone()[0],
+                "size_bytes": size,
+            }
+
+    # -- tenants ------------------------------------------------------------------------
+    def tenant_exists(self, tenant: str) -> bool:
+        if tenant == DEFAULT_TENANT or tenant in self._known_tenants:
+            return True
+        with self._lock:
+            row = self._conn.execute("SELECT 1 FROM tenants WHERE name = ?", (tenant,)).fetchone()
+        if row:
+            self._known_tenants.add(tenant)
+        return row is not None
+
+    def tenants(self) -> list[str]:
+        with self._lock:
+            rows = self._conn.execute("SELECT name FROM tenants ORDER BY name").fetchall()
+        return [DEFAULT_TENANT] + [r[0] for r in rows if r[0] != DEFAULT_TENANT]
+
+    # -- entities -------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self, tenant: str) -> Iterator[Transaction]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            known = set(self._known_tenants)
+            try:
+                yield SqliteTransaction(self, tenant)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                self._known_tenants = known
+                raise
+            self._conn.execute("COMMIT")
+
+    def get_entity(self, tenant: str, entity_id: str) -> Entity | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT doc FROM entities WHERE tenant = ? AND id = ?", (tenant, entity_id)
+            ).fetchone()
+        return orjson.loads(row[0]) if row else None
+
+    def query(self, tenant: str, query: EntityQuery) -> QueryResult:
+        where, params = self._where(tenant, query)
+        if query.geo is not None:
+            geo_from, geo_where, geo_params = _geo_source(query.geo)
+            source = f"{geo_from} JOIN entities e ON e.pk = g.pk"
+            where = [*geo_where, *where]
+            params = [*geo_params, *params]
+            order = ""
+        else:
+            source = "entities e"
+            order = " ORDER BY e.pk"
+        where_sql = " AND ".join(where) if where else "1"
+        sql = f"SELECT e.doc FROM {source} WHERE {where_sql}{order} LIMIT ? OFFSET ?"
+        with self._lock:
+            rows = self._conn.execute(sql, (*params, query.limit, query.offset)).fetchall()
+            count = None
+            if query.count:
+                count = self._conn.execute(
+                    f"SELECT count(*) FROM {source} WHERE {where_sql}", params
+                ).fetchone()[0]
+        return QueryResult([orjson.loads(r[0]) for r in rows], count)
+
+    def _where(self, tenant: str, query: EntityQuery) -> tuple[list[str], list[Any]]:
+        where = ["e.tenant = ?"]
+        params: list[Any] = [tenant]
+        if query.ids:
+            where.append(f"e.id IN ({','.join('?' * len(query.ids))})")
+            params.extend(query.ids)
+        if query.id_pattern:
+            where.append("regexp(?, e.id)")
+            params.append(f"^(?:{query.id_pattern})$")
+        if query.types is not None:
+            sql, p = _types_sql(query.types, tenant)
+            where.append(sql)
+            params.extend(p)
+        if query.attrs:
+            sql, p = qsql.compile_attrs_any(query.attrs, "sqlite", "e.doc")
+            where.append(sql)
+            params.extend(p)
+        if query.q is not None:
+            sql, p = qsql.compile_q(query.q, "sqlite", "e.doc")
+            where.append(f"({sql})")
+            params.extend(p)
+        if query.scope is not None:
+            sql, p = qsql.compile_scope(query.scope, "sqlite", "e.doc")
+            where.append(f"({sql})")
+            params.extend(p)
+        return where, params
+
+    def attribute_uses(self, tenant: str) -> list[AttributeUse]:
+        sql = """
+            SELECT t.type, a.key, json_extract(i.value, '$.type') AS atype,
+                   count(DISTINCT e.pk)
+            FROM entities e
+            JOIN entity_types t ON t.pk = e.pk AND t.tenant = e.tenant
+            JOIN json_each(e.doc, '$.attrs') a
+            JOIN json_each(a.value) i
+            WHERE e.tenant = ?
+            GROUP BY t.type, a.key, atype
+            ORDER BY t.type, a.key, atype
+        """
+        with self._lock:
+            rows = self._conn.execute(sql, (tenant,)).fetchall()
+        return [AttributeUse(r[0], r[1], r[2], r[3]) for r in rows]
+
+    def history(
+        self, tenant: str, entity_id: str, attr: str | None = None, limit: int = 1000
+    ) -> list[HistoryRow]:
+        sql = (
+            "SELECT entity_id, entity_type, attr, dataset_id, instance, op, observed_at,"
+            " recorded_at FROM history WHERE tenant = ? AND entity_id = ?"
+        )
+        params: list[Any] = [tenant, entity_id]
+        if attr is not None:
+            sql += " AND attr = ?"
+            params.append(attr)
+        sql += " ORDER BY hid LIMIT ?"
+        params.append(limit)
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        return [
+            HistoryRow(r[0], r[1], r[2], r[3], orjson.loads(r[4]), r[5], r[6], r[7]) for r in rows
+        ]
+
+    # -- contexts -------------------------------------------------------------------------
+    def put_context(self, ctx: StoredContext) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO contexts(id, url, body, kind, created_at, extra) VALUES (?,?,?,?,?,?)"
+                " ON CONFLICT(id) DO UPDATE SET url=excluded.url, body=excluded.body,"
+                " kind=excluded.kind, created_at=excluded.created_at, extra=excluded.extra",
+                (ctx.id, ctx.url, _dumps(ctx.body), ctx.kind, ctx.created_at, _dumps(ctx.extra)),
+            )
+
+    def get_context(self, key: str) -> StoredContext | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT id, url, body, kind, created_at, extra FROM contexts"
+                " WHERE id = ? OR url = ? LIMIT 1",
+                (key, key),
+            ).fetchone()
+        return _ctx_row(row) if row else None
+
+    def list_contexts(self) -> list[StoredContext]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, url, body, kind, created_at, extra FROM contexts ORDER BY created_at, id"
+            ).fetchall()
+        return [_ctx_row(r) for r in rows]
+
+    def delete_context(self, key: str) -> bool:
+        with self._lock:
+            cur = self._conn.execute("DELETE FROM contexts WHERE id = ? OR url = ?", (key, key))
+        return cur.rowcount > 0
+
+
+def _ctx_row(r: tuple[Any, ...]) -> StoredContext:
+    return StoredContext(r[0], r[1], orjson.loads(r[2]), r[3], r[4], orjson.loads(r[5]))
+
+
+def _types_sql(expr: TypeExpr, tenant: str) -> tuple[str, list[Any]]:
+    if isinstance(expr, TypeName):
+        return (
+            "e.pk IN (SELECT pk FROM entity_types WHERE tenant = ? AND type = ?)",
+            [tenant, expr.name],
+        )
+    parts = [_types_sql(item, tenant) for item in expr.items]
+    joiner = " AND " if isinstance(expr, TypeAnd) else " OR "
+    assert isinstance(expr, TypeAnd | TypeOr)
+    return "(" + joiner.join(p[0] for p in parts) + ")", [x for p in parts for x in p[1]]
+
+
+# The exact geometry test runs in Python (Shapely); SQLite calls it only for rows the
+# R*Tree box (and, for points in a box, an exact coordinate test) could not decide.
+_GEO_QUERIES: dict[str, GeoQuery] = {}
+
+
+def _geo_match_sql(geojson: str, key: str) -> int:
+    gq = _GEO_QUERIES.get(key)
+    if gq is None:
+        return 0
+    return 1 if geoq.geo_match(json.loads(geojson), gq) else 0
+
+
+def _geo_key(gq: GeoQuery) -> str:
+    key = _dumps(
+        [gq.georel, gq.geometry, gq.geoproperty, gq.max_distance, gq.min_distance]
+    )
+    if key not in _GEO_QUERIES:
+        if len(_GEO_QUERIES) > 1024:
+            _GEO_QUERIES.clear()
+        _GEO_QUERIES[key] = gq
+    return key
+
+
+def _is_box(geometry: dict[str, Any]) -> tuple[float, float, float, float] | None:
+    """The (minx, miny, maxx, maxy) of an axis-aligned rectangle polygon, else None."""
+    if geometry.get("type") != "Polygon":
+        return None
+    rings = geometry.get("coordinates") or []
+    if len(rings) != 1 or len(rings[0]) != 5:
+        return None
+    xs = {round(p[0], 12) for p in rings[0]}
+    ys = {round(p[1], 12) for p in rings[0]}
+    if len(xs) != 2 or len(ys) != 2:
+        return None
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _geo_source(gq: GeoQuery) -> tuple[str, list[str], list[Any]]:
+    """FROM clause and conditions that drive a geo query from the R*Tree."""
+    key = _geo_key(gq)
+    bbox = geoq.query_bbox(gq)
+    where = ["g.attr = ?"]
+    params: list[Any] = [gq.geoproperty]
+    match = "geo_match(g.geojson, ?)"
+    box = _is_box(gq.geometry) if gq.georel in ("within", "intersects") else None
+    if box is not None:
+        # A point inside an axis-aligned box needs no Shapely call: compare coordinates.
+        match = f"(CASE WHEN g.is_point THEN (g.minx BETWEEN {box[0]!r} AND {box[2]!r} AND g.miny BETWEEN {box[1]!r} AND {box[3]!r}) ELSE {match} END)"
+    if bbox is not None:
+        source = "geo_rtree r CROSS JOIN geo g ON g.gid = r.gid"
+        where[:0] = ["r.minx <= ?", "r.maxx >= ?", "r.miny <= ?", "r.maxy >= ?"]
+        params[:0] = [bbox[2], bbox[0], bbox[3], bbox[1]]
+    else:
+        source = "geo g"
+    where.append(match)
+    params.append(key)
+    # An entity whose GeoProperty has several instances must appear once: keep the first match.
+    where.append(
+        f"(g.seq = 0 OR NOT EXISTS (SELECT 1 FROM geo g0 WHERE g0.pk = g.pk AND g0.attr = g.attr"
+        f" AND g0.seq < g.seq AND {match.replace('g.', 'g0.')}))"
+    )
+    params.append(key)
+    return source, where, params
+
+
+def _split_sql(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]

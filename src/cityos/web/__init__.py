@@ -1,0 +1,1 @@
+"""The ASGI application that mounts every router."""

@@ -1,0 +1,91 @@
+"""The ASGI app: the NGSI-LD hub, OpenAPI, health — one Starlette application."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import unquote
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+import cityos
+from cityos.config import Settings
+from cityos.hub import api
+from cityos.hub.api.common import json_response, problem
+from cityos.hub.core import Hub
+from cityos.hub.errors import InvalidRequest, ResourceNotFound
+from cityos.web.openapi import openapi_document
+
+
+class NormalisePath:
+    """Route ``/entities`` and ``/entities/`` the same (real clients send both), and keep an
+    encoded ``/`` (``%2F``) inside one path segment, as in an attribute IRI, from splitting it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            raw = scope.get("raw_path") or scope["path"].encode()
+            path = scope["path"]
+            if b"%2f" in raw.lower():
+                path = unquote(re.sub(rb"%2[fF]", b"%252F", raw).decode("latin-1"), encoding="utf-8")
+            if len(path) > 1 and path.endswith("/"):
+                path = path.rstrip("/") or "/"
+                raw = raw.rstrip(b"/") or b"/"
+            if path != scope["path"]:
+                scope = dict(scope)
+                scope["path"] = path
+                scope["raw_path"] = raw
+        await self.app(scope, receive, send)
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return problem(ResourceNotFound(f"no route {request.method} {request.url.path}"), request.url.path)
+
+
+async def _not_allowed(request: Request, exc: Exception) -> Response:
+    err = InvalidRequest(f"method {request.method} is not allowed on {request.url.path}", status=405)
+    return problem(err, request.url.path)
+
+
+def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGIApp:
+    settings = settings or (hub.settings if hub else Settings.load())
+    hub = hub or Hub(settings)
+
+    async def openapi(request: Request) -> Response:
+        return json_response(openapi_document())
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok", "engine": hub.store.engine})
+
+    async def version(request: Request) -> Response:
+        return JSONResponse({"name": "cityos", "version": cityos.__version__, "ngsi-ld": "1.8.1"})
+
+    routes: list[Any] = [
+        *api.routes(),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/version", version, methods=["GET"]),
+    ]
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        hub.close()
+
+    app = Starlette(
+        routes=routes,
+        exception_handlers={404: _not_found, 405: _not_allowed},
+        lifespan=lifespan,
+    )
+    app.state.hub = hub
+    app.router.redirect_slashes = False
+    wrapped = NormalisePath(app)
+    wrapped.state = app.state  # type: ignore[attr-defined]
+    return wrapped

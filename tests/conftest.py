@@ -1,0 +1,41 @@
+"""Shared fixtures: real servers for integration tests (skipped with a reason, failed under CI)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+POSTGRES_URL = os.environ.get(
+    "CITYOS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+
+
+def require_server(name: str, reachable: bool, how: str) -> None:
+    """Skip when a server is missing, but fail under CI=true where it must be there."""
+    if reachable:
+        return
+    msg = f"{name} is not reachable: {how}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
+def postgres_reachable(url: str = POSTGRES_URL) -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(url, connect_timeout=3):
+            return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    require_server(
+        "PostgreSQL",
+        postgres_reachable(),
+        f"start it ({POSTGRES_URL}) with 'pg_ctlcluster 15 main start' or set CITYOS_TEST_POSTGRES_URL",
+    )
+    return POSTGRES_URL
