@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -15,9 +16,12 @@ from urllib.parse import quote, urlencode
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from starlette.testclient import TestClient
 
 from cityos.config import Settings
+
+with warnings.catch_warnings():  # Starlette nudges towards httpx2; httpx is what ships today
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
 from cityos.hub.core import Hub
 from cityos.hub.model import now_iso
 from cityos.hub.store.base import StoredContext

@@ -142,6 +142,18 @@ def test_wrapped_document_and_null_reset() -> None:
     assert ctx.expand_term("b") == "http://b.test/b"
 
 
+def test_vocab_null_and_ignored_members() -> None:
+    resolver = ContextResolver()
+    ctx = resolver.resolve(
+        [{"@vocab": "http://v.test/"}, {"@vocab": None, "@language": "en", "@protected": True}],
+        core=False,
+    )
+    assert ctx.vocab is None
+    with pytest.raises(BadRequestData, match="other"):
+        ctx.expand_term("other")
+    assert ctx.expand_term("http://x.test/y") == "http://x.test/y"
+
+
 def test_shortest_term_wins_in_compaction() -> None:
     ctx = ContextResolver().resolve(
         {"zz": "http://t.test/x", "aaa": "http://t.test/x", "yy": "http://t.test/x"}

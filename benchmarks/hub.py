@@ -1,0 +1,789 @@
+"""Hub benchmark: what one uvicorn worker on one core serves, and where the time goes.
+
+For each engine (SQLite, PostgreSQL+PostGIS) one run starts ``cityos serve`` pinned to
+core 0 and drives it from core 1 (wrk, or an httpx client for batches and queries):
+
+1. empty endpoint req/s (``GET /health``) — the HTTP stack's ceiling;
+2. single-attribute ``PATCH /entities/{id}/attrs/speed`` req/s over 1,000 entities;
+3. ``GET /entities/{id}`` req/s over the same entities;
+4. batch upsert entities/s (1,000 per request) — this also loads the geo data set
+   (``cityos.twin.bulk.generate_bulk``: N entities over greater Phnom Penh);
+5. geo+q query latency (2 km box, ``type=TrafficFlowObserved``, ``q=intensity>500``);
+6. the same single-attribute update with no HTTP: ``EntityService.partial_update_attr``
+   on the store, and a plain SQL ``UPDATE`` of one row as the floor.
+
+It prints a table with the targets, and writes ``benchmarks/results/hub-<engine>.json``.
+``--quick`` runs 50,000 entities and 5 s wrk runs. Usage::
+
+    .venv/bin/python benchmarks/hub.py [--engine sqlite|postgresql|both] [--quick]
+        [--entities N] [--duration S] [--profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import queue
+import random
+import re
+import shutil
+import signal
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+WRK_DIR = ROOT / "benchmarks" / "wrk"
+RESULTS = ROOT / "benchmarks" / "results"
+VENV_BIN = Path(sys.executable).parent
+PG_ADMIN_URL = os.environ.get("CITYOS_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+PG_DB = "cityos_bench"
+
+SERVER_CORE, CLIENT_CORE = 0, 1
+N_VEHICLES = 1000
+VEHICLE_PREFIX = "urn:ngsi-ld:Vehicle:bench-"
+# Vehicles are written with no @context, so their terms expand by the core context's @vocab.
+SPEED_IRI = "https://uri.etsi.org/ngsi-ld/default-context/speed"
+BATCH = 1000
+TARGETS = {
+    "patch_vs_empty": 0.40,  # PATCH req/s >= 40 % of the empty endpoint
+    "batch_upsert_eps_sqlite": 50_000,  # entities/s, SQLite only
+    "get_rps": 8_000,
+    "geo_p99_ms": 15.0,
+}
+
+console = Console()
+
+
+# ------------------------------------------------------------------------------ machine
+
+
+def machine_info() -> dict[str, Any]:
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem = int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return {
+        "nproc": os.cpu_count(),
+        "cpu_model": model,
+        "memory_mib": mem,
+        "kernel": platform.release(),
+        "pinning": {
+            "server": f"taskset -c {SERVER_CORE} (one uvicorn worker on one core)",
+            "load": f"taskset -c {CLIENT_CORE} (wrk, httpx client, this harness)",
+            "postgresql": "server processes not pinned (they share both cores)",
+        },
+    }
+
+
+def versions(engine: str) -> dict[str, Any]:
+    from importlib.metadata import version
+
+    out: dict[str, Any] = {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version}
+    for pkg in ("cityos", "starlette", "uvicorn", "orjson", "psycopg", "httpx"):
+        try:
+            out[pkg] = version(pkg)
+        except Exception:
+            out[pkg] = None
+    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
+    out["wrk"] = (wrk.stdout + wrk.stderr).strip().splitlines()[0] if wrk.stdout + wrk.stderr else None
+    if engine == "postgresql":
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_URL) as conn:
+            out["postgresql"] = conn.execute("SHOW server_version").fetchone()[0]
+        try:
+            with psycopg.connect(_pg_url()) as conn:
+                out["postgis"] = conn.execute("SELECT postgis_lib_version()").fetchone()[0]
+        except Exception:
+            out["postgis"] = None
+    return out
+
+
+def proc_cpu_s(pids: list[int]) -> float:
+    """User+system CPU seconds used so far by these processes (those still alive)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / tick
+
+
+def machine_busy() -> tuple[float, float]:
+    """(busy, steal) jiffies of all CPUs so far, from /proc/stat."""
+    f = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = f[3] + f[4]
+    return sum(f) - idle, f[7] if len(f) > 7 else 0
+
+
+class CpuMeter:
+    """CPU the hub (and its PostgreSQL backends) spent in a phase, and how busy the machine was.
+
+    The machine is shared, so wall-clock rates alone mislead: requests per CPU-second of
+    the server process tell what one dedicated core would serve.
+    """
+
+    def __init__(self, server_pid: int, db_url: str) -> None:
+        self.server_pid = server_pid
+        self.db_url = db_url
+
+    def _db_pids(self) -> list[int]:
+        if not self.db_url.startswith("postgres"):
+            return []
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                (PG_DB,),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    @contextmanager
+    def measure(self, into: dict[str, Any]) -> Iterator[None]:
+        db_before = {p: proc_cpu_s([p]) for p in self._db_pids()}
+        srv0, (busy0, steal0), load0, t0 = proc_cpu_s([self.server_pid]), machine_busy(), os.getloadavg()[0], time.perf_counter()
+        yield
+        wall = time.perf_counter() - t0
+        busy1, steal1 = machine_busy()
+        db_after = {p: proc_cpu_s([p]) for p in self._db_pids()}
+        into["server_cpu_s"] = proc_cpu_s([self.server_pid]) - srv0
+        into["server_cpu_share"] = into["server_cpu_s"] / wall
+        if self.db_url.startswith("postgres"):
+            into["db_backend_cpu_s"] = sum(db_after[p] - db_before.get(p, 0.0) for p in db_after)
+        tick, ncpu = os.sysconf("SC_CLK_TCK"), os.cpu_count() or 1
+        into["machine_busy_share"] = (busy1 - busy0) / tick / wall / ncpu
+        into["machine_steal_share"] = (steal1 - steal0) / tick / wall / ncpu
+        into["load_avg_1m"] = [load0, os.getloadavg()[0]]
+
+
+def _pin(core: int) -> None:
+    try:
+        os.sched_setaffinity(0, {core})
+    except (AttributeError, OSError):
+        pass
+
+
+# ------------------------------------------------------------------------------ databases
+
+
+def _pg_url() -> str:
+    return PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_DB
+
+
+@contextmanager
+def database(engine: str) -> Iterator[str]:
+    """A fresh, empty database for one run; removed afterwards whatever happens."""
+    if engine == "sqlite":
+        tmp = tempfile.mkdtemp(prefix="cityos-bench-")
+        try:
+            yield f"sqlite:///{tmp}/hub.db"
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
+    import psycopg
+
+    def recreate(create: bool) -> None:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {PG_DB} WITH (FORCE)")
+            if create:
+                conn.execute(f"CREATE DATABASE {PG_DB}")
+
+    recreate(True)
+    try:
+        yield _pg_url()
+    finally:
+        recreate(False)
+
+
+# ------------------------------------------------------------------------------ server
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def hub_server(url: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """``cityos serve`` on core 0, in its own process group so it is always killed."""
+    log = tempfile.TemporaryFile()
+    cmd = ["taskset", "-c", str(SERVER_CORE), str(VENV_BIN / "cityos"), "serve",
+           "--host", "127.0.0.1", "--port", str(port), "--database-url", url]
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(f"cityos serve exited ({proc.returncode}):\n{log.read().decode()}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("cityos serve did not answer /health within 60 s")
+            time.sleep(0.2)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        log.close()
+
+
+# ------------------------------------------------------------------------------ wrk
+
+
+def run_wrk(
+    base: str, script: str, duration: int, connections: int, args: list[str] | None = None
+) -> dict[str, Any]:
+    """One wrk run on core 1; the numbers come from the script's ``done()`` JSON line."""
+    cmd = ["taskset", "-c", str(CLIENT_CORE), "wrk", "-t1", f"-c{connections}",
+           f"-d{duration}s", "--timeout", "10s", "-s", script, base]
+    if args:
+        cmd += ["--", *args]
+    out = subprocess.run(cmd, cwd=WRK_DIR, capture_output=True, text=True, timeout=duration + 60)
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("WRKJSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk gave no result:\n{out.stdout}\n{out.stderr}")
+    res = json.loads(line[len("WRKJSON "):])
+    secs = res["duration_us"] / 1e6
+    errs = res["errors"]
+    res["rps"] = res["requests"] / secs
+    res["non_2xx"] = errs["status"]
+    res["socket_errors"] = errs["connect"] + errs["read"] + errs["write"] + errs["timeout"]
+    res["ok_rps"] = (res["requests"] - errs["status"]) / secs
+    res["connections"] = connections
+    res["duration_s"] = secs
+    return res
+
+
+# ------------------------------------------------------------------------------ entities
+
+
+def vehicle(i: int) -> dict[str, Any]:
+    """A car with six attributes, written with no @context (core context only)."""
+    rng = random.Random(i)
+    return {
+        "id": f"{VEHICLE_PREFIX}{i}",
+        "type": "Vehicle",
+        "speed": {"type": "Property", "value": rng.randint(0, 60), "unitCode": "KMH",
+                  "observedAt": "2026-11-30T01:00:00.000000Z"},
+        "heading": {"type": "Property", "value": rng.randint(0, 359)},
+        "vehicleType": {"type": "Property", "value": rng.choice(["car", "motorbike", "bus"])},
+        "fuelLevel": {"type": "Property", "value": round(rng.random(), 3)},
+        "refRoadSegment": {"type": "Relationship", "object": "urn:ngsi-ld:RoadSegment:bulk-0"},
+        "location": {"type": "GeoProperty", "value": {
+            "type": "Point",
+            "coordinates": [round(rng.uniform(104.90, 104.94), 6), round(rng.uniform(11.56, 11.59), 6)],
+        }},
+    }
+
+
+def host_district_context(client: httpx.Client) -> str:
+    """Host the sample district's @context on the hub; the Link header clients then send."""
+    from cityos.twin.context import DISTRICT_CONTEXT
+
+    r = client.post("/ngsi-ld/v1/jsonldContexts", json=DISTRICT_CONTEXT)
+    if r.status_code != 201:
+        raise RuntimeError(f"hosting the district @context failed: {r.status_code} {r.text}")
+    url = str(client.base_url).rstrip("/") + r.headers["location"]
+    return f'<{url}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+
+
+def _batches(n: int, seed: int) -> Iterator[bytes]:
+    from cityos.twin.bulk import generate_bulk
+
+    batch: list[dict[str, Any]] = []
+    for ent in generate_bulk(n, seed):
+        batch.append(ent)
+        if len(batch) == BATCH:
+            yield orjson.dumps(batch)
+            batch = []
+    if batch:
+        yield orjson.dumps(batch)
+
+
+def load_bulk(base: str, link: str, n: int, seed: int, senders: int = 2) -> dict[str, Any]:
+    """Batch-upsert ``n`` bulk entities over HTTP, 1,000 per request; entities/s over the whole load.
+
+    One thread generates and serialises batches ahead into a small queue and ``senders``
+    keep-alive connections post them, so the server (one core) never waits on the client.
+    """
+    bodies: queue.Queue[bytes | None] = queue.Queue(maxsize=8)
+    lock = threading.Lock()
+    stats = {"requests": 0, "entities": 0, "errors": 0, "statuses": {}, "latencies": []}
+    failures: list[str] = []
+    headers = {"Content-Type": "application/json", "Link": link}
+    n_batches = (n + BATCH - 1) // BATCH
+
+    def produce() -> None:
+        for body in _batches(n, seed):
+            bodies.put(body)
+        for _ in range(senders):
+            bodies.put(None)
+
+    def send(progress: Progress, task: Any) -> None:
+        with httpx.Client(base_url=base, timeout=300) as client:
+            while (body := bodies.get()) is not None:
+                t = time.perf_counter()
+                r = client.post("/ngsi-ld/v1/entityOperations/upsert", content=body, headers=headers)
+                dt = time.perf_counter() - t
+                count = body.count(b'"id":"urn:')
+                bad = 0
+                if r.status_code == 207:
+                    bad = len(r.json().get("errors", []))
+                elif r.status_code >= 300:
+                    bad = count
+                with lock:
+                    stats["requests"] += 1
+                    stats["entities"] += count - bad
+                    stats["errors"] += bad
+                    stats["statuses"][str(r.status_code)] = stats["statuses"].get(str(r.status_code), 0) + 1
+                    stats["latencies"].append(dt)
+                    if bad and len(failures) < 3:
+                        failures.append(f"{r.status_code}: {r.text[:300]}")
+                progress.advance(task, count)
+
+    with Progress(
+        TextColumn("[bold]batch upsert"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=console,
+    ) as progress:
+        task = progress.add_task("load", total=n, rate="")
+        start = time.perf_counter()
+        threads = [threading.Thread(target=produce, daemon=True)]
+        threads += [threading.Thread(target=send, args=(progress, task), daemon=True) for _ in range(senders)]
+        for th in threads:
+            th.start()
+        while any(th.is_alive() for th in threads[1:]):
+            done = progress.tasks[0].completed
+            progress.update(task, rate=f"{done / max(time.perf_counter() - start, 1e-9):,.0f} entities/s")
+            time.sleep(0.5)
+        elapsed = time.perf_counter() - start
+    lat = sorted(stats.pop("latencies"))
+    return {
+        "entities": n,
+        "batches": n_batches,
+        "batch_size": BATCH,
+        "connections": senders,
+        "seconds": elapsed,
+        "entities_per_s": stats["entities"] / elapsed,
+        "batch_latency_ms": {"p50": _pct(lat, 50) * 1e3, "p99": _pct(lat, 99) * 1e3},
+        "errors": stats["errors"],
+        "statuses": stats["statuses"],
+        "first_failures": failures,
+        "path": "HTTP POST /ngsi-ld/v1/entityOperations/upsert (application/json + Link)",
+    }
+
+
+def _pct(sorted_values: list[float], p: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    k = min(len(sorted_values) - 1, max(0, round(p / 100 * (len(sorted_values) - 1))))
+    return sorted_values[k]
+
+
+def create_vehicles(client: httpx.Client) -> None:
+    body = [vehicle(i) for i in range(N_VEHICLES)]
+    r = client.post("/ngsi-ld/v1/entityOperations/upsert", json=body)
+    if r.status_code not in (201, 204):
+        raise RuntimeError(f"creating the vehicles failed: {r.status_code} {r.text[:500]}")
+    # One request of each kind by hand, so a wrong status shows up before wrk hides it in a count.
+    r = client.patch(f"/ngsi-ld/v1/entities/{VEHICLE_PREFIX}0/attrs/speed", json={"value": 42})
+    if r.status_code != 204:
+        raise RuntimeError(f"PATCH .../attrs/speed answered {r.status_code}, not 204: {r.text[:300]}")
+    r = client.get(f"/ngsi-ld/v1/entities/{VEHICLE_PREFIX}0")
+    if r.status_code != 200 or r.json().get("speed", {}).get("value") != 42:
+        raise RuntimeError(f"GET after PATCH is wrong: {r.status_code} {r.text[:300]}")
+
+
+# ------------------------------------------------------------------------------ geo+q
+
+
+def geo_queries(base: str, link: str, n_queries: int, warmup: int, seed: int) -> dict[str, Any]:
+    """Sequential geo+q queries over random 2 km boxes inside the bulk area, from one client."""
+    from cityos.twin.bulk import BULK_BBOX, bulk_box
+
+    rng = random.Random(seed)
+    margin = 0.0095  # ~1 km: keep each 2 km box inside the area
+    lon_lo, lat_lo, lon_hi, lat_hi = BULK_BBOX
+
+    def params() -> dict[str, str]:
+        c = (rng.uniform(lon_lo + margin, lon_hi - margin), rng.uniform(lat_lo + margin, lat_hi - margin))
+        x0, y0, x1, y1 = (round(v, 6) for v in bulk_box(2.0, c))
+        ring = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
+        return {
+            "type": "TrafficFlowObserved",
+            "georel": "within",
+            "geometry": "Polygon",
+            "coordinates": json.dumps([ring], separators=(",", ":")),
+            "q": "intensity>500",
+            "limit": "20",
+        }
+
+    times: list[float] = []
+    returned: list[int] = []
+    errors: list[str] = []
+    with httpx.Client(base_url=base, headers={"Link": link}, timeout=30) as client:
+        for i in range(warmup + n_queries):
+            p = params()
+            t = time.perf_counter()
+            r = client.get("/ngsi-ld/v1/entities", params=p)
+            dt = time.perf_counter() - t
+            if r.status_code != 200:
+                errors.append(f"{r.status_code}: {r.text[:200]}")
+                if len(errors) > 5:
+                    raise RuntimeError("geo+q queries fail: " + " | ".join(errors))
+                continue
+            if i < warmup:
+                continue
+            found = r.json()
+            bad = [e["id"] for e in found if not e["id"].startswith("urn:ngsi-ld:TrafficFlowObserved:")
+                   or e.get("intensity", {}).get("value", 0) <= 500]
+            if bad:
+                raise RuntimeError(f"geo+q returned entities that do not match: {bad[:3]}")
+            times.append(dt)
+            returned.append(len(found))
+    s = sorted(times)
+    return {
+        "queries": len(times),
+        "warmup": warmup,
+        "box_km": 2.0,
+        "p50_ms": _pct(s, 50) * 1e3,
+        "p90_ms": _pct(s, 90) * 1e3,
+        "p99_ms": _pct(s, 99) * 1e3,
+        "max_ms": s[-1] * 1e3 if s else None,
+        "mean_ms": statistics.fmean(s) * 1e3 if s else None,
+        "share_nonempty": sum(1 for c in returned if c > 0) / max(1, len(returned)),
+        "mean_returned": statistics.fmean(returned) if returned else 0,
+        "errors": errors,
+        "query": "type=TrafficFlowObserved&georel=within&geometry=Polygon&coordinates=<2 km box>"
+        "&q=intensity>500&limit=20 (Link: district @context)",
+    }
+
+
+# ------------------------------------------------------------------------------ no HTTP
+
+
+def direct_limits(url: str, seconds: float) -> dict[str, Any]:
+    """Single-attribute updates with no HTTP, on core 0 (the server's core), server stopped."""
+    from cityos.hub.entities import EntityService
+    from cityos.hub.store import open_store
+
+    _pin(SERVER_CORE)
+    out: dict[str, Any] = {"core": SERVER_CORE}
+    store = open_store(url)
+    try:
+        svc = EntityService(store)
+        ops, t0 = 0, time.perf_counter()
+        while (el := time.perf_counter() - t0) < seconds:
+            for _ in range(100):
+                svc.partial_update_attr("", f"{VEHICLE_PREFIX}{ops % N_VEHICLES}", SPEED_IRI, {"value": ops % 120})
+                ops += 1
+        out["service_partial_update_per_s"] = ops / (time.perf_counter() - t0)
+        ops, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            for _ in range(100):
+                store.get_entity("", f"{VEHICLE_PREFIX}{ops % N_VEHICLES}")
+                ops += 1
+        out["store_get_entity_per_s"] = ops / (time.perf_counter() - t0)
+        doc = store.get_entity("", f"{VEHICLE_PREFIX}0")
+    finally:
+        store.close()
+    body = orjson.dumps(doc).decode()
+    sql = "UPDATE entities SET doc = {p}, modified_at = {p} WHERE tenant = {p} AND id = {p}"
+    ops, t0 = 0, time.perf_counter()
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(url.split("sqlite:///", 1)[1], isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        stmt = sql.format(p="?")
+        while time.perf_counter() - t0 < seconds:
+            for _ in range(100):
+                conn.execute(stmt, (body, "2026-11-30T01:00:00Z", "", f"{VEHICLE_PREFIX}{ops % N_VEHICLES}"))
+                ops += 1
+        conn.close()
+        out["sql_update_note"] = "sqlite3, autocommit, WAL, synchronous=NORMAL (the store's settings)"
+    else:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            stmt = sql.format(p="%s")
+            while time.perf_counter() - t0 < seconds:
+                for _ in range(100):
+                    conn.execute(stmt, (body, "2026-11-30T01:00:00Z", "", f"{VEHICLE_PREFIX}{ops % N_VEHICLES}"))
+                    ops += 1
+        out["sql_update_note"] = "psycopg 3, autocommit, one round trip per UPDATE"
+    out["sql_update_per_s"] = ops / (time.perf_counter() - t0)
+    out["sql_update_statement"] = sql.format(p="?") + " (the whole stored document, ~%d bytes)" % len(body)
+    return out
+
+
+def run_direct(url: str, seconds: float) -> dict[str, Any]:
+    """``direct_limits`` in a child process, so its core and memory are its own."""
+    cmd = [sys.executable, __file__, "--_direct", url, "--_direct-seconds", str(seconds)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds * 4 + 120)
+    if out.returncode != 0:
+        raise RuntimeError(f"direct store run failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ------------------------------------------------------------------------------ profile
+
+
+def start_profile(pid: int, duration: int, out: Path) -> subprocess.Popen[bytes] | None:
+    """py-spy (if installed) records the server while wrk loads it; collapsed stacks to ``out``."""
+    spy = shutil.which("py-spy") or (str(VENV_BIN / "py-spy") if (VENV_BIN / "py-spy").exists() else None)
+    if spy is None:
+        console.print("[yellow]py-spy not installed: no profile (pip install py-spy)[/yellow]")
+        return None
+    cmd = ["taskset", "-c", str(CLIENT_CORE), spy, "record", "--pid", str(pid), "--duration",
+           str(duration), "--rate", "250", "--format", "raw", "--output", str(out), "--nonblocking"]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def summarise_profile(path: Path, top: int = 25) -> dict[str, Any]:
+    """Self and inclusive time per function from py-spy's collapsed stacks."""
+    self_t: dict[str, int] = {}
+    incl: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        total += n
+        frames = [re.sub(r" \(.*?/(site-packages|src)/", " (", f) for f in stack.split(";")]
+        self_t[frames[-1]] = self_t.get(frames[-1], 0) + n
+        for f in set(frames):
+            incl[f] = incl.get(f, 0) + n
+    pct = lambda d: [(k, round(100 * v / total, 1)) for k, v in sorted(d.items(), key=lambda kv: -kv[1])[:top]]  # noqa: E731
+    return {"samples": total, "self_pct": pct(self_t), "inclusive_pct": pct(incl)}
+
+
+# ------------------------------------------------------------------------------ one engine
+
+
+def bench_engine(engine: str, args: argparse.Namespace) -> dict[str, Any]:
+    console.rule(f"[bold]{engine}")
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    res: dict[str, Any] = {"engine": engine}
+    with database(engine) as url:
+        res["database_url"] = url
+        with hub_server(url, port) as server, httpx.Client(base_url=base, timeout=60) as client:
+            console.print(f"server pid {server.pid} on core {SERVER_CORE}, {base}")
+            res["empty"] = run_wrk(base, "health.lua", args.duration, args.connections)
+            console.print(f"empty endpoint: {res['empty']['rps']:,.0f} req/s")
+
+            link = host_district_context(client)
+            res["batch_upsert"] = load_bulk(base, link, args.entities, args.seed)
+            bu = res["batch_upsert"]
+            console.print(f"batch upsert: {bu['entities_per_s']:,.0f} entities/s "
+                          f"({bu['entities']:,} in {bu['seconds']:.1f} s, {bu['errors']} errors)")
+
+            create_vehicles(client)
+            prof = None
+            if args.profile:
+                prof_path = RESULTS / f"hub-{engine}-patch.pyspy.txt"
+                prof = start_profile(server.pid, max(1, args.duration - 1), prof_path)
+            wrk_args = [str(N_VEHICLES), VEHICLE_PREFIX]
+            res["patch"] = run_wrk(base, "patch.lua", args.duration, args.connections, wrk_args)
+            console.print(f"PATCH attrs/speed: {res['patch']['rps']:,.0f} req/s "
+                          f"({res['patch']['non_2xx']} non-2xx)")
+            if prof is not None:
+                _, err = prof.communicate(timeout=60)
+                if prof.returncode == 0 and prof_path.exists():
+                    res["patch_profile"] = summarise_profile(prof_path)
+                    res["patch_profile"]["raw"] = str(prof_path.relative_to(ROOT))
+                else:
+                    res["patch_profile"] = {"error": err.decode()[-500:]}
+            res["get"] = run_wrk(base, "get.lua", args.duration, args.connections, wrk_args)
+            console.print(f"GET entity: {res['get']['rps']:,.0f} req/s ({res['get']['non_2xx']} non-2xx)")
+
+            res["geo_q"] = geo_queries(base, link, args.queries, args.warmup, args.seed + 1)
+            g = res["geo_q"]
+            console.print(f"geo+q: p50 {g['p50_ms']:.1f} ms, p99 {g['p99_ms']:.1f} ms, "
+                          f"{g['share_nonempty']:.0%} of boxes non-empty")
+        res["direct"] = run_direct(url, args.direct_seconds)
+    res["ratios"] = {
+        "patch_vs_empty": res["patch"]["ok_rps"] / res["empty"]["rps"],
+        "get_vs_empty": res["get"]["ok_rps"] / res["empty"]["rps"],
+        "http_patch_vs_service": res["patch"]["ok_rps"] / res["direct"]["service_partial_update_per_s"],
+        "service_vs_sql_update": res["direct"]["service_partial_update_per_s"] / res["direct"]["sql_update_per_s"],
+    }
+    res["targets"] = targets(engine, res)
+    return res
+
+
+def targets(engine: str, res: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = [
+        ("PATCH ≥ 40 % of empty", res["ratios"]["patch_vs_empty"], TARGETS["patch_vs_empty"], ">="),
+        ("GET by id ≥ 8,000/s", res["get"]["ok_rps"], TARGETS["get_rps"], ">="),
+        ("geo+q p99 ≤ 15 ms", res["geo_q"]["p99_ms"], TARGETS["geo_p99_ms"], "<="),
+    ]
+    if engine == "sqlite":
+        rows.insert(1, ("batch upsert ≥ 50,000 entities/s", res["batch_upsert"]["entities_per_s"],
+                        TARGETS["batch_upsert_eps_sqlite"], ">="))
+    return [
+        {"target": name, "value": value, "goal": goal,
+         "met": value >= goal if op == ">=" else value <= goal}
+        for name, value, goal, op in rows
+    ]
+
+
+def print_report(res: dict[str, Any]) -> None:
+    d = res["direct"]
+    t = Table(title=f"CityOS hub, {res['engine']}: one uvicorn worker on core {SERVER_CORE}, load from core {CLIENT_CORE}")
+    t.add_column("measure")
+    t.add_column("result", justify="right")
+    t.add_column("detail")
+    lat = lambda w: f"p50 {w['latency_us']['p50'] / 1e3:.2f} ms, p99 {w['latency_us']['p99'] / 1e3:.2f} ms"  # noqa: E731
+    t.add_row("empty endpoint (GET /health)", f"{res['empty']['rps']:,.0f} req/s", lat(res["empty"]))
+    t.add_row("PATCH /attrs/speed", f"{res['patch']['ok_rps']:,.0f} req/s",
+              f"{lat(res['patch'])}, non-2xx {res['patch']['non_2xx']}, socket errors {res['patch']['socket_errors']}")
+    t.add_row("GET /entities/{id}", f"{res['get']['ok_rps']:,.0f} req/s",
+              f"{lat(res['get'])}, non-2xx {res['get']['non_2xx']}")
+    bu = res["batch_upsert"]
+    t.add_row("batch upsert (1,000/request)", f"{bu['entities_per_s']:,.0f} entities/s",
+              f"{bu['entities']:,} loaded in {bu['seconds']:.1f} s, errors {bu['errors']}")
+    g = res["geo_q"]
+    t.add_row("geo+q (2 km box, intensity>500)", f"p50 {g['p50_ms']:.2f} / p99 {g['p99_ms']:.2f} ms",
+              f"{g['queries']} queries, {g['share_nonempty']:.0%} non-empty, mean {g['mean_returned']:.1f} returned")
+    t.add_row("no HTTP: EntityService.partial_update_attr", f"{d['service_partial_update_per_s']:,.0f} /s", "on the store, core 0")
+    t.add_row("no HTTP: store.get_entity", f"{d['store_get_entity_per_s']:,.0f} /s", "")
+    t.add_row("floor: plain SQL UPDATE of one row", f"{d['sql_update_per_s']:,.0f} /s", d["sql_update_note"])
+    r = res["ratios"]
+    t.add_row("ratio PATCH / empty", f"{r['patch_vs_empty']:.0%}", "")
+    t.add_row("ratio GET / empty", f"{r['get_vs_empty']:.0%}", "")
+    t.add_row("ratio HTTP PATCH / service call", f"{r['http_patch_vs_service']:.0%}", "")
+    t.add_row("ratio service call / SQL UPDATE", f"{r['service_vs_sql_update']:.0%}", "")
+    console.print(t)
+    tt = Table(title="targets")
+    tt.add_column("target")
+    tt.add_column("measured", justify="right")
+    tt.add_column("met")
+    for row in res["targets"]:
+        v = row["value"]
+        shown = f"{v:.0%}" if v < 1 else f"{v:,.1f}" if v < 100 else f"{v:,.0f}"
+        tt.add_row(row["target"], shown, "[green]met[/green]" if row["met"] else "[red]not met[/red]")
+    console.print(tt)
+    prof = res.get("patch_profile")
+    if prof and "self_pct" in prof:
+        pt = Table(title=f"server profile during PATCH ({prof['samples']} samples): top self time")
+        pt.add_column("function")
+        pt.add_column("self %", justify="right")
+        for name, p in prof["self_pct"][:12]:
+            pt.add_row(name, f"{p}")
+        console.print(pt)
+
+
+# ------------------------------------------------------------------------------ main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--engine", choices=["sqlite", "postgresql", "both"], default="both")
+    p.add_argument("--entities", type=int, default=None, help="geo data set size (default 1,000,000; 50,000 with --quick)")
+    p.add_argument("--duration", type=int, default=None, help="seconds per wrk run (default 10; 5 with --quick)")
+    p.add_argument("--quick", action="store_true", help="50,000 entities, 5 s runs, 200 queries")
+    p.add_argument("--connections", type=int, default=32, help="wrk connections (one wrk thread)")
+    p.add_argument("--queries", type=int, default=None, help="geo+q queries measured (default 500)")
+    p.add_argument("--warmup", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile", action="store_true", help="py-spy the server during the PATCH run")
+    p.add_argument("--_direct", help=argparse.SUPPRESS)
+    p.add_argument("--_direct-seconds", type=float, default=5.0, help=argparse.SUPPRESS)
+    a = p.parse_args(argv)
+    a.entities = a.entities if a.entities is not None else (50_000 if a.quick else 1_000_000)
+    a.duration = a.duration if a.duration is not None else (5 if a.quick else 10)
+    a.queries = a.queries if a.queries is not None else (200 if a.quick else 500)
+    a.direct_seconds = 3.0 if a.quick else 5.0
+    return a
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args._direct:
+        print(json.dumps(direct_limits(args._direct, args._direct_seconds)))
+        return 0
+    if shutil.which("wrk") is None:
+        console.print("[red]wrk is not installed (apt-get install wrk)[/red]")
+        return 2
+    _pin(CLIENT_CORE)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    engines = ["sqlite", "postgresql"] if args.engine == "both" else [args.engine]
+    for engine in engines:
+        started = time.time()
+        res = bench_engine(engine, args)
+        res["machine"] = machine_info()
+        res["versions"] = versions(engine) if engine == "sqlite" else _pg_versions_after()
+        res["parameters"] = {
+            "entities": args.entities, "duration_s": args.duration, "wrk_connections": args.connections,
+            "wrk_threads": 1, "queries": args.queries, "warmup": args.warmup, "seed": args.seed,
+            "quick": args.quick, "batch_size": BATCH, "patch_entities": N_VEHICLES,
+        }
+        res["started_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
+        res["wall_s"] = time.time() - started
+        print_report(res)
+        out = RESULTS / f"hub-{engine}.json"
+        out.write_text(json.dumps(res, indent=2) + "\n")
+        console.print(f"wrote {out.relative_to(ROOT)}")
+    return 0
+
+
+def _pg_versions_after() -> dict[str, Any]:
+    """Versions for PostgreSQL, read after the bench database is gone (PostGIS from a probe)."""
+    import psycopg
+
+    out = versions("sqlite")
+    with psycopg.connect(PG_ADMIN_URL) as conn:
+        out["postgresql"] = conn.execute("SHOW server_version").fetchone()[0]
+        row = conn.execute(
+            "SELECT default_version FROM pg_available_extensions WHERE name = 'postgis'"
+        ).fetchone()
+        out["postgis"] = row[0] if row else None
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""The command line as a user runs it: demo, db init/migrate/stats, --json outputs."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from cityos.cli import app
+
+runner = CliRunner()
+
+
+def test_demo_no_serve_loads_replays_and_answers(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path}/demo.db"
+    result = runner.invoke(app, ["demo", "--no-serve", "--json", "--minutes", "5", "-d", url])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout[result.stdout.index("{") :])
+    assert summary["loaded"] == sum(summary["entities"].values()) > 200
+    assert summary["entities"]["TrafficFlowObserved"] == 40
+    assert summary["updates"] > 0
+    # every sensor update went into history: first sensor has its creation rows plus 6 steps
+    assert summary["history_rows_first_sensor"] > 6
+    by_title = {q["title"]: q for q in summary["queries"]}
+    assert by_title["Buildings (count only)"]["count"] == 60
+    stops = by_title["Bus stops within 400 m of the Central Market"]["results"]
+    assert any(s["id"] == "urn:ngsi-ld:GtfsStop:phsar-thmei" for s in stops)
+    assert all(q["pm25"] > 35 for q in by_title["Air-quality stations with PM2.5 above 35 µg/m³"]["results"])
+    assert any("curl" in line for line in summary["curl"])
+    stats = runner.invoke(app, ["db", "stats", "--json", "-d", url])
+    assert stats.exit_code == 0, stats.output
+    assert json.loads(stats.stdout)["entities"] == summary["loaded"]
+
+
+def test_db_init_migrate_stats(tmp_path) -> None:
+    url = f"sqlite:///{tmp_path}/city.db"
+    r = runner.invoke(app, ["db", "stats", "-d", url])
+    assert r.exit_code == 1 and "cityos db init" in r.output
+    r = runner.invoke(app, ["db", "init", "--json", "-d", url])
+    assert r.exit_code == 0
+    out = json.loads(r.stdout)
+    assert out["from"] == 0 and out["to"] >= 1 and out["applied"]
+    r = runner.invoke(app, ["db", "migrate", "--json", "-d", url])
+    assert json.loads(r.stdout)["applied"] == []
+    r = runner.invoke(app, ["db", "stats", "--json", "-d", url])
+    assert json.loads(r.stdout)["entities"] == 0
+
+
+def test_bad_database_url_is_a_clear_error(tmp_path) -> None:
+    r = runner.invoke(app, ["db", "migrate", "-d", "mysql://nope"])
+    assert r.exit_code == 1
+    assert "unsupported database URL" in r.output
+
+
+def test_help_everywhere() -> None:
+    for args in (["--help"], ["serve", "--help"], ["demo", "--help"], ["db", "--help"], ["db", "stats", "--help"]):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 0 and "Usage" in r.output
