@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 from pyld import jsonld
 from pyld.jsonld import JsonLdError
@@ -453,7 +453,12 @@ _SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[Hea
 
 
 def _pyld(op: Any, doc: Any, *args: Any, resolver: ContextResolver) -> Any:
-    return op(doc, *args, {"documentLoader": pyld_loader(resolver)})
+    try:
+        return op(doc, *args, {"documentLoader": pyld_loader(resolver)})
+    except (TypeError, KeyError, AttributeError):
+        # PyLD itself crashes on some odd contexts (e.g. a prefix mapped to null that a
+        # compact-IRI term uses): no reference answer to compare with, so skip the example.
+        reject()
 
 
 def _resolve_both(

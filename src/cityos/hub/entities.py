@@ -8,7 +8,6 @@ a failed entity in a batch is left exactly as it was.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,6 +112,11 @@ def _merge_members(old: Instance, new: dict[str, Any], now: str) -> Instance:
     return out
 
 
+def _copy(entity: Entity) -> Entity:
+    """A copy safe to change: attribute lists are copied, instances are replaced, never mutated."""
+    return {**entity, "attrs": {a: list(insts) for a, insts in entity["attrs"].items()}}
+
+
 def _is_null_instance(inst: Instance) -> bool:
     return any(inst.get(k) == NULL for k in ("value", "object", "languageMap", "json", "vocab"))
 
@@ -169,7 +173,7 @@ class EntityService:
             tx.add_history(history)
 
     def _merged(self, old: Entity, fragment: Entity, now: str) -> tuple[Entity, list[HistoryRow]]:
-        new = copy.deepcopy(old)
+        new = _copy(old)
         history: list[HistoryRow] = []
         if fragment.get("type"):
             new["type"] = list(dict.fromkeys([*old["type"], *fragment["type"]]))
@@ -228,7 +232,7 @@ class EntityService:
     def _appended(
         self, old: Entity, attrs: Attrs, now: str, no_overwrite: bool, types: list[str] | None
     ) -> tuple[Entity, list[HistoryRow], UpdateResult]:
-        new = copy.deepcopy(old)
+        new = _copy(old)
         if types:
             new["type"] = list(dict.fromkeys([*old["type"], *types]))
         result = UpdateResult()
@@ -271,7 +275,7 @@ class EntityService:
     def _updated(
         self, old: Entity, attrs: Attrs, now: str
     ) -> tuple[Entity, list[HistoryRow], UpdateResult]:
-        new = copy.deepcopy(old)
+        new = _copy(old)
         result = UpdateResult()
         history: list[HistoryRow] = []
         for attr, instances in attrs.items():
@@ -306,7 +310,7 @@ class EntityService:
         now = now_iso()
         with self.store.transaction(tenant) as tx:
             old = self._get(tx, entity_id)
-            new = copy.deepcopy(old)
+            new = _copy(old)
             current = new["attrs"].get(attr)
             if not current:
                 raise ResourceNotFound(f"entity {entity_id} has no attribute {attr}")
@@ -339,7 +343,7 @@ class EntityService:
         now = now_iso()
         with self.store.transaction(tenant) as tx:
             old = self._get(tx, entity_id)
-            new = copy.deepcopy(old)
+            new = _copy(old)
             current = new["attrs"].get(attr)
             if not current:
                 raise ResourceNotFound(f"entity {entity_id} has no attribute {attr}")

@@ -122,6 +122,16 @@ def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def to_hub_time(value: str) -> str:
+    """An ISO 8601 date-time in the hub's form (UTC, microseconds, ``Z``), so that stored
+    timestamps compare correctly as text; naive times are taken as UTC. Raises ValueError."""
+    text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
+    dt = datetime.fromisoformat(text)
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def default_instance(instances: list[Instance]) -> Instance | None:
     """The instance without ``datasetId``, if any."""
     for inst in instances:

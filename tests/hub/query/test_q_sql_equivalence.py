@@ -45,9 +45,7 @@ STRINGS = ["a", "b", "ab", "Z", "é", "Ω", "urn:x:1", "urn:x:2", *DATES]
 NUMBERS = [-3, 0, 2, 2.0, 0.5, 7, -1.5]
 REGEXES = ["^a", "b$", "a.b", "[ab]+", "é", "^(a|b)$", "x*", "urn:x:[0-9]", "T12"]
 
-scalars = st.one_of(
-    st.sampled_from(NUMBERS), st.sampled_from(STRINGS), st.booleans()
-)
+scalars = st.one_of(st.sampled_from(NUMBERS), st.sampled_from(STRINGS), st.booleans())
 numbers = st.sampled_from(NUMBERS)
 strings = st.sampled_from(STRINGS)
 
@@ -62,7 +60,9 @@ values = scalars | st.lists(scalars, max_size=3) | compound
 @st.composite
 def instances(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
     kind = draw(
-        st.sampled_from(["Property", "Property", "Relationship", "LanguageProperty", "ListProperty"])
+        st.sampled_from(
+            ["Property", "Property", "Relationship", "LanguageProperty", "ListProperty"]
+        )
     )
     inst: dict[str, Any] = {"type": kind}
     if kind == "Property":
@@ -95,10 +95,7 @@ def entities(draw: st.DrawFn) -> dict[str, Any]:
         if draw(st.booleans()) and len(insts) > 1:
             insts[0]["datasetId"] = "urn:ds:0"
         attrs[name] = insts
-    scope = draw(st.lists(st.sampled_from(["/a", "/a/b", "/a/b/c", "/b/x", "/a/x/c"]), max_size=2))
     ent: dict[str, Any] = {"id": "urn:e", "type": ["https://ex.org/T"], "attrs": attrs}
-    if scope:
-        ent["scope"] = scope
     return ent
 
 
@@ -193,7 +190,7 @@ def pg_table(postgres_url: str) -> Iterator[PostgresTable]:
 
 
 SETTINGS = settings(
-    max_examples=300,
+    max_examples=150,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -222,6 +219,19 @@ def check_attrs(table: Any, dialect: str, ents: list[dict[str, Any]], attrs: lis
 
 
 entity_lists = st.lists(entities(), min_size=1, max_size=8)
+scoped_lists = st.lists(
+    st.builds(
+        lambda scope: {"id": "urn:e", "attrs": {}, **({"scope": scope} if scope else {})},
+        st.lists(st.sampled_from(["/a", "/a/b", "/a/b/c", "/b/x", "/a/x/c", "/ab"]), max_size=2),
+    ),
+    min_size=1,
+    max_size=8,
+)
+SCOPE_SETTINGS = settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 q_lists = st.lists(q_exprs, min_size=1, max_size=4)
 
 
@@ -231,15 +241,13 @@ def test_sqlite_q_equals_evaluator(sqlite_table: SqliteTable, ents: list, exprs:
     check_q(sqlite_table, "sqlite", ents, exprs)
 
 
-@SETTINGS
-@given(ents=entity_lists, exprs=st.lists(scope_exprs, min_size=1, max_size=4))
-def test_sqlite_scope_equals_evaluator(
-    sqlite_table: SqliteTable, ents: list, exprs: list
-) -> None:
+@SCOPE_SETTINGS
+@given(ents=scoped_lists, exprs=st.lists(scope_exprs, min_size=1, max_size=4))
+def test_sqlite_scope_equals_evaluator(sqlite_table: SqliteTable, ents: list, exprs: list) -> None:
     check_scope(sqlite_table, "sqlite", ents, exprs)
 
 
-@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@SCOPE_SETTINGS
 @given(ents=entity_lists, attrs=st.lists(st.sampled_from(ATTRS), max_size=2))
 def test_sqlite_attrs_any(sqlite_table: SqliteTable, ents: list, attrs: list) -> None:
     check_attrs(sqlite_table, "sqlite", ents, attrs)
@@ -253,16 +261,14 @@ def test_postgres_q_equals_evaluator(pg_table: PostgresTable, ents: list, exprs:
 
 
 @pytest.mark.postgres
-@SETTINGS
-@given(ents=entity_lists, exprs=st.lists(scope_exprs, min_size=1, max_size=4))
-def test_postgres_scope_equals_evaluator(
-    pg_table: PostgresTable, ents: list, exprs: list
-) -> None:
+@SCOPE_SETTINGS
+@given(ents=scoped_lists, exprs=st.lists(scope_exprs, min_size=1, max_size=4))
+def test_postgres_scope_equals_evaluator(pg_table: PostgresTable, ents: list, exprs: list) -> None:
     check_scope(pg_table, "postgresql", ents, exprs)
 
 
 @pytest.mark.postgres
-@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@SCOPE_SETTINGS
 @given(ents=entity_lists, attrs=st.lists(st.sampled_from(ATTRS), max_size=2))
 def test_postgres_attrs_any(pg_table: PostgresTable, ents: list, attrs: list) -> None:
     check_attrs(pg_table, "postgresql", ents, attrs)

@@ -154,7 +154,9 @@ def path_exists(entity: Entity, path: AttrPath) -> bool:
         return path.attr in entity.get("attrs", {})
     for inst in entity.get("attrs", {}).get(path.attr, ()):
         node, _member = _walk(inst, path)
-        if node is not _MISSING and (not path.compound or any(True for _ in _targets_in(node, path))):
+        if node is not _MISSING and (
+            not path.compound or any(True for _ in _targets_in(node, path))
+        ):
             return True
     return False
 

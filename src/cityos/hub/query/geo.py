@@ -162,9 +162,7 @@ def parse_geo_query(
     """Build a validated :class:`GeoQuery` from the ``georel``/``geometry``/``coordinates`` parameters."""
     rel, max_d, min_d = _parse_georel(georel or "")
     if geometry not in QUERY_GEOMETRIES:
-        raise BadRequestData(
-            f"geometry: {geometry!r} is not one of {', '.join(QUERY_GEOMETRIES)}"
-        )
+        raise BadRequestData(f"geometry: {geometry!r} is not one of {', '.join(QUERY_GEOMETRIES)}")
     if isinstance(coordinates, str):
         try:
             coords = json.loads(coordinates)

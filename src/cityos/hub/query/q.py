@@ -51,9 +51,7 @@ _NAME_RUN = re.compile(r"[\w:/#.\-@%&+$]+")
 _PLAIN_SEGMENT = re.compile(r"[\w\-]+\Z")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
 _NUMBER = re.compile(r"-?\d+(\.\d+)?([eE][+-]?\d+)?\Z")
-_DATETIME = re.compile(
-    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?\Z"
-)
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?\Z")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}\Z")
 _TIME = re.compile(r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?Z?\Z")
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:[^\s\"<>]+\Z")
@@ -100,9 +98,7 @@ class _Reader:
     def enter(self) -> None:
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise TooComplexQuery(
-                f"{self.what} nests parentheses deeper than {MAX_DEPTH} levels"
-            )
+            raise TooComplexQuery(f"{self.what} nests parentheses deeper than {MAX_DEPTH} levels")
 
     def leave(self) -> None:
         self.depth -= 1
@@ -282,7 +278,7 @@ def _quoted(r: _Reader) -> str:
             except ValueError as exc:
                 raise r.error("a valid escape sequence in the quoted string", at=start) from exc
         r.i += 1
-    raise r.error('a closing \'"\'', at=start)
+    raise r.error("a closing '\"'", at=start)
 
 
 def _value_list(r: _Reader, op: str, op_at: int) -> object:

@@ -183,7 +183,9 @@ def _sq_paths(doc: str, path: AttrPath, subs: list[str], member: str | None) -> 
     return {"ap": ap, "rel": rel, "compound": compound, "fast": fast}
 
 
-def _sq_general(doc: str, path: AttrPath, subs: list[str], member: str | None, test: Test) -> Fragment | bool:
+def _sq_general(
+    doc: str, path: AttrPath, subs: list[str], member: str | None, test: Test
+) -> Fragment | bool:
     """EXISTS over all instances and all candidates of each."""
     p = _sq_paths(doc, path, subs, member)
     cond = _sq_test(test, ("c.atom", []), None)
@@ -304,7 +306,9 @@ def _pg_compound_guard(payload: str, keys: tuple[str, ...]) -> str:
     return " && ".join(f'{s}.type() == "object"' for s in steps)
 
 
-def _pg_jsonpath(path: AttrPath, subs: list[str], member: str | None, test: Test | None) -> tuple[str, dict[str, Any]]:
+def _pg_jsonpath(
+    path: AttrPath, subs: list[str], member: str | None, test: Test | None
+) -> tuple[str, dict[str, Any]]:
     """A lax jsonpath that yields an item iff some candidate passes ``test`` (None: exists)."""
     vars_: dict[str, Any] = {}
     base = "lax $.attrs" + _key(path.attr) + "[*]" + "".join(_key(s) for s in subs)
@@ -318,7 +322,11 @@ def _pg_jsonpath(path: AttrPath, subs: list[str], member: str | None, test: Test
         alts = []
         for payload in _PG_COMPOUND_PAYLOADS:
             target = f"@.{payload}{compound}"
-            inner = f"exists({target})" if test is None else f"exists({target} ? {_pg_cond(test, vars_)})"
+            inner = (
+                f"exists({target})"
+                if test is None
+                else f"exists({target} ? {_pg_cond(test, vars_)})"
+            )
             alts.append(f"({_pg_compound_guard(payload, path.compound)} && {inner})")
         return f"{base} ? ({' || '.join(alts)})", vars_
     if test is None:

@@ -7,10 +7,10 @@ part of the payload is wrong (``where``), so a client can fix its request withou
 from __future__ import annotations
 
 import re
-from datetime import datetime
 from typing import Any
 
 from cityos.hub.errors import BadRequestData
+from cityos.hub.model import to_hub_time
 
 # RFC 3986 scheme, then a non-empty rest without whitespace, controls or characters that
 # cannot appear in a URI even percent-encoded-aware clients would send raw.
@@ -59,15 +59,14 @@ def check_name(name: Any, where: str, what: str = "attribute name") -> str:
 
 
 def check_datetime(value: Any, where: str) -> str:
-    """An ISO 8601 date-time (date and time); kept as the client wrote it."""
+    """An ISO 8601 date-time (date and time), in the hub's form (UTC, microseconds, ``Z``)
+    so that ``q`` and the temporal API compare it correctly as text."""
     if not isinstance(value, str) or "T" not in value:
         raise BadRequestData(f"{where}: {value!r} is not an ISO 8601 date-time")
-    text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
     try:
-        datetime.fromisoformat(text)
+        return to_hub_time(value)
     except ValueError:
         raise BadRequestData(f"{where}: {value!r} is not an ISO 8601 date-time") from None
-    return value
 
 
 def check_lang_tag(tag: Any, where: str) -> str:

@@ -260,7 +260,7 @@ class _Parser:
             if not is_uri(value):
                 raise self.fail(path, f"datasetId {value!r} is not a URI")
             return value
-        if key == "observedAt" and False:
+        if key == "observedAt":
             return check_datetime(value, f"{self.where}: attribute {path!r}: observedAt")
         if key == "unitCode":
             if not isinstance(value, str) or not value:

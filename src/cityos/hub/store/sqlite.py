@@ -105,6 +105,8 @@ class SqliteTransaction(Transaction):
         self.tenant = tenant
         self.conn = store._conn
         self._tenant_known = tenant == DEFAULT_TENANT or tenant in store._known_tenants
+        # pk and index signature of rows read by get(): update() then needs no second read
+        self._seen: dict[str, tuple[int, list[str], list[Any]]] = {}
 
     def _ensure_tenant(self) -> None:
         if not self._tenant_known:
@@ -118,11 +120,13 @@ class SqliteTransaction(Transaction):
         for chunk in _chunks(ids, 500):
             marks = ",".join("?" * len(chunk))
             rows = self.conn.execute(
-                f"SELECT id, doc FROM entities WHERE tenant = ? AND id IN ({marks})",
+                f"SELECT pk, id, doc FROM entities WHERE tenant = ? AND id IN ({marks})",
                 (self.tenant, *chunk),
             )
-            for eid, doc in rows:
-                out[eid] = orjson.loads(doc)
+            for pk, eid, doc in rows:
+                entity = orjson.loads(doc)
+                out[eid] = entity
+                self._seen[eid] = (pk, list(entity["type"]), _geo_of(entity))
         return out
 
     def insert(self, entity: Entity) -> None:
@@ -142,25 +146,27 @@ class SqliteTransaction(Transaction):
             raise AlreadyExists(f"entity {entity['id']} already exists")
         pk = cur.lastrowid
         self._index(pk, entity)
+        self._seen[entity["id"]] = (pk, list(entity["type"]), _geo_of(entity))
 
     def update(self, entity: Entity) -> None:
-        row = self.conn.execute(
-            "SELECT pk, doc FROM entities WHERE tenant = ? AND id = ?", (self.tenant, entity["id"])
-        ).fetchone()
-        if row is None:
-            raise KeyError(entity["id"])
-        pk, old_doc = row
+        eid = entity["id"]
+        if eid not in self._seen:
+            self.get([eid])
+            if eid not in self._seen:
+                raise KeyError(eid)
+        pk, old_types, old_geo = self._seen[eid]
         self.conn.execute(
             "UPDATE entities SET doc = ?, modified_at = ? WHERE pk = ?",
             (_dumps(entity), entity.get("modifiedAt", ""), pk),
         )
-        old = orjson.loads(old_doc)
-        if old.get("type") != entity.get("type"):
+        new_geo = _geo_of(entity)
+        if old_types != entity["type"]:
             self.conn.execute("DELETE FROM entity_types WHERE pk = ?", (pk,))
             self._index_types(pk, entity)
-        if _geo_of(old) != _geo_of(entity):
+        if old_geo != new_geo:
             self._unindex_geo(pk)
             self._index_geo(pk, entity)
+        self._seen[eid] = (pk, list(entity["type"]), new_geo)
 
     def delete(self, entity_id: str) -> bool:
         row = self.conn.execute(
@@ -169,6 +175,7 @@ class SqliteTransaction(Transaction):
         if row is None:
             return False
         pk = row[0]
+        self._seen.pop(entity_id, None)
         self.conn.execute("DELETE FROM entities WHERE pk = ?", (pk,))
         self.conn.execute("DELETE FROM entity_types WHERE pk = ?", (pk,))
         self._unindex_geo(pk)
