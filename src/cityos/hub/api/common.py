@@ -154,9 +154,9 @@ def response_media(request: Request, *, geo: bool = False) -> str:
                     q = 0.0
         if media in ("*/*", "application/*"):
             media = JSON
-        if media in (JSON, JSONLD) or (geo and media == GEOJSON):
-            if best is None or q > best[0]:
-                best = (q, media)
+        fits = media in (JSON, JSONLD) or (geo and media == GEOJSON)
+        if fits and (best is None or q > best[0]):
+            best = (q, media)
     if best is None:
         raise NotAcceptable(f"cannot answer with {accept}; use application/json or application/ld+json")
     return best[1]

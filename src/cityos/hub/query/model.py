@@ -8,7 +8,7 @@ produce terms as written and :func:`cityos.hub.query.expand` maps them through t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 # ---------------------------------------------------------------------------- q language
 
@@ -70,7 +70,7 @@ class Or:
     items: tuple[QExpr, ...]
 
 
-QExpr = Union[Comparison, Exists, Not, And, Or]
+QExpr = Comparison | Exists | Not | And | Or
 
 # ---------------------------------------------------------------------------- type expressions
 
@@ -90,7 +90,7 @@ class TypeOr:
     items: tuple[TypeExpr, ...]
 
 
-TypeExpr = Union[TypeName, TypeAnd, TypeOr]
+TypeExpr = TypeName | TypeAnd | TypeOr
 
 # ---------------------------------------------------------------------------- scopeQ
 
@@ -112,7 +112,7 @@ class ScopeOr:
     items: tuple[ScopeExpr, ...]
 
 
-ScopeExpr = Union[ScopeMatch, ScopeAnd, ScopeOr]
+ScopeExpr = ScopeMatch | ScopeAnd | ScopeOr
 
 # ---------------------------------------------------------------------------- geoQ
 
