@@ -37,19 +37,18 @@ from cityos.twin.replay import sensor_updates
 BASE = "/ngsi-ld/v1"
 LINK = f'<{CONTEXT_URL}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
 HEADERS = {"Content-Type": "application/json", "Link": LINK}
-WAT_PHNOM = (104.9230, 11.5762)
 CENTRAL_MARKET = (104.9210, 11.5697)
 
 # (title, query parameters) — what an operator would ask of the district.
 EXAMPLE_QUERIES: list[tuple[str, dict[str, str]]] = [
     (
-        "Congested traffic sensors within 600 m of Wat Phnom",
+        "Traffic slower than 24 km/h within 800 m of the Central Market",
         {
             "type": "TrafficFlowObserved",
-            "q": "congested==true",
-            "georel": "near;maxDistance==600",
+            "q": "averageVehicleSpeed<24",
+            "georel": "near;maxDistance==800",
             "geometry": "Point",
-            "coordinates": json.dumps(list(WAT_PHNOM)),
+            "coordinates": json.dumps(list(CENTRAL_MARKET)),
             "attrs": "intensity,averageVehicleSpeed,congested",
         },
     ),
