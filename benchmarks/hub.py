@@ -572,29 +572,78 @@ def create_vehicles(client: httpx.Client) -> None:
 # ------------------------------------------------------------------------------ geo+q
 
 
-def geo_queries(base: str, link: str, n_queries: int, warmup: int, seed: int) -> dict[str, Any]:
-    """Sequential geo+q queries over random 2 km boxes inside the bulk area, from one client."""
+GEO_PARAMS = {
+    "type": "TrafficFlowObserved",
+    "georel": "within",
+    "geometry": "Polygon",
+    "q": "intensity>500",
+    "limit": "20",
+}
+
+
+def random_box(rng: random.Random, km: float = 2.0) -> str:
+    """``coordinates`` of a ``km`` square Polygon at a random place inside the bulk area."""
     from cityos.twin.bulk import BULK_BBOX, bulk_box
 
-    rng = random.Random(seed)
     margin = 0.0095  # ~1 km: keep each 2 km box inside the area
     lon_lo, lat_lo, lon_hi, lat_hi = BULK_BBOX
+    c = (
+        rng.uniform(lon_lo + margin, lon_hi - margin),
+        rng.uniform(lat_lo + margin, lat_hi - margin),
+    )
+    x0, y0, x1, y1 = (round(v, 6) for v in bulk_box(km, c))
+    ring = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
+    return json.dumps([ring], separators=(",", ":"))
+
+
+def direct_geo(url: str, store: Any, n: int, seed: int) -> dict[str, Any]:
+    """The geo+q query through ``store.query`` with no HTTP (same expansion as the API's)."""
+    from cityos.config import Settings
+    from cityos.hub.core import Hub
+    from cityos.hub.model import DEFAULT_GEOPROPERTY
+    from cityos.hub.query.geo import parse_geo_query
+    from cityos.hub.query.model import EntityQuery
+    from cityos.hub.query.q import expand_q, expand_types, parse_q, parse_type_expr
+    from cityos.twin.context import DISTRICT_CONTEXT
+
+    hub = Hub(Settings(database_url=url), store=store)
+    ctx = hub.contexts.resolve(DISTRICT_CONTEXT["@context"])
+    rng = random.Random(seed)
+
+    def query() -> EntityQuery:
+        q = EntityQuery()
+        q.types = expand_types(parse_type_expr(GEO_PARAMS["type"]), ctx.expand_term)
+        q.q = expand_q(parse_q(GEO_PARAMS["q"]), ctx.expand_term)
+        q.geo = parse_geo_query("within", "Polygon", random_box(rng), DEFAULT_GEOPROPERTY)
+        q.limit = 20
+        return q
+
+    for _ in range(20):
+        store.query("", query())
+    times, found = [], []
+    for _ in range(n):
+        q = query()
+        t = time.perf_counter()
+        found.append(len(store.query("", q).entities))
+        times.append(time.perf_counter() - t)
+    s = sorted(times)
+    out: dict[str, Any] = {
+        "queries": n,
+        "p50_ms": _pct(s, 50) * 1e3,
+        "p99_ms": _pct(s, 99) * 1e3,
+        "share_nonempty": sum(1 for f in found if f) / n,
+    }
+    if hasattr(store, "explain"):
+        out["explain"] = store.explain("", query())
+    return out
+
+
+def geo_queries(base: str, link: str, n_queries: int, warmup: int, seed: int) -> dict[str, Any]:
+    """Sequential geo+q queries over random 2 km boxes inside the bulk area, from one client."""
+    rng = random.Random(seed)
 
     def params() -> dict[str, str]:
-        c = (
-            rng.uniform(lon_lo + margin, lon_hi - margin),
-            rng.uniform(lat_lo + margin, lat_hi - margin),
-        )
-        x0, y0, x1, y1 = (round(v, 6) for v in bulk_box(2.0, c))
-        ring = [[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]
-        return {
-            "type": "TrafficFlowObserved",
-            "georel": "within",
-            "geometry": "Polygon",
-            "coordinates": json.dumps([ring], separators=(",", ":")),
-            "q": "intensity>500",
-            "limit": "20",
-        }
+        return {**GEO_PARAMS, "coordinates": random_box(rng)}
 
     times: list[float] = []
     returned: list[int] = []
@@ -686,6 +735,7 @@ def direct_limits(url: str, seconds: float) -> dict[str, Any]:
         out["store_get_entity"] = _timed(
             meter, seconds, lambda i: store.get_entity("", ids[i % N_VEHICLES])
         )
+        out["store_geo_q"] = direct_geo(url, store, 100, seed=7)
         doc = store.get_entity("", ids[0])
     finally:
         store.close()
@@ -742,7 +792,7 @@ def profiled(
     if not args.profile:
         yield
         return
-    path = RESULTS / f"hub-{engine}-{phase}.pyspy.txt"
+    path = RESULTS / f"hub-{engine}{_tag(args)}-{phase}.pyspy.txt"
     prof = start_profile(pid, max(1, args.duration - 1), path)
     try:
         yield
@@ -910,7 +960,8 @@ def bench_engine(engine: str, args: argparse.Namespace) -> dict[str, Any]:
                 )
                 console.print(
                     f"geo+q: p50 {g['p50_ms']:.1f} ms, p99 {g['p99_ms']:.1f} ms, "
-                    f"{g['server_cpu_ms_per_query']:.1f} ms server CPU/query, "
+                    f"{g['server_cpu_ms_per_query']:.1f} ms hub CPU/query, "
+                    f"{g.get('db_cpu_ms_per_query', 0):.1f} ms PostgreSQL CPU/query, "
                     f"{g['share_nonempty']:.0%} of boxes non-empty"
                 )
         res["direct"] = run_direct(url, args.direct_seconds)
@@ -1063,6 +1114,18 @@ def print_report(res: dict[str, Any]) -> None:
             f"{q['queries']} queries, {q['share_nonempty']:.0%} non-empty, "
             f"mean {q['mean_returned']:.1f} returned",
         )
+    sg = d.get("store_geo_q")
+    if sg:
+        cells = [
+            "no HTTP: store.query geo+q",
+            f"p50 {sg['p50_ms']:.1f} / p99 {sg['p99_ms']:.1f} ms",
+            "",
+        ]
+        t.add_row(
+            *cells,
+            *([""] if pg else []),
+            f"{sg['queries']} queries, {sg['share_nonempty']:.0%} non-empty",
+        )
     for name, key, note in (
         (
             "no HTTP: EntityService.partial_update_attr /s",
@@ -1209,10 +1272,15 @@ def main(argv: list[str] | None = None) -> int:
         res["started_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started))
         res["wall_s"] = time.time() - started
         print_report(res)
-        out = RESULTS / f"hub-{engine}.json"
+        out = RESULTS / f"hub-{engine}{_tag(args)}.json"
         out.write_text(json.dumps(res, indent=2) + "\n")
         console.print(f"wrote {out.relative_to(ROOT)}")
     return 0
+
+
+def _tag(args: argparse.Namespace) -> str:
+    """Quick runs are kept apart from full ones: hub-sqlite-quick.json next to hub-sqlite.json."""
+    return "-quick" if args.quick else ""
 
 
 def _pg_versions_after() -> dict[str, Any]:

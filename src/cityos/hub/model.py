@@ -47,7 +47,9 @@ Entity ``id``, ``scope``, the core keys above and datetimes are never expanded.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 Entity = dict[str, Any]
@@ -122,9 +124,20 @@ def now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_HUB_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+
+
 def to_hub_time(value: str) -> str:
     """An ISO 8601 date-time in the hub's form (UTC, microseconds, ``Z``), so that stored
     timestamps compare correctly as text; naive times are taken as UTC. Raises ValueError."""
+    if _HUB_TIME.fullmatch(value):
+        datetime.fromisoformat(value[:-1])  # still a real date and time
+        return value
+    return _to_hub_time(value)
+
+
+@lru_cache(maxsize=4096)
+def _to_hub_time(value: str) -> str:
     text = value[:-1] + "+00:00" if value.endswith(("Z", "z")) else value
     dt = datetime.fromisoformat(text)
     if dt.tzinfo is None:

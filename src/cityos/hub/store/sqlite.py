@@ -107,6 +107,10 @@ class SqliteTransaction(Transaction):
         self._tenant_known = tenant == DEFAULT_TENANT or tenant in store._known_tenants
         # pk and index signature of rows read by get(): update() then needs no second read
         self._seen: dict[str, tuple[int, list[str], list[Any]]] = {}
+        # index rows are buffered and written with one executemany per table at commit
+        self._type_rows: list[tuple[str, str, int]] = []
+        self._geo_rows: list[tuple[Any, ...]] = []
+        self._next_gid: int | None = None
 
     def _ensure_tenant(self) -> None:
         if not self._tenant_known:
@@ -161,6 +165,7 @@ class SqliteTransaction(Transaction):
         )
         new_geo = _geo_of(entity)
         if old_types != entity["type"]:
+            self.flush()
             self.conn.execute("DELETE FROM entity_types WHERE pk = ?", (pk,))
             self._index_types(pk, entity)
         if old_geo != new_geo:
@@ -175,6 +180,7 @@ class SqliteTransaction(Transaction):
         if row is None:
             return False
         pk = row[0]
+        self.flush()
         self._seen.pop(entity_id, None)
         self.conn.execute("DELETE FROM entities WHERE pk = ?", (pk,))
         self.conn.execute("DELETE FROM entity_types WHERE pk = ?", (pk,))
@@ -210,10 +216,7 @@ class SqliteTransaction(Transaction):
         self._index_geo(pk, entity)
 
     def _index_types(self, pk: int, entity: Entity) -> None:
-        self.conn.executemany(
-            "INSERT OR IGNORE INTO entity_types(tenant, type, pk) VALUES (?,?,?)",
-            [(self.tenant, t, pk) for t in entity["type"]],
-        )
+        self._type_rows.extend((self.tenant, t, pk) for t in entity["type"])
 
     def _index_geo(self, pk: int, entity: Entity) -> None:
         for attr, seq, geom in _geo_of(entity):
@@ -221,18 +224,38 @@ class SqliteTransaction(Transaction):
                 minx, miny, maxx, maxy = geoq.geometry_bbox(geom)
             except Exception:  # not a geometry we can index: stays unindexed, never matches
                 continue
+            if self._next_gid is None:
+                row = self.conn.execute("SELECT max(gid) FROM geo").fetchone()
+                self._next_gid = (row[0] or 0) + 1
+            gid = self._next_gid
+            self._next_gid += 1
             is_point = 1 if geom.get("type") == "Point" else 0
-            cur = self.conn.execute(
-                "INSERT INTO geo(pk, attr, seq, is_point, minx, miny, maxx, maxy, geojson)"
-                " VALUES (?,?,?,?,?,?,?,?,?)",
-                (pk, attr, seq, is_point, minx, miny, maxx, maxy, _dumps(geom)),
-            )
-            self.conn.execute(
-                "INSERT INTO geo_rtree(gid, minx, maxx, miny, maxy) VALUES (?,?,?,?,?)",
-                (cur.lastrowid, minx, maxx, miny, maxy),
+            self._geo_rows.append(
+                (gid, pk, attr, seq, is_point, minx, miny, maxx, maxy, _dumps(geom))
             )
 
+    def flush(self) -> None:
+        """Write the buffered index rows (before a delete, and at commit)."""
+        if self._type_rows:
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO entity_types(tenant, type, pk) VALUES (?,?,?)",
+                self._type_rows,
+            )
+            self._type_rows = []
+        if self._geo_rows:
+            self.conn.executemany(
+                "INSERT INTO geo(gid, pk, attr, seq, is_point, minx, miny, maxx, maxy, geojson)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                self._geo_rows,
+            )
+            self.conn.executemany(
+                "INSERT INTO geo_rtree(gid, minx, maxx, miny, maxy) VALUES (?,?,?,?,?)",
+                [(r[0], r[5], r[7], r[6], r[8]) for r in self._geo_rows],
+            )
+            self._geo_rows = []
+
     def _unindex_geo(self, pk: int) -> None:
+        self.flush()
         self.conn.execute(
             "DELETE FROM geo_rtree WHERE gid IN (SELECT gid FROM geo WHERE pk = ?)", (pk,)
         )
@@ -371,7 +394,9 @@ class SqliteStore(Store):
             self._conn.execute("BEGIN IMMEDIATE")
             known = set(self._known_tenants)
             try:
-                yield SqliteTransaction(self, tenant)
+                tx = SqliteTransaction(self, tenant)
+                yield tx
+                tx.flush()
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 self._known_tenants = known
