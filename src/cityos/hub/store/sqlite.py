@@ -92,6 +92,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0002_history_by_type_and_time",
+        # the temporal API asks "this type's attribute over that time": index it
+        """
+        CREATE INDEX history_type_time ON history(tenant, entity_type, attr, observed_at);
+        """,
+    ),
 ]
 
 
