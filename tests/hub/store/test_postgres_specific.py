@@ -428,3 +428,20 @@ def test_tenants_sort_bytewise(pg: PostgresStore) -> None:
 def test_iter_entities_pages_in_insertion_order(pg: PostgresStore) -> None:
     put(pg, *(ent(f"urn:a:{n}") for n in range(25)))
     assert [e["id"] for e in pg.iter_entities("", batch=10)] == [f"urn:a:{n}" for n in range(25)]
+
+
+def test_invalid_polygons_are_made_valid_not_refused(pg: PostgresStore) -> None:
+    bowtie = {"type": "Polygon", "coordinates": [[[0, 0], [2, 2], [2, 0], [0, 2], [0, 0]]]}
+    put(pg, ent("urn:a:bowtie", geo=bowtie), ent("urn:a:pt", geo=point(0.5, 1)))
+    assert ids(pg, geo=GeoQuery("intersects", box(0, 0, 0.5, 2))) == ["urn:a:bowtie", "urn:a:pt"]
+    assert ids(pg, geo=GeoQuery("within", bowtie)) == []  # (0.5, 1) lies outside both lobes
+    assert ids(pg, geo=GeoQuery("within", box(0, 0, 2, 2))) == ["urn:a:bowtie", "urn:a:pt"]
+
+
+def test_near_with_a_polygon_and_the_envelope_prefilter(pg: PostgresStore) -> None:
+    # 1 km east of a 0.01-degree square at the equator, and one far away
+    put(pg, ent("urn:a:1", geo=point(0.01 + 0.0089932, 0.005)), ent("urn:a:2", geo=point(1, 1)))
+    square = box(0, 0, 0.01, 0.01)
+    assert ids(pg, geo=GeoQuery("near", square, max_distance=1001)) == ["urn:a:1"]
+    assert ids(pg, geo=GeoQuery("near", square, max_distance=999)) == []
+    assert ids(pg, geo=GeoQuery("near", square, min_distance=999)) == ["urn:a:1", "urn:a:2"]
