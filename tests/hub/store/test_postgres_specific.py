@@ -6,6 +6,7 @@ database (catalog, side tables) to check the SQL-side design holds.
 
 from __future__ import annotations
 
+import secrets
 import threading
 import time
 from collections.abc import Iterator
@@ -432,10 +433,15 @@ def test_iter_entities_pages_in_insertion_order(pg: PostgresStore) -> None:
 
 def test_invalid_polygons_are_made_valid_not_refused(pg: PostgresStore) -> None:
     bowtie = {"type": "Polygon", "coordinates": [[[0, 0], [2, 2], [2, 0], [0, 2], [0, 0]]]}
-    put(pg, ent("urn:a:bowtie", geo=bowtie), ent("urn:a:pt", geo=point(0.5, 1)))
+    put(
+        pg,
+        ent("urn:a:bowtie", geo=bowtie),
+        ent("urn:a:pt", geo=point(0.5, 1)),  # inside the left lobe
+        ent("urn:a:gap", geo=point(1, 0.2)),  # between the lobes
+    )
     assert ids(pg, geo=GeoQuery("intersects", box(0, 0, 0.5, 2))) == ["urn:a:bowtie", "urn:a:pt"]
-    assert ids(pg, geo=GeoQuery("within", bowtie)) == []  # (0.5, 1) lies outside both lobes
-    assert ids(pg, geo=GeoQuery("within", box(0, 0, 2, 2))) == ["urn:a:bowtie", "urn:a:pt"]
+    assert ids(pg, geo=GeoQuery("within", bowtie)) == ["urn:a:bowtie", "urn:a:pt"]
+    assert ids(pg, geo=GeoQuery("disjoint", bowtie)) == ["urn:a:gap"]
 
 
 def test_near_with_a_polygon_and_the_envelope_prefilter(pg: PostgresStore) -> None:
@@ -445,3 +451,62 @@ def test_near_with_a_polygon_and_the_envelope_prefilter(pg: PostgresStore) -> No
     assert ids(pg, geo=GeoQuery("near", square, max_distance=1001)) == ["urn:a:1"]
     assert ids(pg, geo=GeoQuery("near", square, max_distance=999)) == []
     assert ids(pg, geo=GeoQuery("near", square, min_distance=999)) == ["urn:a:1", "urn:a:2"]
+
+
+def test_queued_writes_keep_their_order_and_last_update_wins(pg: PostgresStore) -> None:
+    put(pg, ent("urn:a:1", geo=point(0.5, 0.5), n=0))
+    with pg.transaction("") as tx:
+        doc = tx.get(["urn:a:1", "urn:a:2"])["urn:a:1"]
+        doc["attrs"][LOC][0]["value"] = point(5, 5)  # moved …
+        tx.update(doc)
+        doc["attrs"][EX + "n"][0]["value"] = 2  # … then changed again, same place
+        tx.update(doc)
+        doc["attrs"][EX + "n"][0]["value"] = 3  # the caller's dict changes after the call
+        tx.insert(ent("urn:a:2", geo=point(0.5, 0.5)))
+        tx.delete("urn:a:2")
+        tx.insert(ent("urn:a:2", n=7))  # re-created without a location
+    got = pg.get_entity("", "urn:a:1")
+    assert got["attrs"][EX + "n"][0]["value"] == 2
+    assert ids(pg, geo=GeoQuery("within", box(4, 4, 6, 6))) == ["urn:a:1"]
+    assert pg.get_entity("", "urn:a:2")["attrs"][EX + "n"][0]["value"] == 7
+    assert raw(pg, "SELECT count(*) FROM entity_geo") == [(1,)]
+
+
+def test_queued_insert_that_loses_a_race_fails_the_transaction(pg: PostgresStore) -> None:
+    with pytest.raises(AlreadyExists, match="urn:a:1"), pg.transaction("") as tx:
+        assert tx.get(["urn:a:1"]) == {}
+        tx.insert(ent("urn:a:1", n=1))  # queued: get() found the id absent
+        put(pg, ent("urn:a:1", n=2))  # another worker commits the same id first
+    assert pg.get_entity("", "urn:a:1")["attrs"][EX + "n"][0]["value"] == 2
+    assert raw(pg, "SELECT count(*) FROM entities") == [(1,)]
+
+
+def test_odd_point_coordinates_are_stored_unindexed(pg: PostgresStore) -> None:
+    put(
+        pg,
+        ent("urn:a:1", geo={"type": "Point", "coordinates": [10**400, 1]}),
+        ent("urn:a:3", geo={"type": "Point", "coordinates": [1, 1]}),
+    )
+    assert ids(pg, geo=GeoQuery("intersects", box(0, 0, 2, 2))) == ["urn:a:3"]
+
+
+@pytest.mark.postgres
+def test_migrate_carries_an_older_database_forward(postgres_url, monkeypatch) -> None:
+    from cityos.hub.entities import EntityService
+    from cityos.hub.store import postgres as pg
+
+    name = f"cityos_test_{secrets.token_hex(5)}"
+    monkeypatch.setattr(pg, "MIGRATIONS", pg.MIGRATIONS[:1])
+    old = PostgresStore(postgres_url, schema=name)
+    try:
+        assert old.migrate() == ["0001_initial"]
+        EntityService(old).create(
+            "", {"id": "urn:x:1", "type": ["https://ex.org/T"], "attrs": {"https://ex.org/v": [{"type": "Property", "value": 1}]}}
+        )
+        monkeypatch.undo()
+        assert old.schema_version() == 1
+        assert old.migrate() == [n for n, _ in pg.MIGRATIONS[1:]]
+        assert old.schema_version() == len(pg.MIGRATIONS)
+        assert old.get_entity("", "urn:x:1")["attrs"]["https://ex.org/v"][0]["value"] == 1
+    finally:
+        old.drop_schema()

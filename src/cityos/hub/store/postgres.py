@@ -17,9 +17,12 @@ import json
 import math
 import re
 import secrets
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import groupby
 from typing import Any
 
 import orjson
@@ -103,6 +106,13 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0002_history_by_type_and_time",
+        # the temporal API asks "this type's attribute over that time": index it
+        """
+        CREATE INDEX history_type_time ON history(tenant, entity_type, attr, observed_at);
+        """,
+    ),
 ]
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -160,11 +170,32 @@ def _geo_of(entity: Entity) -> list[GeoRow]:
     return out
 
 
+def _point_wkb(geom: dict[str, Any]) -> bytes | None:
+    """WKB of a plain 2-D or 3-D GeoJSON Point without Shapely (50x faster, the common case)."""
+    if geom.get("type") != "Point":
+        return None
+    c = geom.get("coordinates")
+    if not isinstance(c, list) or len(c) not in (2, 3):
+        return None
+    x, y = c[0], c[1]
+    if type(x) not in (int, float) or type(y) not in (int, float):
+        return None
+    try:
+        return struct.pack("<BIdd", 1, 1, float(x), float(y)) if math.isfinite(x + y) else None
+    except OverflowError:  # an integer beyond any float
+        return None
+
+
 def _wkb_rows(rows: list[GeoRow]) -> tuple[list[str], list[bytes]]:
     """2-D WKB of the geometries Shapely can read; the others stay unindexed and never match."""
     attrs: list[str] = []
     wkbs: list[bytes] = []
     for attr, geom in rows:
+        point = _point_wkb(geom)
+        if point is not None:
+            attrs.append(attr)
+            wkbs.append(point)
+            continue
         try:
             g = shape(geom)
             if g.is_empty:
@@ -182,28 +213,28 @@ def _wkb_rows(rows: list[GeoRow]) -> tuple[list[str], list[bytes]]:
 # ---------------------------------------------------------------------------- transactions
 
 
-_INSERT = (
+# Queued writes go out as one statement per run of the same kind, rows passed as arrays
+# in binary format (%b): the text format escapes every quote of every document in Python.
+_TYPES_OF_DOC = (
+    "CASE jsonb_typeof(v.d -> 'type') WHEN 'string' THEN ARRAY[v.d ->> 'type']"
+    " ELSE ARRAY(SELECT jsonb_array_elements_text(v.d -> 'type')) END"
+)
+_INSERT_MANY = (
     "INSERT INTO entities(tenant, id, types, doc, created_at, modified_at)"
-    " VALUES (%s, %s, %s, %s::jsonb, %s, %s) ON CONFLICT (tenant, id) DO NOTHING RETURNING pk"
+    f" SELECT %s, v.id, {_TYPES_OF_DOC}, v.d, v.c, v.m"
+    " FROM (SELECT id, d::jsonb AS d, c, m, n"
+    " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[]) WITH ORDINALITY AS u(id, d, c, m, n)) v"
+    " ORDER BY v.n ON CONFLICT (tenant, id) DO NOTHING RETURNING id"
 )
-_INSERT_GEO = (
-    "WITH e AS (" + _INSERT + "),"
-    " g AS (INSERT INTO entity_geo(pk, attr, geom)"
-    " SELECT e.pk, x.attr, ST_GeomFromWKB(x.wkb, 4326)"
-    " FROM e, unnest(%s::text[], %s::bytea[]) AS x(attr, wkb))"
-    " SELECT pk FROM e"
+_INSERT_GEO_MANY = (
+    "INSERT INTO entity_geo(pk, attr, geom) SELECT e.pk, x.attr, ST_GeomFromWKB(x.wkb, 4326)"
+    " FROM unnest(%b::text[], %b::text[], %b::bytea[]) AS x(id, attr, wkb)"
+    " JOIN entities e ON e.tenant = %s AND e.id = x.id"
 )
-_UPDATE_DOC = (
-    "UPDATE entities SET types = %s, doc = %s::jsonb, modified_at = %s WHERE pk = %s RETURNING pk"
-)
-_UPDATE_GEO = (
-    "WITH e AS (UPDATE entities SET types = %s, doc = %s::jsonb, modified_at = %s"
-    " WHERE tenant = %s AND id = %s RETURNING pk),"
-    " d AS (DELETE FROM entity_geo WHERE pk IN (SELECT pk FROM e)),"
-    " g AS (INSERT INTO entity_geo(pk, attr, geom)"
-    " SELECT e.pk, x.attr, ST_GeomFromWKB(x.wkb, 4326)"
-    " FROM e, unnest(%s::text[], %s::bytea[]) AS x(attr, wkb))"
-    " SELECT pk FROM e"
+_UPDATE_MANY = (
+    f"UPDATE entities e SET doc = v.d, types = {_TYPES_OF_DOC}, modified_at = v.m"
+    " FROM (SELECT id, d::jsonb AS d, m FROM unnest(%b::text[], %b::text[], %b::text[]) AS u(id, d, m)) v"
+    " WHERE e.tenant = %s AND e.id = v.id"
 )
 _HISTORY_COLUMNS = (
     "tenant, entity_id, entity_type, attr, dataset_id, instance, op,"
@@ -212,22 +243,57 @@ _HISTORY_COLUMNS = (
 _COPY_THRESHOLD = 64  # history rows from which COPY beats a pipelined executemany
 
 
-def _types_of(entity: Entity) -> list[str]:
-    t = entity.get("type") or []
-    return [t] if isinstance(t, str) else list(t)
+@dataclass
+class _Write:
+    """An entity write, serialised when it is made (the caller may change its dict later)."""
+
+    id: str
+    doc: str = ""
+    created: str = ""
+    modified: str = ""
+    geo: list[GeoRow] = field(default_factory=list)
+    geo_attrs: list[str] = field(default_factory=list)
+    geo_wkbs: list[bytes] = field(default_factory=list)
+    geo_changed: bool = True
+
+    @classmethod
+    def of(cls, entity: Entity, old_geo: list[GeoRow] | None) -> _Write:
+        geo = _geo_of(entity)
+        changed = old_geo is None or old_geo != geo
+        attrs, wkbs = _wkb_rows(geo) if changed else ([], [])
+        return cls(
+            entity["id"],
+            _dumps(entity),
+            entity.get("createdAt", ""),
+            entity.get("modifiedAt", ""),
+            geo,
+            attrs,
+            wkbs,
+            changed,
+        )
 
 
 class PostgresTransaction(Transaction):
-    """One pooled connection inside BEGIN … COMMIT; ``get`` locks rows with FOR UPDATE."""
+    """One pooled connection inside BEGIN … COMMIT; ``get`` locks rows with FOR UPDATE.
+
+    Writes whose outcome is already known are queued and sent in one pipeline (one round
+    trip) before the next read and at commit: updates and deletes of rows this
+    transaction locked with ``get`` or inserted, and inserts of ids ``get`` found absent.
+    Anything else runs at once, so ``insert`` of an unchecked id raises AlreadyExists
+    right there. History rows are written at the flush too (COPY when many).
+    """
 
     def __init__(self, store: PostgresStore, conn: psycopg.Connection[Any], tenant: str) -> None:
         self.store = store
         self.conn = conn
         self.tenant = tenant
         self._tenant_known = tenant == DEFAULT_TENANT or tenant in store._known_tenants
-        # pk and geometries of rows this transaction read or wrote: lets ``update`` skip
+        # Geometries of rows this transaction locked or wrote: lets ``update`` skip
         # rewriting the geo index when no GeoProperty changed (the common sensor update).
-        self._seen: dict[str, tuple[int, list[GeoRow]]] = {}
+        self._seen: dict[str, list[GeoRow]] = {}
+        self._absent: set[str] = set()  # ids ``get`` looked for and did not find
+        self._pending: list[tuple[str, _Write]] = []  # (insert|update|delete, write)
+        self._history: list[HistoryRow] = []
 
     def _ensure_tenant(self) -> None:
         if not self._tenant_known:
@@ -237,67 +303,141 @@ class PostgresTransaction(Transaction):
             self.store._known_tenants.add(self.tenant)
             self._tenant_known = True
 
+    def flush(self) -> None:
+        """Send the queued writes; raises AlreadyExists if a queued insert lost a race."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            checks: list[tuple[list[str], psycopg.Cursor[Any]]] = []
+            with self.conn.pipeline():
+                for kind, run in groupby(pending, key=lambda op: op[0]):
+                    ops = [op[1] for op in run]
+                    if kind == "insert":
+                        checks.append(([w.id for w in ops], self._insert_many(ops)))
+                    elif kind == "update":
+                        self._update_many(ops)
+                    else:
+                        self.conn.execute(
+                            "DELETE FROM entities WHERE tenant = %s AND id = ANY(%s)",
+                            (self.tenant, [w.id for w in ops]),
+                        )
+            for wanted, cur in checks:
+                done = {r[0] for r in cur.fetchall()}
+                for eid in wanted:
+                    if eid not in done:
+                        raise AlreadyExists(f"entity {eid} already exists")
+        if self._history:
+            rows, self._history = self._history, []
+            self._write_history(rows)
+
+    def _insert_many(self, ops: list[_Write], *, geo: bool = True) -> psycopg.Cursor[Any]:
+        cur = self.conn.execute(
+            _INSERT_MANY,
+            (
+                self.tenant,
+                [w.id for w in ops],
+                [w.doc for w in ops],
+                [w.created for w in ops],
+                [w.modified for w in ops],
+            ),
+        )
+        if geo:  # in a pipeline: a lost race raises at the flush and rolls all this back
+            self._insert_geo(ops)
+        return cur
+
+    def _insert_geo(self, ops: list[_Write]) -> None:
+        ids = [w.id for w in ops for _ in w.geo_attrs]
+        if ids:
+            attrs = [a for w in ops for a in w.geo_attrs]
+            wkbs = [g for w in ops for g in w.geo_wkbs]
+            self.conn.execute(_INSERT_GEO_MANY, (ids, attrs, wkbs, self.tenant))
+
+    def _update_many(self, ops: list[_Write]) -> None:
+        """Whole-document replacements of rows known to exist; a later one of an id wins."""
+        moved = {w.id for w in ops if w.geo_changed}
+        last = list({w.id: w for w in ops}.values())
+        self.conn.execute(
+            _UPDATE_MANY,
+            (
+                [w.id for w in last],
+                [w.doc for w in last],
+                [w.modified for w in last],
+                self.tenant,
+            ),
+        )
+        if moved:
+            self.conn.execute(
+                "DELETE FROM entity_geo WHERE pk IN"
+                " (SELECT pk FROM entities WHERE tenant = %s AND id = ANY(%s))",
+                (self.tenant, list(moved)),
+            )
+            again = [w for w in last if w.id in moved]
+            for w in again:
+                if not w.geo_changed:  # moved by an earlier write of this run: index this one
+                    w.geo_attrs, w.geo_wkbs = _wkb_rows(w.geo)
+            self._insert_geo(again)
+
     def get(self, ids: list[str]) -> dict[str, Entity]:
+        self.flush()
         if not ids:
             return {}
         rows = self.conn.execute(
-            "SELECT pk, id, doc FROM entities WHERE tenant = %s AND id = ANY(%s)"
+            "SELECT id, doc FROM entities WHERE tenant = %s AND id = ANY(%s)"
             " ORDER BY pk FOR UPDATE",
             (self.tenant, list(ids)),
         ).fetchall()
         out: dict[str, Entity] = {}
-        for pk, eid, doc in rows:
+        for eid, doc in rows:
             out[eid] = doc
-            self._seen[eid] = (pk, _geo_of(doc))
+            self._seen[eid] = _geo_of(doc)
+        self._absent.update(i for i in ids if i not in out)
         return out
 
     def insert(self, entity: Entity) -> None:
         self._ensure_tenant()
-        geo = _geo_of(entity)
-        params: list[Any] = [
-            self.tenant,
-            entity["id"],
-            _types_of(entity),
-            _dumps(entity),
-            entity.get("createdAt", ""),
-            entity.get("modifiedAt", ""),
-        ]
-        attrs, wkbs = _wkb_rows(geo)
-        if attrs:
-            row = self.conn.execute(_INSERT_GEO, [*params, attrs, wkbs]).fetchone()
+        w = _Write.of(entity, self._seen.get(entity["id"]))
+        if w.id in self._absent:
+            self._absent.discard(w.id)
+            self._pending.append(("insert", w))
         else:
-            row = self.conn.execute(_INSERT, params).fetchone()
-        if row is None:
-            raise AlreadyExists(f"entity {entity['id']} already exists")
-        self._seen[entity["id"]] = (row[0], geo)
+            self.flush()
+            if self._insert_many([w], geo=False).fetchone() is None:
+                raise AlreadyExists(f"entity {w.id} already exists")
+            self._insert_geo([w])
+        self._seen[w.id] = w.geo
 
     def update(self, entity: Entity) -> None:
-        eid = entity["id"]
-        geo = _geo_of(entity)
-        doc, types, modified = _dumps(entity), _types_of(entity), entity.get("modifiedAt", "")
-        seen = self._seen.get(eid)
-        if seen is not None and seen[1] == geo:
-            row = self.conn.execute(_UPDATE_DOC, (types, doc, modified, seen[0])).fetchone()
-        else:
-            attrs, wkbs = _wkb_rows(geo)
-            row = self.conn.execute(
-                _UPDATE_GEO, (types, doc, modified, self.tenant, eid, attrs, wkbs)
-            ).fetchone()
-        if row is None:
-            raise KeyError(eid)
-        self._seen[eid] = (row[0], geo)
+        old_geo = self._seen.get(entity["id"])
+        w = _Write.of(entity, old_geo)
+        if old_geo is None:  # not locked by this transaction: find out whether it exists
+            self.flush()
+            cur = self.conn.execute(
+                "SELECT id FROM entities WHERE tenant = %s AND id = %s FOR UPDATE",
+                (self.tenant, w.id),
+            )
+            if cur.fetchone() is None:
+                raise KeyError(w.id)
+        self._pending.append(("update", w))
+        self._seen[w.id] = w.geo
 
     def delete(self, entity_id: str) -> bool:
+        known = self._seen.pop(entity_id, None) is not None
+        self._absent.add(entity_id)
+        if known:
+            self._pending.append(("delete", _Write(entity_id)))
+            return True
+        self.flush()
         cur = self.conn.execute(
             "DELETE FROM entities WHERE tenant = %s AND id = %s", (self.tenant, entity_id)
         )
-        self._seen.pop(entity_id, None)
         return cur.rowcount > 0
 
     def add_history(self, rows: list[HistoryRow]) -> None:
         if not rows:
             return
         self._ensure_tenant()
+        self._history.extend(rows)
+
+    def _write_history(self, rows: list[HistoryRow]) -> None:
         now = datetime.now(UTC)
         data = [
             (
@@ -616,7 +756,9 @@ class PostgresStore(Store):
             known = set(self._known_tenants)
             try:
                 with conn.transaction():
-                    yield PostgresTransaction(self, conn, tenant)
+                    tx = PostgresTransaction(self, conn, tenant)
+                    yield tx
+                    tx.flush()
             except BaseException:
                 self._known_tenants = known
                 raise
