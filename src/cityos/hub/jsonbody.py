@@ -1,16 +1,23 @@
 """Strict JSON parsing of request bodies.
 
-Python's ``json`` silently keeps the last of duplicate keys and accepts ``NaN``/``Infinity``;
-a broker must refuse both (the data would differ from what the client meant). Nesting is
-limited so a hostile body cannot exhaust the stack.
+Python's ``json`` silently keeps the last of duplicate keys and accepts ``NaN``/``Infinity``
+(and ``1e999``, which becomes infinity); a broker must refuse them, since the data would
+differ from what the client meant or could not be stored. Nesting is limited so a hostile
+body cannot exhaust the stack, and integers must fit in 64 bits as JSON stores expect.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from typing import Any
 
 from cityos.hub.errors import BadRequestData, InvalidRequest
+
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+# "\ud800" alone is valid JSON text but not a Unicode string: nothing downstream can store it.
+_SURROGATE_ESCAPE = re.compile(r"\\[uU][dD][89a-fA-F]")
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -28,20 +35,39 @@ def _no_constants(name: str) -> Any:
     raise InvalidRequest(f"{name} is not valid JSON (NaN and Infinity are not allowed)")
 
 
-def _depth(obj: Any, limit: int) -> None:
+def _check(obj: Any, max_depth: int, strings: bool) -> None:
+    """One walk over the document: depth, numbers that cannot be stored, broken Unicode."""
     stack = [(obj, 1)]
     while stack:
-        node, d = stack.pop()
-        if d > limit:
-            raise BadRequestData(f"JSON nested deeper than {limit} levels")
+        node, depth = stack.pop()
+        if depth > max_depth:
+            raise BadRequestData(f"JSON nested deeper than {max_depth} levels")
         if isinstance(node, dict):
-            stack.extend((v, d + 1) for v in node.values())
+            if strings:
+                for key in node:
+                    _check_string(key)
+            stack.extend((v, depth + 1) for v in node.values())
         elif isinstance(node, list):
-            stack.extend((v, d + 1) for v in node)
+            stack.extend((v, depth + 1) for v in node)
+        elif isinstance(node, float):
+            if not math.isfinite(node):
+                raise InvalidRequest("a number is too large to represent (it overflows to infinity)")
+        elif isinstance(node, int) and not isinstance(node, bool):
+            if not INT_MIN <= node <= INT_MAX:
+                raise InvalidRequest(f"integer {node} does not fit in 64 bits")
+        elif strings and isinstance(node, str):
+            _check_string(node)
+
+
+def _check_string(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest(f"invalid Unicode in {text[:40]!r}: a lone surrogate escape") from None
 
 
 def parse_json(body: bytes, *, max_depth: int = 32) -> Any:
-    """Parse a request body or raise InvalidRequest with where it went wrong."""
+    """Parse a request body or raise InvalidRequest / BadRequestData saying what and where."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -54,5 +80,7 @@ def parse_json(body: bytes, *, max_depth: int = 32) -> Any:
         ) from exc
     except RecursionError as exc:
         raise BadRequestData(f"JSON nested deeper than {max_depth} levels") from exc
-    _depth(obj, max_depth)
+    except ValueError as exc:  # e.g. an integer literal of thousands of digits
+        raise InvalidRequest(f"malformed JSON: {exc}") from exc
+    _check(obj, max_depth, strings=_SURROGATE_ESCAPE.search(text) is not None)
     return obj
