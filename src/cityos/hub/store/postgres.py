@@ -111,6 +111,7 @@ MIGRATIONS: list[tuple[str, str]] = [
         # the temporal API asks "this type's attribute over that time": index it
         """
         CREATE INDEX history_type_time ON history(tenant, entity_type, attr, observed_at);
+        DROP INDEX history_time;
         """,
     ),
 ]
@@ -539,6 +540,17 @@ def _query_wkb(geometry: dict[str, Any]) -> bytes:
 
 def _geo_sql(gq: GeoQuery) -> tuple[str, list[Any]]:
     """Entities with an instance of the GeoProperty that satisfies the georel."""
+    pred, params = _geo_pred(gq)
+    return f"e.pk IN (SELECT g.pk FROM entity_geo g WHERE {pred})", params
+
+
+def _geo_pred(gq: GeoQuery, alias: str = "g") -> tuple[str, list[Any]]:
+    """The condition on one ``entity_geo`` row (alias ``alias``) for the georel."""
+    sql, params = _geo_pred_g(gq)
+    return re.sub(r"\bg\.", f"{alias}.", sql), params
+
+
+def _geo_pred_g(gq: GeoQuery) -> tuple[str, list[Any]]:
     geom = _query_wkb(gq.geometry)
     if gq.georel == "near":
         if gq.max_distance is not None:
@@ -555,13 +567,10 @@ def _geo_sql(gq: GeoQuery) -> tuple[str, list[Any]]:
         pred, params = _GEO_PREDICATES[gq.georel], [geom]
     else:
         raise ValueError(f"unknown georel {gq.georel!r}")
-    return (
-        f"e.pk IN (SELECT g.pk FROM entity_geo g WHERE g.attr = %s AND {pred})",
-        [gq.geoproperty, *params],
-    )
+    return f"g.attr = %s AND {pred}", [gq.geoproperty, *params]
 
 
-def _where(tenant: str, query: EntityQuery) -> tuple[list[str], list[Any]]:
+def _where(tenant: str, query: EntityQuery, *, geo: bool = True) -> tuple[list[str], list[Any]]:
     where = ["e.tenant = %s"]
     params: list[Any] = [tenant]
     if query.ids:
@@ -587,11 +596,34 @@ def _where(tenant: str, query: EntityQuery) -> tuple[list[str], list[Any]]:
         s, p = qsql.compile_scope(query.scope, "postgresql", "e.doc")
         where.append(f"({s})")
         params.extend(p)
-    if query.geo is not None:
+    if geo and query.geo is not None:
         s, p = _geo_sql(query.geo)
         where.append(s)
         params.extend(p)
     return where, params
+
+
+def _page_sql(tenant: str, query: EntityQuery) -> tuple[str, list[Any]]:
+    """The page query. A geo-query is driven from the GiST index through a nested loop, with
+    no ORDER BY, so it stops at the page's last row instead of sorting every candidate in the
+    area (40 ms → 2 ms for a 2 km box over a million entities); its order is the index's."""
+    if query.geo is None:
+        where, params = _where(tenant, query)
+        sql = f"SELECT e.doc FROM entities e WHERE {' AND '.join(where)} ORDER BY e.pk"
+        return sql + " LIMIT %s OFFSET %s", [*params, query.limit, query.offset]
+    where, params = _where(tenant, query, geo=False)
+    pred, gparams = _geo_pred(query.geo)
+    pred0, gparams0 = _geo_pred(query.geo, alias="g0")
+    # An entity whose GeoProperty has several matching instances is returned once.
+    once = (
+        "NOT EXISTS (SELECT 1 FROM entity_geo g0 WHERE g0.pk = g.pk AND g0.ctid < g.ctid"
+        f" AND {pred0})"
+    )
+    sql = (
+        f"SELECT e.doc FROM entity_geo g JOIN entities e ON e.pk = g.pk WHERE {pred} AND {once}"
+        f" AND {' AND '.join(where)} LIMIT %s OFFSET %s"
+    )
+    return sql, [*gparams, *gparams0, *params, query.limit, query.offset]
 
 
 # ---------------------------------------------------------------------------- the store
@@ -771,17 +803,15 @@ class PostgresStore(Store):
         return row[0] if row else None
 
     def query(self, tenant: str, query: EntityQuery) -> QueryResult:
-        where, params = _where(tenant, query)
-        where_sql = " AND ".join(where)
-        page = f"SELECT e.doc FROM entities e WHERE {where_sql} ORDER BY e.pk LIMIT %s OFFSET %s"
+        page, page_params = _page_sql(tenant, query)
         with self._pool.connection() as conn:
             # Never server-side prepared: a generic plan would not see how selective the
             # geometry or the types are, and the right plan depends on exactly that.
-            rows = conn.execute(
-                page, [*params, query.limit, query.offset], prepare=False
-            ).fetchall()
+            rows = conn.execute(page, page_params, prepare=False).fetchall()
             count = None
             if query.count:
+                where, params = _where(tenant, query)
+                where_sql = " AND ".join(where)
                 got = conn.execute(
                     f"SELECT count(*) FROM entities e WHERE {where_sql}", params, prepare=False
                 ).fetchone()
@@ -790,14 +820,9 @@ class PostgresStore(Store):
 
     def explain(self, tenant: str, query: EntityQuery) -> str:
         """The plan PostgreSQL picks for a query's page (benchmarks and diagnostics)."""
-        where, params = _where(tenant, query)
-        page = (
-            "EXPLAIN (ANALYZE, BUFFERS) SELECT e.doc FROM entities e WHERE "
-            + " AND ".join(where)
-            + " ORDER BY e.pk LIMIT %s OFFSET %s"
-        )
+        page, params = _page_sql(tenant, query)
         with self._pool.connection() as conn:
-            rows = conn.execute(page, [*params, query.limit, query.offset]).fetchall()
+            rows = conn.execute("EXPLAIN (ANALYZE, BUFFERS) " + page, params).fetchall()
         return "\n".join(r[0] for r in rows)
 
     def attribute_uses(self, tenant: str) -> list[AttributeUse]:

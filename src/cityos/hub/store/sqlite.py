@@ -97,6 +97,7 @@ MIGRATIONS: list[tuple[str, str]] = [
         # the temporal API asks "this type's attribute over that time": index it
         """
         CREATE INDEX history_type_time ON history(tenant, entity_type, attr, observed_at);
+        DROP INDEX history_time;
         """,
     ),
 ]
@@ -418,13 +419,22 @@ class SqliteStore(Store):
         return orjson.loads(row[0]) if row else None
 
     def query(self, tenant: str, query: EntityQuery) -> QueryResult:
-        where, params = self._where(tenant, query)
+        """One statement, driven from the most selective index so LIMIT can stop early:
+        the R*Tree for geo-queries, the type index for a single type, else the table."""
+        drive_by_type = query.geo is None and isinstance(query.types, TypeName)
+        where, params = self._where(tenant, query, types=not drive_by_type)
         if query.geo is not None:
             geo_from, geo_where, geo_params = _geo_source(query.geo)
-            source = f"{geo_from} JOIN entities e ON e.pk = g.pk"
+            source = f"{geo_from} CROSS JOIN entities e ON e.pk = g.pk"
             where = [*geo_where, *where]
             params = [*geo_params, *params]
             order = ""
+        elif drive_by_type:
+            assert isinstance(query.types, TypeName)
+            source = "entity_types t CROSS JOIN entities e ON e.pk = t.pk"
+            where = ["t.tenant = ?", "t.type = ?", *where]
+            params = [tenant, query.types.name, *params]
+            order = " ORDER BY t.pk"
         else:
             source = "entities e"
             order = " ORDER BY e.pk"
@@ -439,7 +449,9 @@ class SqliteStore(Store):
                 ).fetchone()[0]
         return QueryResult([orjson.loads(r[0]) for r in rows], count)
 
-    def _where(self, tenant: str, query: EntityQuery) -> tuple[list[str], list[Any]]:
+    def _where(
+        self, tenant: str, query: EntityQuery, *, types: bool = True
+    ) -> tuple[list[str], list[Any]]:
         where = ["e.tenant = ?"]
         params: list[Any] = [tenant]
         if query.ids:
@@ -448,7 +460,7 @@ class SqliteStore(Store):
         if query.id_pattern:
             where.append("regexp(?, e.id)")
             params.append(f"^(?:{query.id_pattern})$")
-        if query.types is not None:
+        if types and query.types is not None:
             sql, p = _types_sql(query.types, tenant)
             where.append(sql)
             params.extend(p)
@@ -540,7 +552,7 @@ def _ctx_row(r: tuple[Any, ...]) -> StoredContext:
 def _types_sql(expr: TypeExpr, tenant: str) -> tuple[str, list[Any]]:
     if isinstance(expr, TypeName):
         return (
-            "e.pk IN (SELECT pk FROM entity_types WHERE tenant = ? AND type = ?)",
+            "EXISTS (SELECT 1 FROM entity_types t WHERE t.tenant = ? AND t.type = ? AND t.pk = e.pk)",
             [tenant, expr.name],
         )
     parts = [_types_sql(item, tenant) for item in expr.items]
