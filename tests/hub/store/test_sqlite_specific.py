@@ -42,7 +42,7 @@ def test_migrate_carries_an_older_database_forward(tmp_path, monkeypatch: pytest
     assert new.schema_version() == len(sqlite_store.MIGRATIONS)
     assert new.get_entity("", "urn:ngsi-ld:P:1")["attrs"][EX + "v"][0]["value"] == 1
     indexes = {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type='index'")}
-    assert "history_type_time" in indexes
+    assert "history_time" not in indexes and "history_entity" in indexes
 
 
 def test_open_store_urls(tmp_path) -> None:

@@ -31,7 +31,7 @@ from cityos.hub.query.model import EntityQuery
 DEFAULT_TENANT = ""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class HistoryRow:
     """One attribute instance as it was at a change (the temporal API reads these).
 

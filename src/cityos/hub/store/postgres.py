@@ -107,10 +107,10 @@ MIGRATIONS: list[tuple[str, str]] = [
         """,
     ),
     (
-        "0002_history_by_type_and_time",
-        # the temporal API asks "this type's attribute over that time": index it
+        "0002_drop_history_time_index",
+        # every attribute change pays for each history index; nothing reads this one
+        # (time-range reads go through history_entity, retention through partitions/rowid)
         """
-        CREATE INDEX history_type_time ON history(tenant, entity_type, attr, observed_at);
         DROP INDEX history_time;
         """,
     ),
