@@ -8,6 +8,7 @@ a failed entity in a batch is left exactly as it was.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -424,26 +425,22 @@ class EntityService:
     def batch_update(
         self, tenant: str, entities: list[Entity], *, no_overwrite: bool = False
     ) -> BatchResult:
-        result = BatchResult()
-        now = now_iso()
-        with self.store.transaction(tenant) as tx:
-            current = tx.get([e["id"] for e in entities])
-            history: list[HistoryRow] = []
-            for ent in entities:
-                eid = ent["id"]
-                old = current.get(eid)
-                if old is None:
-                    result.errors.append((eid, ResourceNotFound(f"entity {eid} not found")))
-                    continue
-                new, hist, _ = self._appended(old, ent["attrs"], now, no_overwrite, None)
-                tx.update(new)
-                history += hist
-                current[eid] = new
-                result.success.append(eid)
-            tx.add_history(history)
-        return result
+        def change(old: Entity, ent: Entity, now: str) -> tuple[Entity, list[HistoryRow]]:
+            new, hist, _ = self._appended(old, ent["attrs"], now, no_overwrite, None)
+            return new, hist
+
+        return self._modify_existing(tenant, entities, change)
 
     def batch_merge(self, tenant: str, entities: list[Entity]) -> BatchResult:
+        return self._modify_existing(tenant, entities, self._merged)
+
+    def _modify_existing(
+        self,
+        tenant: str,
+        entities: list[Entity],
+        change: Callable[[Entity, Entity, str], tuple[Entity, list[HistoryRow]]],
+    ) -> BatchResult:
+        """Apply ``change(old, fragment, now)`` to each existing entity; missing ids are errors."""
         result = BatchResult()
         now = now_iso()
         with self.store.transaction(tenant) as tx:
@@ -455,7 +452,7 @@ class EntityService:
                 if old is None:
                     result.errors.append((eid, ResourceNotFound(f"entity {eid} not found")))
                     continue
-                new, hist = self._merged(old, ent, now)
+                new, hist = change(old, ent, now)
                 tx.update(new)
                 history += hist
                 current[eid] = new
