@@ -121,7 +121,7 @@ DEFAULT_GEOPROPERTY = LOCATION
 
 def now_iso() -> str:
     """The hub's timestamp format: UTC, microseconds, ``Z`` suffix (sorts as text)."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 _HUB_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
