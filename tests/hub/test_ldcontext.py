@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,8 @@ from cityos.hub.ldcontext import (
     pyld_loader,
 )
 
-V17 = Path("/work/shared/ngsi-ld/ngsi-ld-core-context-v1.7.jsonld")
+# The project's shared reference data lies beside the repository (../shared), in CI too.
+V17 = Path(__file__).resolve().parents[3] / "shared/ngsi-ld/ngsi-ld-core-context-v1.7.jsonld"
 NGSI = "https://uri.etsi.org/ngsi-ld/"
 
 
@@ -39,7 +41,10 @@ def _store(docs: dict[str, Any]) -> ContextResolver:
 # -- the core context --------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not V17.exists(), reason="reference v1.7 core context not present")
+@pytest.mark.skipif(
+    not V17.exists() and os.environ.get("CI") != "true",
+    reason=f"reference v1.7 core context not at {V17} (the project's ../shared)",
+)
 def test_core_v18_keeps_every_v17_term_and_iri() -> None:
     ref_doc = json.loads(V17.read_text())
     ref = ContextResolver().resolve(ref_doc, core=False)
