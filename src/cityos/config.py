@@ -16,6 +16,7 @@ from typing import Any
 @dataclass
 class Settings:
     database_url: str = "sqlite:///data/city.db"
+    pg_synchronous_commit: str = "off"  # "on": wait for the disk on every commit
     host: str = "127.0.0.1"
     port: int = 1026
     max_body_bytes: int = 1_048_576  # 1 MiB; 413 above

@@ -20,7 +20,9 @@ _HOSTED = re.compile(r"^https?://[^/]+/ngsi-ld/v1/jsonldContexts/(?P<id>[^/?#]+)
 class Hub:
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings
-        self.store = store or open_store(settings.database_url)
+        self.store = store or open_store(
+            settings.database_url, pg_synchronous_commit=settings.pg_synchronous_commit
+        )
         self.store.migrate()
         self.entities = EntityService(self.store)
         self.contexts = ContextResolver(

@@ -510,3 +510,16 @@ def test_migrate_carries_an_older_database_forward(postgres_url, monkeypatch) ->
         assert old.get_entity("", "urn:x:1")["attrs"]["https://ex.org/v"][0]["value"] == 1
     finally:
         old.drop_schema()
+
+
+@pytest.mark.postgres
+def test_synchronous_commit_setting(postgres_url) -> None:
+    for wanted in ("off", "on"):
+        store = PostgresStore(postgres_url, synchronous_commit=wanted, pool_size=1)
+        try:
+            with store._pool.connection() as conn:
+                assert conn.execute("SHOW synchronous_commit").fetchone()[0] == wanted
+        finally:
+            store.close()
+    with pytest.raises(ValueError, match="synchronous_commit"):
+        PostgresStore(postgres_url, synchronous_commit="sometimes")
