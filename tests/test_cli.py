@@ -25,7 +25,10 @@ def test_demo_no_serve_loads_replays_and_answers(tmp_path) -> None:
     assert by_title["Buildings (count only)"]["count"] == 60
     stops = by_title["Bus stops within 400 m of the Central Market"]["results"]
     assert any(s["id"] == "urn:ngsi-ld:GtfsStop:phsar-thmei" for s in stops)
-    assert all(q["pm25"] > 35 for q in by_title["Air-quality stations with PM2.5 above 35 µg/m³"]["results"])
+    assert all(
+        q["pm25"] > 35
+        for q in by_title["Air-quality stations with PM2.5 above 35 µg/m³"]["results"]
+    )
     assert any("curl" in line for line in summary["curl"])
     stats = runner.invoke(app, ["db", "stats", "--json", "-d", url])
     assert stats.exit_code == 0, stats.output
@@ -53,6 +56,12 @@ def test_bad_database_url_is_a_clear_error(tmp_path) -> None:
 
 
 def test_help_everywhere() -> None:
-    for args in (["--help"], ["serve", "--help"], ["demo", "--help"], ["db", "--help"], ["db", "stats", "--help"]):
+    for args in (
+        ["--help"],
+        ["serve", "--help"],
+        ["demo", "--help"],
+        ["db", "--help"],
+        ["db", "stats", "--help"],
+    ):
         r = runner.invoke(app, args)
         assert r.exit_code == 0 and "Usage" in r.output

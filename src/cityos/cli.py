@@ -25,7 +25,11 @@ err = Console(stderr=True)
 
 DbOption = Annotated[
     str | None,
-    typer.Option("--database-url", "-d", help="Database URL (default: CITYOS_DATABASE_URL or sqlite:///data/city.db)."),
+    typer.Option(
+        "--database-url",
+        "-d",
+        help="Database URL (default: CITYOS_DATABASE_URL or sqlite:///data/city.db).",
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
@@ -72,13 +76,16 @@ def serve(
         f"CityOS hub on [bold]http://{settings.host}:{settings.port}/ngsi-ld/v1[/bold] "
         f"({settings.database_url}) — Ctrl-C to stop"
     )
-    uvicorn.run(application, host=settings.host, port=settings.port, log_level=log_level, access_log=False)
+    uvicorn.run(
+        application, host=settings.host, port=settings.port, log_level=log_level, access_log=False
+    )
 
 
 @app.command()
 def demo(
     serve_after: Annotated[
-        bool, typer.Option("--serve/--no-serve", help="Keep serving after the replay (default) or exit.")
+        bool,
+        typer.Option("--serve/--no-serve", help="Keep serving after the replay (default) or exit."),
     ] = True,
     database_url: DbOption = None,
     port: Annotated[int | None, typer.Option(help="Port to serve on.")] = None,
@@ -101,7 +108,9 @@ def demo(
         console.print(f"\nServing on [bold]{url}/ngsi-ld/v1[/bold] — Ctrl-C to stop. Try:")
         for line in summary["curl"]:
             console.print(f"  {line}", soft_wrap=True, highlight=False)
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+        uvicorn.run(
+            create_app(settings), host=settings.host, port=settings.port, log_level="warning"
+        )
 
 
 @db_app.command("init")
@@ -124,7 +133,9 @@ def db_migrate(database_url: DbOption = None, json_out: JsonOption = False) -> N
     if json_out:
         print(json.dumps({"from": before, "to": after, "applied": steps}))
     elif steps:
-        console.print(f"migrated {settings.database_url} from v{before} to v{after}: {', '.join(steps)}")
+        console.print(
+            f"migrated {settings.database_url} from v{before} to v{after}: {', '.join(steps)}"
+        )
     else:
         console.print(f"{settings.database_url} is up to date (v{after})")
 

@@ -33,7 +33,11 @@ class Settings:
     def load(cls, env: dict[str, str] | None = None, path: str | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         values: dict[str, Any] = {}
-        cfg = path or env.get("CITYOS_CONFIG") or ("cityos.toml" if Path("cityos.toml").exists() else None)
+        cfg = (
+            path
+            or env.get("CITYOS_CONFIG")
+            or ("cityos.toml" if Path("cityos.toml").exists() else None)
+        )
         if cfg:
             with open(cfg, "rb") as fh:
                 values.update(tomllib.load(fh))

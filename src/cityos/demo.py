@@ -73,28 +73,42 @@ EXAMPLE_QUERIES: list[tuple[str, dict[str, str]]] = [
 ]
 
 
-def run_demo(settings: Settings, *, minutes: int = 60, console: Console | None = None) -> dict[str, Any]:
+def run_demo(
+    settings: Settings, *, minutes: int = 60, console: Console | None = None
+) -> dict[str, Any]:
     """Load and replay the district into a fresh demo database; returns a summary."""
     console = console or Console()
     _reset_sqlite(settings.database_url)
     from cityos.web.app import create_app
 
     hub = Hub(settings)
-    hub.store.put_context(StoredContext("district", CONTEXT_URL, DISTRICT_CONTEXT, "hosted", now_iso()))
+    hub.store.put_context(
+        StoredContext("district", CONTEXT_URL, DISTRICT_CONTEXT, "hosted", now_iso())
+    )
     entities = generate_district(seed=0)
     updates = list(sensor_updates(entities, DISTRICT_TIME, minutes=minutes))
     steps = _by_step(updates)
-    summary: dict[str, Any] = {"database_url": settings.database_url, "entities": count_by_type(entities)}
-    with TestClient(create_app(settings, hub), base_url=f"http://{settings.host}:{settings.port}") as client:
+    summary: dict[str, Any] = {
+        "database_url": settings.database_url,
+        "entities": count_by_type(entities),
+    }
+    with TestClient(
+        create_app(settings, hub), base_url=f"http://{settings.host}:{settings.port}"
+    ) as client:
         progress = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
             console=console,
         )
         with progress:
             t0 = time.perf_counter()
             task = progress.add_task("Loading the district", total=len(entities))
             for chunk in _chunks(entities, 100):
-                r = client.post(f"{BASE}/entityOperations/upsert", content=json.dumps(chunk), headers=HEADERS)
+                r = client.post(
+                    f"{BASE}/entityOperations/upsert", content=json.dumps(chunk), headers=HEADERS
+                )
                 _check(r, "loading the district")
                 progress.advance(task, len(chunk))
             load_s = time.perf_counter() - t0
@@ -102,7 +116,9 @@ def run_demo(settings: Settings, *, minutes: int = 60, console: Console | None =
             task = progress.add_task(f"Replaying {minutes} min of sensor data", total=len(updates))
             for batch in steps:
                 body = [{"id": eid, **frag} for eid, frag in batch]
-                r = client.post(f"{BASE}/entityOperations/update", content=json.dumps(body), headers=HEADERS)
+                r = client.post(
+                    f"{BASE}/entityOperations/update", content=json.dumps(body), headers=HEADERS
+                )
                 _check(r, "replaying sensor data")
                 progress.advance(task, len(batch))
             replay_s = time.perf_counter() - t0
@@ -125,7 +141,11 @@ def run_demo(settings: Settings, *, minutes: int = 60, console: Console | None =
         )
         summary["queries"] = []
         for title, params in EXAMPLE_QUERIES:
-            r = client.get(f"{BASE}/entities", params={**params, "options": "keyValues"}, headers={"Link": LINK})
+            r = client.get(
+                f"{BASE}/entities",
+                params={**params, "options": "keyValues"},
+                headers={"Link": LINK},
+            )
             _check(r, title)
             answer: dict[str, Any] = {"title": title, "params": params}
             if params.get("count"):
@@ -137,7 +157,9 @@ def run_demo(settings: Settings, *, minutes: int = 60, console: Console | None =
                 console.print(f"\n[bold]{title}[/bold]: {len(rows)}")
                 for row in rows[:5]:
                     shown = {k: v for k, v in row.items() if k not in ("id", "type")}
-                    console.print(f"  {row['id']}  {json.dumps(shown, ensure_ascii=False)}", highlight=False)
+                    console.print(
+                        f"  {row['id']}  {json.dumps(shown, ensure_ascii=False)}", highlight=False
+                    )
             summary["queries"].append(answer)
         history = hub.store.history("", _first_flow(entities), None, limit=100_000)
         summary["history_rows_first_sensor"] = len(history)
@@ -186,4 +208,3 @@ def _reset_sqlite(url: str) -> None:
         path = Path(url[len("sqlite:///") :])
         for suffix in ("", "-wal", "-shm"):
             Path(str(path) + suffix).unlink(missing_ok=True)
-

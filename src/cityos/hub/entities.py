@@ -218,7 +218,12 @@ class EntityService:
 
     # -- attributes ---------------------------------------------------------------------
     def append_attrs(
-        self, tenant: str, entity_id: str, attrs: Attrs, *, no_overwrite: bool = False,
+        self,
+        tenant: str,
+        entity_id: str,
+        attrs: Attrs,
+        *,
+        no_overwrite: bool = False,
         types: list[str] | None = None,
     ) -> UpdateResult:
         """POST /entities/{id}/attrs (clause 5.6.3)."""
@@ -387,7 +392,9 @@ class EntityService:
             tx.add_history(history)
         return result
 
-    def batch_upsert(self, tenant: str, entities: list[Entity], *, replace: bool = True) -> BatchResult:
+    def batch_upsert(
+        self, tenant: str, entities: list[Entity], *, replace: bool = True
+    ) -> BatchResult:
         """Create or, for existing ids, replace (default) or update (``options=update``)."""
         result = BatchResult()
         now = now_iso()

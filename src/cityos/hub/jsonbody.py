@@ -51,7 +51,9 @@ def _check(obj: Any, max_depth: int, strings: bool) -> None:
             stack.extend((v, depth + 1) for v in node)
         elif isinstance(node, float):
             if not math.isfinite(node):
-                raise InvalidRequest("a number is too large to represent (it overflows to infinity)")
+                raise InvalidRequest(
+                    "a number is too large to represent (it overflows to infinity)"
+                )
         elif isinstance(node, int) and not isinstance(node, bool):
             if not INT_MIN <= node <= INT_MAX:
                 raise InvalidRequest(f"integer {node} does not fit in 64 bits")

@@ -35,7 +35,9 @@ class NormalisePath:
             raw = scope.get("raw_path") or scope["path"].encode()
             path = scope["path"]
             if b"%2f" in raw.lower():
-                path = unquote(re.sub(rb"%2[fF]", b"%252F", raw).decode("latin-1"), encoding="utf-8")
+                path = unquote(
+                    re.sub(rb"%2[fF]", b"%252F", raw).decode("latin-1"), encoding="utf-8"
+                )
             if len(path) > 1 and path.endswith("/"):
                 path = path.rstrip("/") or "/"
                 raw = raw.rstrip(b"/") or b"/"
@@ -47,11 +49,15 @@ class NormalisePath:
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
-    return problem(ResourceNotFound(f"no route {request.method} {request.url.path}"), request.url.path)
+    return problem(
+        ResourceNotFound(f"no route {request.method} {request.url.path}"), request.url.path
+    )
 
 
 async def _not_allowed(request: Request, exc: Exception) -> Response:
-    err = InvalidRequest(f"method {request.method} is not allowed on {request.url.path}", status=405)
+    err = InvalidRequest(
+        f"method {request.method} is not allowed on {request.url.path}", status=405
+    )
     return problem(err, request.url.path)
 
 
@@ -74,6 +80,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
         Route("/health", health, methods=["GET"]),
         Route("/version", version, methods=["GET"]),
     ]
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield

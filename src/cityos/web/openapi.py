@@ -36,8 +36,36 @@ _QUERY_PARAMS = {
 }
 
 _PARAMS_BY_OP = {
-    ("/entities", "GET"): ["type", "id", "idPattern", "attrs", "pick", "omit", "q", "georel", "geometry", "coordinates", "geoproperty", "geometryProperty", "scopeQ", "limit", "offset", "count", "options", "format", "lang"],
-    ("/entities/{entity_id}", "GET"): ["attrs", "pick", "omit", "options", "format", "lang", "geometryProperty"],
+    ("/entities", "GET"): [
+        "type",
+        "id",
+        "idPattern",
+        "attrs",
+        "pick",
+        "omit",
+        "q",
+        "georel",
+        "geometry",
+        "coordinates",
+        "geoproperty",
+        "geometryProperty",
+        "scopeQ",
+        "limit",
+        "offset",
+        "count",
+        "options",
+        "format",
+        "lang",
+    ],
+    ("/entities/{entity_id}", "GET"): [
+        "attrs",
+        "pick",
+        "omit",
+        "options",
+        "format",
+        "lang",
+        "geometryProperty",
+    ],
     ("/entities/{entity_id}/attrs", "POST"): ["options"],
     ("/entities/{entity_id}/attrs/{attr}", "DELETE"): ["datasetId", "deleteAll"],
     ("/entityOperations/upsert", "POST"): ["options"],
@@ -53,7 +81,11 @@ _SUCCESS = {
     ("/entities/{entity_id}/attrs", "POST"): {"204": "All appended", "207": "Some not appended"},
     ("/entities/{entity_id}/attrs", "PATCH"): {"204": "All updated", "207": "Some not updated"},
     ("/entityOperations/create", "POST"): {"201": "Ids created", "207": "Partial success"},
-    ("/entityOperations/upsert", "POST"): {"201": "Ids created", "204": "All updated", "207": "Partial success"},
+    ("/entityOperations/upsert", "POST"): {
+        "201": "Ids created",
+        "204": "All updated",
+        "207": "Partial success",
+    },
     ("/entityOperations/update", "POST"): {"204": "All updated", "207": "Partial success"},
     ("/entityOperations/merge", "POST"): {"204": "All merged", "207": "Partial success"},
     ("/entityOperations/delete", "POST"): {"204": "All deleted", "207": "Partial success"},
@@ -87,20 +119,56 @@ def openapi_document() -> dict[str, Any]:
             for name in re.findall(r"{(\w+)}", path)
         ]
         params += [
-            {"name": "NGSILD-Tenant", "in": "header", "required": False, "schema": {"type": "string"}},
-            {"name": "Link", "in": "header", "required": False, "schema": {"type": "string"},
-             "description": "The @context, for application/json bodies and responses"},
+            {
+                "name": "NGSILD-Tenant",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+            },
+            {
+                "name": "Link",
+                "in": "header",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "The @context, for application/json bodies and responses",
+            },
         ]
         params += [
-            {"name": n, "in": "query", "required": False, "schema": {"type": "string"}, "description": _QUERY_PARAMS[n]}
+            {
+                "name": n,
+                "in": "query",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": _QUERY_PARAMS[n],
+            }
             for n in _PARAMS_BY_OP.get((path, method), [])
         ]
         responses: dict[str, Any] = {}
         for code, desc in (_SUCCESS.get((path, method)) or _default_success(method)).items():
-            body = {"content": {"application/json": {"schema": {}}, "application/ld+json": {"schema": {}}}} if code in ("200", "207") else {}
+            body = (
+                {
+                    "content": {
+                        "application/json": {"schema": {}},
+                        "application/ld+json": {"schema": {}},
+                    }
+                }
+                if code in ("200", "207")
+                else {}
+            )
             responses[code] = {"description": desc, **body}
-        for code, desc in (("400", "Bad request"), ("404", "Not found"), ("406", "Not acceptable"), ("409", "Already exists"), ("413", "Body too large"), ("415", "Unsupported media type"), ("503", "@context not available")):
-            responses[code] = {"description": desc, "content": {"application/problem+json": {"schema": problem_ref}}}
+        for code, desc in (
+            ("400", "Bad request"),
+            ("404", "Not found"),
+            ("406", "Not acceptable"),
+            ("409", "Already exists"),
+            ("413", "Body too large"),
+            ("415", "Unsupported media type"),
+            ("503", "@context not available"),
+        ):
+            responses[code] = {
+                "description": desc,
+                "content": {"application/problem+json": {"schema": problem_ref}},
+            }
         op: dict[str, Any] = {
             "summary": summary,
             "operationId": f"{method.lower()}_{re.sub(r'[^a-zA-Z]+', '_', path).strip('_')}",
@@ -116,8 +184,20 @@ def openapi_document() -> dict[str, Any]:
                 },
             }
         paths.setdefault(PREFIX + path, {})[method.lower()] = op
-    for extra, summary in (("/version", "Version"), ("/health", "Health"), ("/openapi.json", "This document")):
-        paths[extra] = {"get": {"summary": summary, "operationId": "get_" + extra.strip("/").replace(".", "_"), "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": {}}}}}}}
+    for extra, summary in (
+        ("/version", "Version"),
+        ("/health", "Health"),
+        ("/openapi.json", "This document"),
+    ):
+        paths[extra] = {
+            "get": {
+                "summary": summary,
+                "operationId": "get_" + extra.strip("/").replace(".", "_"),
+                "responses": {
+                    "200": {"description": "OK", "content": {"application/json": {"schema": {}}}}
+                },
+            }
+        }
     return {
         "openapi": "3.1.0",
         "info": {"title": "CityOS hub — NGSI-LD API", "version": cityos.__version__},

@@ -7,7 +7,11 @@ import json
 import pytest
 
 BASE = "/ngsi-ld/v1"
-CTX = {"speed": "https://example.org/speed", "Sensor": "https://example.org/Sensor", "name": "https://example.org/name"}
+CTX = {
+    "speed": "https://example.org/speed",
+    "Sensor": "https://example.org/Sensor",
+    "name": "https://example.org/name",
+}
 LD = {"Content-Type": "application/ld+json"}
 
 
@@ -15,7 +19,12 @@ def sensor(n: int, speed: float = 30, lon: float = 104.92, lat: float = 11.57) -
     return {
         "id": f"urn:ngsi-ld:Sensor:{n}",
         "type": "Sensor",
-        "speed": {"type": "Property", "value": speed, "unitCode": "KMH", "observedAt": "2026-11-28T10:00:00Z"},
+        "speed": {
+            "type": "Property",
+            "value": speed,
+            "unitCode": "KMH",
+            "observedAt": "2026-11-28T10:00:00Z",
+        },
         "name": {"type": "Property", "value": f"sensor {n}"},
         "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [lon, lat]}},
         "@context": CTX,
@@ -80,9 +89,7 @@ def test_retrieve_options(client) -> None:
     assert body["createdAt"].endswith("Z") and "modifiedAt" in body["https://example.org/speed"]
     r = client.get(f"{BASE}/entities/urn:ngsi-ld:Sensor:1", params={"options": "concise"})
     assert r.json()["https://example.org/name"] in ("sensor 1", {"value": "sensor 1"})
-    r = client.get(
-        f"{BASE}/entities/urn:ngsi-ld:Sensor:1", params={"pick": "id,location"}
-    )
+    r = client.get(f"{BASE}/entities/urn:ngsi-ld:Sensor:1", params={"pick": "id,location"})
     assert set(r.json()) == {"id", "location"}
     r = client.get(f"{BASE}/entities/urn:ngsi-ld:Sensor:1", params={"attrs": "location"})
     assert set(r.json()) == {"id", "type", "location"}
@@ -91,12 +98,18 @@ def test_retrieve_options(client) -> None:
 
 def test_geojson_representation(client) -> None:
     create(client, sensor(1))
-    r = client.get(f"{BASE}/entities/urn:ngsi-ld:Sensor:1", headers={"Accept": "application/geo+json"})
+    r = client.get(
+        f"{BASE}/entities/urn:ngsi-ld:Sensor:1", headers={"Accept": "application/geo+json"}
+    )
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("application/geo+json")
     f = r.json()
     assert f["type"] == "Feature" and f["geometry"]["type"] == "Point"
-    r = client.get(f"{BASE}/entities", params={"type": "https://example.org/Sensor"}, headers={"Accept": "application/geo+json"})
+    r = client.get(
+        f"{BASE}/entities",
+        params={"type": "https://example.org/Sensor"},
+        headers={"Accept": "application/geo+json"},
+    )
     assert r.json()["type"] == "FeatureCollection" and len(r.json()["features"]) == 1
 
 
@@ -112,10 +125,19 @@ def test_duplicate_create_409(client) -> None:
         (lambda b: b.update(id="not a uri"), 400, "BadRequestData"),
         (lambda b: b.pop("type"), 400, "BadRequestData"),
         (lambda b: b["speed"].pop("value"), 400, "BadRequestData"),
-        (lambda b: b.update(owner={"type": "Relationship", "object": "nope"}), 400, "BadRequestData"),
+        (
+            lambda b: b.update(owner={"type": "Relationship", "object": "nope"}),
+            400,
+            "BadRequestData",
+        ),
         (lambda b: b["location"]["value"].update(coordinates=[104.9, 95.0]), 400, "BadRequestData"),
         (
-            lambda b: b.update(area={"type": "GeoProperty", "value": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]}}),
+            lambda b: b.update(
+                area={
+                    "type": "GeoProperty",
+                    "value": {"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1], [0, 1]]]},
+                }
+            ),
             400,
             "BadRequestData",
         ),
@@ -138,7 +160,10 @@ def test_invalid_entities_are_rejected_and_nothing_written(client, mutate, statu
         (b'{"id": "urn:a:1", "type": "T", "x": NaN}', "InvalidRequest"),
         (b'{"id": "urn:a:1", "type": "T", "x": Infinity}', "InvalidRequest"),
         (b'{"id": "urn:a:1", "type": "T", "id": "urn:a:2"}', "InvalidRequest"),
-        (b'{"id": "urn:a:1", "type": "T", "x": ' + b"[" * 100 + b"]" * 100 + b"}", "BadRequestData"),
+        (
+            b'{"id": "urn:a:1", "type": "T", "x": ' + b"[" * 100 + b"]" * 100 + b"}",
+            "BadRequestData",
+        ),
         (b"\xff\xfe", "InvalidRequest"),
     ],
 )
@@ -175,7 +200,9 @@ def test_replace_merge_and_delete(client) -> None:
     patch = {"speed": {"value": 7}, "colour": "red", "@context": CTX}
     r = client.patch(f"{BASE}/entities/urn:ngsi-ld:Sensor:1", content=json.dumps(patch), headers=LD)
     assert r.status_code == 204, r.text
-    body = client.get(f"{BASE}/entities/urn:ngsi-ld:Sensor:1", params={"options": "keyValues"}).json()
+    body = client.get(
+        f"{BASE}/entities/urn:ngsi-ld:Sensor:1", params={"options": "keyValues"}
+    ).json()
     assert body["https://example.org/speed"] == 7
     assert body["colour"] == "red"
     # merge-patch null removes an attribute
@@ -185,7 +212,9 @@ def test_replace_merge_and_delete(client) -> None:
         headers={"Content-Type": "application/json"},
     )
     assert r.status_code == 204
-    body = client.get(f"{BASE}/entities/urn:ngsi-ld:Sensor:1", params={"options": "keyValues"}).json()
+    body = client.get(
+        f"{BASE}/entities/urn:ngsi-ld:Sensor:1", params={"options": "keyValues"}
+    ).json()
     assert "colour" not in body
     assert client.delete(f"{BASE}/entities/urn:ngsi-ld:Sensor:1").status_code == 204
     r = client.delete(f"{BASE}/entities/urn:ngsi-ld:Sensor:1")
@@ -196,42 +225,80 @@ def test_attribute_operations(client) -> None:
     create(client, sensor(1))
     url = f"{BASE}/entities/urn:ngsi-ld:Sensor:1/attrs"
     # append with noOverwrite: the existing attribute is reported, the new one added
-    body = {"speed": {"type": "Property", "value": 1}, "lanes": {"type": "Property", "value": 2}, "@context": CTX}
+    body = {
+        "speed": {"type": "Property", "value": 1},
+        "lanes": {"type": "Property", "value": 2},
+        "@context": CTX,
+    }
     r = client.post(url, params={"options": "noOverwrite"}, content=json.dumps(body), headers=LD)
     assert r.status_code == 207, r.text
     assert r.json()["notUpdated"][0]["attributeName"] == "speed"
     kv = client.get(f"{BASE}/entities/urn:ngsi-ld:Sensor:1", params={"options": "keyValues"}).json()
     assert kv["https://example.org/speed"] == 30 and kv["lanes"] == 2
     # update: only existing attributes
-    body = {"speed": {"type": "Property", "value": 40}, "ghost": {"type": "Property", "value": 1}, "@context": CTX}
+    body = {
+        "speed": {"type": "Property", "value": 40},
+        "ghost": {"type": "Property", "value": 1},
+        "@context": CTX,
+    }
     r = client.patch(url, content=json.dumps(body), headers=LD)
-    assert r.status_code == 207 and [n["attributeName"] for n in r.json()["notUpdated"]] == ["ghost"]
+    assert r.status_code == 207 and [n["attributeName"] for n in r.json()["notUpdated"]] == [
+        "ghost"
+    ]
     # partial attribute update keeps the other members
-    r = client.patch(f"{url}/https%3A%2F%2Fexample.org%2Fspeed", content=json.dumps({"value": 41}), headers={"Content-Type": "application/json"})
+    r = client.patch(
+        f"{url}/https%3A%2F%2Fexample.org%2Fspeed",
+        content=json.dumps({"value": 41}),
+        headers={"Content-Type": "application/json"},
+    )
     assert r.status_code == 204, r.text
     full = client.get(f"{BASE}/entities/urn:ngsi-ld:Sensor:1").json()
     assert full["https://example.org/speed"]["value"] == 41
     # multi-attribute by datasetId, then delete one instance and then all
-    body = {"speed": {"type": "Property", "value": 50, "datasetId": "urn:ngsi-ld:Dataset:radar"}, "@context": CTX}
+    body = {
+        "speed": {"type": "Property", "value": 50, "datasetId": "urn:ngsi-ld:Dataset:radar"},
+        "@context": CTX,
+    }
     assert client.post(url, content=json.dumps(body), headers=LD).status_code == 204
     full = client.get(f"{BASE}/entities/urn:ngsi-ld:Sensor:1").json()
     assert len(full["https://example.org/speed"]) == 2
-    r = client.delete(f"{url}/https%3A%2F%2Fexample.org%2Fspeed", params={"datasetId": "urn:ngsi-ld:Dataset:radar"})
+    r = client.delete(
+        f"{url}/https%3A%2F%2Fexample.org%2Fspeed",
+        params={"datasetId": "urn:ngsi-ld:Dataset:radar"},
+    )
     assert r.status_code == 204
-    assert isinstance(client.get(f"{BASE}/entities/urn:ngsi-ld:Sensor:1").json()["https://example.org/speed"], dict)
+    assert isinstance(
+        client.get(f"{BASE}/entities/urn:ngsi-ld:Sensor:1").json()["https://example.org/speed"],
+        dict,
+    )
     r = client.delete(f"{url}/https%3A%2F%2Fexample.org%2Fspeed", params={"deleteAll": "true"})
     assert r.status_code == 204
-    assert "https://example.org/speed" not in client.get(f"{BASE}/entities/urn:ngsi-ld:Sensor:1").json()
+    assert (
+        "https://example.org/speed"
+        not in client.get(f"{BASE}/entities/urn:ngsi-ld:Sensor:1").json()
+    )
     r = client.delete(f"{url}/https%3A%2F%2Fexample.org%2Fspeed")
     assert r.status_code == 404
 
 
 def test_tenants(client) -> None:
-    r = create(client, sensor(1), )
-    r = client.post(f"{BASE}/entities", content=json.dumps(sensor(2)), headers={**LD, "NGSILD-Tenant": "bangkok"})
+    r = create(
+        client,
+        sensor(1),
+    )
+    r = client.post(
+        f"{BASE}/entities",
+        content=json.dumps(sensor(2)),
+        headers={**LD, "NGSILD-Tenant": "bangkok"},
+    )
     assert r.status_code == 201
     assert client.get(f"{BASE}/entities/urn:ngsi-ld:Sensor:2").status_code == 404
-    assert client.get(f"{BASE}/entities/urn:ngsi-ld:Sensor:2", headers={"NGSILD-Tenant": "bangkok"}).status_code == 200
+    assert (
+        client.get(
+            f"{BASE}/entities/urn:ngsi-ld:Sensor:2", headers={"NGSILD-Tenant": "bangkok"}
+        ).status_code
+        == 200
+    )
     r = client.get(f"{BASE}/entities", params={"type": "T"}, headers={"NGSILD-Tenant": "manila"})
     assert r.status_code == 404 and problem_type(r) == "NonexistentTenant"
 

@@ -28,19 +28,30 @@ def sqlite_client(tmp_path_factory):
 
 
 def snapshot(client) -> str:
-    r = client.get(f"{BASE}/entities", params={"idPattern": ".*", "limit": 1000, "options": "sysAttrs"})
+    r = client.get(
+        f"{BASE}/entities", params={"idPattern": ".*", "limit": 1000, "options": "sysAttrs"}
+    )
     assert r.status_code == 200
     return r.text
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 
 entity_like = st.fixed_dictionaries(
-    {"id": st.sampled_from(["urn:ngsi-ld:T:seed", "urn:ngsi-ld:T:new", "not a uri", ""]) | st.integers()},
+    {
+        "id": st.sampled_from(["urn:ngsi-ld:T:seed", "urn:ngsi-ld:T:new", "not a uri", ""])
+        | st.integers()
+    },
     optional={
         "type": st.sampled_from(["T", "", "bad type", ["T", "U"], 5]),
         "v": json_values,
@@ -65,12 +76,19 @@ ROUTES = [
 ]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(route=st.sampled_from(ROUTES), body=json_values | entity_like | st.lists(entity_like, max_size=3))
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    route=st.sampled_from(ROUTES),
+    body=json_values | entity_like | st.lists(entity_like, max_size=3),
+)
 def test_random_bodies_never_5xx_and_rejections_write_nothing(sqlite_client, route, body) -> None:
     method, path = route
     before = snapshot(sqlite_client)
-    r = sqlite_client.request(method, BASE + path, content=json.dumps(body), headers={"Content-Type": "application/json"})
+    r = sqlite_client.request(
+        method, BASE + path, content=json.dumps(body), headers={"Content-Type": "application/json"}
+    )
     assert r.status_code < 500, (method, path, body, r.text)
     if r.status_code >= 400:
         assert r.headers["content-type"].startswith("application/problem+json")
@@ -111,10 +129,14 @@ def test_hostile_bodies(sqlite_client, raw: bytes) -> None:
     assert snapshot(sqlite_client) == before
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     q=st.text(alphabet="abv.[]()!=<>~;|\"'0123456789:/,-TZ ", max_size=40),
-    georel=st.sampled_from(["near;maxDistance==10", "near;x==1", "within", "bogus", "near;maxDistance==-5"]),
+    georel=st.sampled_from(
+        ["near;maxDistance==10", "near;x==1", "within", "bogus", "near;maxDistance==-5"]
+    ),
     geometry=st.sampled_from(["Point", "Polygon", "LineString", "Circle"]),
     coords=st.text(alphabet="[]0123456789.,-e ", max_size=30),
 )
@@ -122,6 +144,7 @@ def test_hostile_queries_never_5xx(sqlite_client, q, georel, geometry, coords) -
     r = sqlite_client.get(f"{BASE}/entities", params={"type": "T", "q": q})
     assert r.status_code in (200, 400, 403), (q, r.text)
     r = sqlite_client.get(
-        f"{BASE}/entities", params={"type": "T", "georel": georel, "geometry": geometry, "coordinates": coords}
+        f"{BASE}/entities",
+        params={"type": "T", "georel": georel, "geometry": geometry, "coordinates": coords},
     )
     assert r.status_code in (200, 400), (georel, geometry, coords, r.text)

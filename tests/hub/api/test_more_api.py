@@ -7,7 +7,11 @@ import json
 BASE = "/ngsi-ld/v1"
 LD = {"Content-Type": "application/ld+json"}
 JSONCT = {"Content-Type": "application/json"}
-CTX = {"name": "https://example.org/name", "Shop": "https://example.org/Shop", "owner": "https://example.org/owner"}
+CTX = {
+    "name": "https://example.org/name",
+    "Shop": "https://example.org/Shop",
+    "owner": "https://example.org/owner",
+}
 
 
 def post(client, body, headers=LD):
@@ -25,23 +29,45 @@ def test_concise_input_and_language_property(client) -> None:
         "@context": CTX,
     }
     assert post(client, body).status_code == 201
-    full = client.get(f"{BASE}/entities/urn:ngsi-ld:Shop:phsar-thmei", headers={"Accept": "application/ld+json"}).json()
+    full = client.get(
+        f"{BASE}/entities/urn:ngsi-ld:Shop:phsar-thmei", headers={"Accept": "application/ld+json"}
+    ).json()
     assert full["@context"]  # ld+json answers carry the context in the body
     stored = client.get(f"{BASE}/entities/urn:ngsi-ld:Shop:phsar-thmei").json()
     assert stored["https://example.org/name"]["type"] == "LanguageProperty"
-    assert stored["https://example.org/owner"] == {"type": "Relationship", "object": "urn:ngsi-ld:Organization:city"}
+    assert stored["https://example.org/owner"] == {
+        "type": "Relationship",
+        "object": "urn:ngsi-ld:Organization:city",
+    }
     assert stored["stalls"] == {"type": "Property", "value": 3000}
     assert stored["location"]["type"] == "GeoProperty"
-    km = client.get(f"{BASE}/entities/urn:ngsi-ld:Shop:phsar-thmei", params={"lang": "km", "options": "keyValues"}).json()
+    km = client.get(
+        f"{BASE}/entities/urn:ngsi-ld:Shop:phsar-thmei",
+        params={"lang": "km", "options": "keyValues"},
+    ).json()
     assert km["https://example.org/name"] == "ផ្សារធំថ្មី"
     # relationship target in q
-    r = client.get(f"{BASE}/entities", params={"type": "https://example.org/Shop", "q": "https://example.org/owner==urn:ngsi-ld:Organization:city"})
+    r = client.get(
+        f"{BASE}/entities",
+        params={
+            "type": "https://example.org/Shop",
+            "q": "https://example.org/owner==urn:ngsi-ld:Organization:city",
+        },
+    )
     assert [e["id"] for e in r.json()] == ["urn:ngsi-ld:Shop:phsar-thmei"]
 
 
 def test_scope_query_over_http(client) -> None:
-    for n, scope in enumerate(["/KH/PhnomPenh/DaunPenh", "/KH/PhnomPenh/Chamkarmon", "/TH/Bangkok"]):
-        body = {"id": f"urn:ngsi-ld:Shop:{n}", "type": "Shop", "scope": scope, "stalls": n, "@context": CTX}
+    for n, scope in enumerate(
+        ["/KH/PhnomPenh/DaunPenh", "/KH/PhnomPenh/Chamkarmon", "/TH/Bangkok"]
+    ):
+        body = {
+            "id": f"urn:ngsi-ld:Shop:{n}",
+            "type": "Shop",
+            "scope": scope,
+            "stalls": n,
+            "@context": CTX,
+        }
         assert post(client, body).status_code == 201
     r = client.get(f"{BASE}/entities", params={"scopeQ": "/KH/PhnomPenh/#"})
     assert sorted(e["id"] for e in r.json()) == ["urn:ngsi-ld:Shop:0", "urn:ngsi-ld:Shop:1"]
@@ -52,21 +78,49 @@ def test_scope_query_over_http(client) -> None:
 def test_pick_omit_and_format(client) -> None:
     body = {"id": "urn:ngsi-ld:Shop:1", "type": "Shop", "name": "A", "stalls": 1, "@context": CTX}
     post(client, body)
-    r = client.get(f"{BASE}/entities", params={"type": "https://example.org/Shop", "omit": "stalls", "format": "keyValues"})
-    assert r.json() == [{"id": "urn:ngsi-ld:Shop:1", "type": "https://example.org/Shop", "https://example.org/name": "A"}]
+    r = client.get(
+        f"{BASE}/entities",
+        params={"type": "https://example.org/Shop", "omit": "stalls", "format": "keyValues"},
+    )
+    assert r.json() == [
+        {
+            "id": "urn:ngsi-ld:Shop:1",
+            "type": "https://example.org/Shop",
+            "https://example.org/name": "A",
+        }
+    ]
     r = client.get(f"{BASE}/entities", params={"type": "https://example.org/Shop", "pick": "id"})
     assert r.json() == [{"id": "urn:ngsi-ld:Shop:1"}]
-    r = client.get(f"{BASE}/entities", params={"type": "https://example.org/Shop", "pick": "id", "omit": "type"})
+    r = client.get(
+        f"{BASE}/entities",
+        params={"type": "https://example.org/Shop", "pick": "id", "omit": "type"},
+    )
     assert r.status_code == 400
 
 
 def test_replace_one_attribute(client) -> None:
-    post(client, {"id": "urn:ngsi-ld:Shop:1", "type": "Shop", "stalls": {"type": "Property", "value": 1, "unitCode": "C62"}, "@context": CTX})
-    r = client.put(f"{BASE}/entities/urn:ngsi-ld:Shop:1/attrs/stalls", content=json.dumps({"type": "Property", "value": 2}), headers=JSONCT)
+    post(
+        client,
+        {
+            "id": "urn:ngsi-ld:Shop:1",
+            "type": "Shop",
+            "stalls": {"type": "Property", "value": 1, "unitCode": "C62"},
+            "@context": CTX,
+        },
+    )
+    r = client.put(
+        f"{BASE}/entities/urn:ngsi-ld:Shop:1/attrs/stalls",
+        content=json.dumps({"type": "Property", "value": 2}),
+        headers=JSONCT,
+    )
     assert r.status_code == 204, r.text
     stored = client.get(f"{BASE}/entities/urn:ngsi-ld:Shop:1").json()
     assert stored["stalls"] == {"type": "Property", "value": 2}  # replaced whole: unitCode gone
-    r = client.put(f"{BASE}/entities/urn:ngsi-ld:Shop:1/attrs/nothing", content=json.dumps({"type": "Property", "value": 2}), headers=JSONCT)
+    r = client.put(
+        f"{BASE}/entities/urn:ngsi-ld:Shop:1/attrs/nothing",
+        content=json.dumps({"type": "Property", "value": 2}),
+        headers=JSONCT,
+    )
     assert r.status_code == 404
 
 
@@ -89,13 +143,17 @@ def test_context_listing_and_delete(client) -> None:
     listed = client.get(f"{BASE}/jsonldContexts").json()
     assert any(u.endswith(ctx_path) for u in listed)
     assert any("ngsi-ld-core-context" in u for u in listed)
-    details = client.get(f"{BASE}/jsonldContexts", params={"details": "true", "kind": "Hosted"}).json()
+    details = client.get(
+        f"{BASE}/jsonldContexts", params={"details": "true", "kind": "Hosted"}
+    ).json()
     assert [d["kind"] for d in details] == ["Hosted"]
     assert client.get(ctx_path).json() == {"@context": CTX}
     assert client.get(f"{BASE}/jsonldContexts/core").json()["@context"]
     assert client.delete(ctx_path).status_code == 204
     assert client.get(ctx_path).status_code == 404
-    bad = client.post(f"{BASE}/jsonldContexts", content=json.dumps({"@context": {"x": {"@id": 5}}}), headers=LD)
+    bad = client.post(
+        f"{BASE}/jsonldContexts", content=json.dumps({"@context": {"x": {"@id": 5}}}), headers=LD
+    )
     assert bad.status_code == 400
     assert client.delete(f"{BASE}/jsonldContexts/core").status_code == 400
 

@@ -68,7 +68,9 @@ def test_duplicate_create_is_rejected_and_changes_nothing(svc, store) -> None:
 
 def test_failed_transaction_rolls_back_everything(svc, store) -> None:
     with pytest.raises(RuntimeError), store.transaction("") as tx:
-        tx.insert({"id": "urn:a:1", "type": [EX + "T"], "attrs": {}, "createdAt": "x", "modifiedAt": "x"})
+        tx.insert(
+            {"id": "urn:a:1", "type": [EX + "T"], "attrs": {}, "createdAt": "x", "modifiedAt": "x"}
+        )
         raise RuntimeError("boom")
     assert store.get_entity("", "urn:a:1") is None
     assert store.query("", EntityQuery(types=TypeName(EX + "T"))).entities == []
@@ -93,7 +95,8 @@ def test_query_by_type_ids_pattern_and_paging(svc, store) -> None:
     assert ids(res) == ["urn:ngsi-ld:Sensor:2", "urn:ngsi-ld:Sensor:3", "urn:ngsi-ld:Sensor:4"]
     assert res.count == 10
     res = store.query(
-        "", EntityQuery(types=TypeOr((TypeName(EX + "Sensor"), TypeName(EX + "Camera"))), count=True)
+        "",
+        EntityQuery(types=TypeOr((TypeName(EX + "Sensor"), TypeName(EX + "Camera"))), count=True),
     )
     assert res.count == 11
     res = store.query("", EntityQuery(ids=["urn:ngsi-ld:Sensor:7", "urn:ngsi-ld:Camera:100"]))
@@ -119,7 +122,10 @@ def test_query_q_and_attrs(svc, store) -> None:
     q = Comparison(speed, ">=", 30)
     assert ids(store.query("", EntityQuery(q=q))) == [f"urn:ngsi-ld:Sensor:{n}" for n in (3, 4, 5)]
     q2 = Or((Comparison(speed, "==", 0), Comparison(AttrPath(EX + "colour"), "==", "red")))
-    assert ids(store.query("", EntityQuery(q=q2))) == ["urn:ngsi-ld:Sensor:0", "urn:ngsi-ld:Sensor:x"]
+    assert ids(store.query("", EntityQuery(q=q2))) == [
+        "urn:ngsi-ld:Sensor:0",
+        "urn:ngsi-ld:Sensor:x",
+    ]
     assert ids(store.query("", EntityQuery(q=Exists(AttrPath(EX + "colour"))))) == [
         "urn:ngsi-ld:Sensor:x"
     ]
@@ -135,7 +141,9 @@ def test_geo_queries(svc, store) -> None:
     svc.create("", sensor(3, 104.8800, 11.5500, 30))
     box = {
         "type": "Polygon",
-        "coordinates": [[[104.91, 11.56], [104.93, 11.56], [104.93, 11.58], [104.91, 11.58], [104.91, 11.56]]],
+        "coordinates": [
+            [[104.91, 11.56], [104.93, 11.56], [104.93, 11.58], [104.91, 11.58], [104.91, 11.56]]
+        ],
     }
     res = store.query("", EntityQuery(geo=GeoQuery("within", box), count=True))
     assert sorted(ids(res)) == ["urn:ngsi-ld:Sensor:1", "urn:ngsi-ld:Sensor:2"]
@@ -145,7 +153,9 @@ def test_geo_queries(svc, store) -> None:
         "urn:ngsi-ld:Sensor:1",
         "urn:ngsi-ld:Sensor:2",
     ]
-    near300 = GeoQuery("near", {"type": "Point", "coordinates": [104.9230, 11.5762]}, max_distance=300)
+    near300 = GeoQuery(
+        "near", {"type": "Point", "coordinates": [104.9230, 11.5762]}, max_distance=300
+    )
     assert ids(store.query("", EntityQuery(geo=near300))) == ["urn:ngsi-ld:Sensor:1"]
     far = GeoQuery("near", {"type": "Point", "coordinates": [104.9230, 11.5762]}, min_distance=1000)
     assert ids(store.query("", EntityQuery(geo=far))) == ["urn:ngsi-ld:Sensor:3"]
@@ -158,7 +168,16 @@ def test_geo_queries(svc, store) -> None:
     svc.merge(
         "",
         "urn:ngsi-ld:Sensor:3",
-        {"attrs": {LOC: [{"type": "GeoProperty", "value": {"type": "Point", "coordinates": [104.92, 11.57]}}]}},
+        {
+            "attrs": {
+                LOC: [
+                    {
+                        "type": "GeoProperty",
+                        "value": {"type": "Point", "coordinates": [104.92, 11.57]},
+                    }
+                ]
+            }
+        },
     )
     assert len(store.query("", EntityQuery(geo=GeoQuery("within", box))).entities) == 3
     svc.delete("", "urn:ngsi-ld:Sensor:1")
@@ -180,7 +199,9 @@ def test_scope_query(svc, store) -> None:
 
 def test_history_is_appended_for_every_change(svc, store) -> None:
     svc.create("", sensor(1, 104.92, 11.57, 10))
-    svc.update_attrs("", "urn:ngsi-ld:Sensor:1", {EX + "speed": [{"type": "Property", "value": 20}]})
+    svc.update_attrs(
+        "", "urn:ngsi-ld:Sensor:1", {EX + "speed": [{"type": "Property", "value": 20}]}
+    )
     svc.delete_attr("", "urn:ngsi-ld:Sensor:1", EX + "name")
     rows = store.history("", "urn:ngsi-ld:Sensor:1", EX + "speed")
     assert [(r.op, r.instance["value"]) for r in rows] == [("create", 10), ("update", 20)]
@@ -218,11 +239,19 @@ def test_batch_upsert_many(svc, store) -> None:
     svc.batch_upsert("", ents2)
     res = store.query("", EntityQuery(types=TypeName(EX + "Sensor"), count=True, limit=1))
     assert res.count == 2000
-    assert store.get_entity("", "urn:ngsi-ld:Sensor:1200")["attrs"][EX + "speed"][0]["value"] == -1200
+    assert (
+        store.get_entity("", "urn:ngsi-ld:Sensor:1200")["attrs"][EX + "speed"][0]["value"] == -1200
+    )
 
 
 def test_contexts(store) -> None:
-    ctx = StoredContext("urn:ctx:1", "https://ex.org/ctx.jsonld", {"@context": {"a": EX + "a"}}, "hosted", "2026-01-01T00:00:00Z")
+    ctx = StoredContext(
+        "urn:ctx:1",
+        "https://ex.org/ctx.jsonld",
+        {"@context": {"a": EX + "a"}},
+        "hosted",
+        "2026-01-01T00:00:00Z",
+    )
     store.put_context(ctx)
     assert store.get_context("urn:ctx:1").body == ctx.body
     assert store.get_context("https://ex.org/ctx.jsonld").id == "urn:ctx:1"

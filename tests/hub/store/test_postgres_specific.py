@@ -501,7 +501,12 @@ def test_migrate_carries_an_older_database_forward(postgres_url, monkeypatch) ->
     try:
         assert old.migrate() == ["0001_initial"]
         EntityService(old).create(
-            "", {"id": "urn:x:1", "type": ["https://ex.org/T"], "attrs": {"https://ex.org/v": [{"type": "Property", "value": 1}]}}
+            "",
+            {
+                "id": "urn:x:1",
+                "type": ["https://ex.org/T"],
+                "attrs": {"https://ex.org/v": [{"type": "Property", "value": 1}]},
+            },
         )
         monkeypatch.undo()
         assert old.schema_version() == 1

@@ -27,7 +27,9 @@ def point_entity(n: int, lon: float, lat: float) -> dict:
     }
 
 
-def test_migrate_carries_an_older_database_forward(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_migrate_carries_an_older_database_forward(
+    tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "old.db"
     monkeypatch.setattr(sqlite_store, "MIGRATIONS", sqlite_store.MIGRATIONS[:1])
     old = SqliteStore(path)
@@ -41,7 +43,10 @@ def test_migrate_carries_an_older_database_forward(tmp_path, monkeypatch: pytest
     assert applied == [name for name, _ in sqlite_store.MIGRATIONS[1:]]
     assert new.schema_version() == len(sqlite_store.MIGRATIONS)
     assert new.get_entity("", "urn:ngsi-ld:P:1")["attrs"][EX + "v"][0]["value"] == 1
-    indexes = {r[0] for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    indexes = {
+        r[0]
+        for r in sqlite3.connect(path).execute("SELECT name FROM sqlite_master WHERE type='index'")
+    }
     assert "history_time" not in indexes and "history_entity" in indexes
 
 
@@ -82,10 +87,18 @@ def test_geo_index_agrees_with_exact_check_in_many_places(tmp_path) -> None:
             point_entity(4, 104.93 - eps, 11.575),
         ],
     )
-    box = {"type": "Polygon", "coordinates": [[[104.92, 11.56], [104.93, 11.56], [104.93, 11.58], [104.92, 11.58], [104.92, 11.56]]]}
+    box = {
+        "type": "Polygon",
+        "coordinates": [
+            [[104.92, 11.56], [104.93, 11.56], [104.93, 11.58], [104.92, 11.58], [104.92, 11.56]]
+        ],
+    }
     found = sorted(e["id"] for e in s.query("", EntityQuery(geo=GeoQuery("within", box))).entities)
     assert found == ["urn:ngsi-ld:P:2", "urn:ngsi-ld:P:4"]
     # a triangle (not a box) goes through the exact Shapely check
-    tri = {"type": "Polygon", "coordinates": [[[104.91, 11.56], [104.94, 11.56], [104.91, 11.59], [104.91, 11.56]]]}
+    tri = {
+        "type": "Polygon",
+        "coordinates": [[[104.91, 11.56], [104.94, 11.56], [104.91, 11.59], [104.91, 11.56]]],
+    }
     found = sorted(e["id"] for e in s.query("", EntityQuery(geo=GeoQuery("within", tri))).entities)
     assert found == ["urn:ngsi-ld:P:1", "urn:ngsi-ld:P:2"]  # P:4 lies beyond the hypotenuse

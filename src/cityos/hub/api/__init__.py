@@ -18,7 +18,12 @@ ROUTES = [
     ("/entities/{entity_id}", "DELETE", entities.delete_entity, "Delete an entity"),
     ("/entities/{entity_id}/attrs", "POST", entities.append_attrs, "Append attributes"),
     ("/entities/{entity_id}/attrs", "PATCH", entities.update_attrs, "Update attributes"),
-    ("/entities/{entity_id}/attrs/{attr}", "PATCH", entities.partial_attr_update, "Partial attribute update"),
+    (
+        "/entities/{entity_id}/attrs/{attr}",
+        "PATCH",
+        entities.partial_attr_update,
+        "Partial attribute update",
+    ),
     ("/entities/{entity_id}/attrs/{attr}", "PUT", entities.replace_attr, "Replace an attribute"),
     ("/entities/{entity_id}/attrs/{attr}", "DELETE", entities.delete_attr, "Delete an attribute"),
     ("/entityOperations/create", "POST", batch.batch_create, "Batch create"),

@@ -62,7 +62,11 @@ def _parse_all(
     good: list[dict[str, Any]] = []
     errors: list[tuple[str, NgsiLdError]] = []
     for n, item in enumerate(items):
-        eid = item.get("id") if isinstance(item, dict) and isinstance(item.get("id"), str) else f"#{n}"
+        eid = (
+            item.get("id")
+            if isinstance(item, dict) and isinstance(item.get("id"), str)
+            else f"#{n}"
+        )
         try:
             if not isinstance(item, dict):
                 raise BadRequestData(f"batch item {n} is not a JSON object")
@@ -85,16 +89,16 @@ def _parse_all(
     return good, errors
 
 
-def _result(result: BatchResult, errors: list[tuple[str, NgsiLdError]], ok: Response, path: str) -> Response:
+def _result(
+    result: BatchResult, errors: list[tuple[str, NgsiLdError]], ok: Response, path: str
+) -> Response:
     all_errors = errors + result.errors
     if not all_errors:
         return ok
     return json_response(
         {
             "success": result.success,
-            "errors": [
-                {"entityId": eid, "error": err.to_problem(path)} for eid, err in all_errors
-            ],
+            "errors": [{"entityId": eid, "error": err.to_problem(path)} for eid, err in all_errors],
         },
         207 if result.success or all_errors else 400,
     )
@@ -161,7 +165,12 @@ async def batch_delete(request: Request) -> Response:
         if is_uri(eid):
             good.append(eid)
         else:
-            errors.append((str(eid) if isinstance(eid, str) else f"#{n}", BadRequestData(f"{eid!r} is not a URI")))
+            errors.append(
+                (
+                    str(eid) if isinstance(eid, str) else f"#{n}",
+                    BadRequestData(f"{eid!r} is not a URI"),
+                )
+            )
     result = hub_of(request).entities.batch_delete(tenant, good) if good else BatchResult()
     return _result(result, errors, Response(status_code=204), request.url.path)
 
@@ -208,7 +217,9 @@ async def batch_query(request: Request) -> Response:
             raise BadRequestData("geoQ must be an object")
         gp = g.get("geoproperty")
         query.geo = parse_geo_query(
-            str(g.get("georel", "")), str(g.get("geometry", "")), g.get("coordinates", ""),
+            str(g.get("georel", "")),
+            str(g.get("geometry", "")),
+            g.get("coordinates", ""),
             ctx.expand_term(gp) if gp else "https://uri.etsi.org/ngsi-ld/location",
         )
     p = request.query_params

@@ -118,7 +118,9 @@ def context_value(request: Request, body: Any | None) -> Any:
         items = body if isinstance(body, list) else [body]
         ctxs = [i.get("@context") for i in items if isinstance(i, dict)]
         if link:
-            raise BadRequestData("with application/ld+json the @context goes in the body, not a Link header")
+            raise BadRequestData(
+                "with application/ld+json the @context goes in the body, not a Link header"
+            )
         if not ctxs or any(c is None for c in ctxs):
             raise BadRequestData("application/ld+json body without @context")
         return ctxs[0]
@@ -158,12 +160,18 @@ def response_media(request: Request, *, geo: bool = False) -> str:
         if fits and (best is None or q > best[0]):
             best = (q, media)
     if best is None:
-        raise NotAcceptable(f"cannot answer with {accept}; use application/json or application/ld+json")
+        raise NotAcceptable(
+            f"cannot answer with {accept}; use application/json or application/ld+json"
+        )
     return best[1]
 
 
 def entity_response(
-    request: Request, body: Any, media: str, status: int = 200, headers: dict[str, str] | None = None
+    request: Request,
+    body: Any,
+    media: str,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
 ) -> Response:
     """Attach the caller's context the way the media type wants: in the body or a Link header."""
     headers = dict(headers or {})

@@ -43,7 +43,12 @@ async def list_contexts(request: Request) -> Response:
     if flag(request, "details"):
         return json_response(
             [
-                {"URL": e["url"], "localId": e["id"], "kind": e["kind"], "createdAt": e["createdAt"]}
+                {
+                    "URL": e["url"],
+                    "localId": e["id"],
+                    "kind": e["kind"],
+                    "createdAt": e["createdAt"],
+                }
                 for e in entries
             ]
         )

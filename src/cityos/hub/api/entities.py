@@ -144,7 +144,9 @@ async def merge_entity(request: Request) -> Response:
             raise BadRequestData("type must be a string or a list of strings")
         fragment["type"] = [ctx.expand_term(t) for t in types]
     if "scope" in body:
-        fragment["scope"] = parse_entity({"id": eid, "type": "T", "scope": body["scope"]}, ctx).get("scope")
+        fragment["scope"] = parse_entity({"id": eid, "type": "T", "scope": body["scope"]}, ctx).get(
+            "scope"
+        )
     hub_of(request).entities.merge(tenant, eid, fragment)
     return Response(status_code=204)
 

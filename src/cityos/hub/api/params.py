@@ -23,7 +23,12 @@ from cityos.hub.query.geo import parse_geo_query
 from cityos.hub.query.model import EntityQuery
 from cityos.hub.query.q import expand_q, expand_types, parse_q, parse_scope_q, parse_type_expr
 
-FORMATS = {"normalized": "normalized", "concise": "concise", "keyValues": "keyValues", "simplified": "keyValues"}
+FORMATS = {
+    "normalized": "normalized",
+    "concise": "concise",
+    "keyValues": "keyValues",
+    "simplified": "keyValues",
+}
 
 
 @dataclass
@@ -90,7 +95,9 @@ def entity_query(request: Request, ctx: Context, *, require_filter: bool = True)
         try:
             re.compile(pattern)
         except re.error as exc:
-            raise BadRequestData(f"idPattern {pattern!r} is not a valid regular expression: {exc}") from None
+            raise BadRequestData(
+                f"idPattern {pattern!r} is not a valid regular expression: {exc}"
+            ) from None
         query.id_pattern = pattern
     attrs = csv_param(request, "attrs")
     pick = csv_param(request, "pick")
@@ -120,11 +127,19 @@ def entity_query(request: Request, ctx: Context, *, require_filter: bool = True)
     if query.limit == 0 and not query.count:
         raise BadRequestData("limit=0 is only allowed with count=true")
     has_filter = any(
-        x is not None for x in (query.types, query.ids, query.id_pattern, query.attrs, query.q, query.geo, query.scope)
+        x is not None
+        for x in (
+            query.types,
+            query.ids,
+            query.id_pattern,
+            query.attrs,
+            query.q,
+            query.geo,
+            query.scope,
+        )
     ) or bool(pick)
     if require_filter and not has_filter:
         raise BadRequestData(
             "a query needs at least one of type, id, idPattern, attrs, q, geoQ or scopeQ"
         )
     return query
-

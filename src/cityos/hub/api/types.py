@@ -53,7 +53,11 @@ async def list_types(request: Request) -> Response:
         ]
     else:
         names = [ctx.compact_iri(t) for t in types]
-        body = {"id": _list_id("EntityTypeList", types), "type": "EntityTypeList", "typeList": names}
+        body = {
+            "id": _list_id("EntityTypeList", types),
+            "type": "EntityTypeList",
+            "typeList": names,
+        }
     return entity_response(request, body, media)
 
 

@@ -354,9 +354,7 @@ class SqliteStore(Store):
                     self._conn.execute("ROLLBACK")
                     raise
                 applied.append(name)
-            self._known_tenants = {
-                r[0] for r in self._conn.execute("SELECT name FROM tenants")
-            }
+            self._known_tenants = {r[0] for r in self._conn.execute("SELECT name FROM tenants")}
             return applied
 
     def close(self) -> None:
@@ -376,7 +374,8 @@ class SqliteStore(Store):
                 "engine": self.engine,
                 "path": self.path,
                 "schema_version": self.schema_version(),
-                "tenants": 1 + c.execute("SELECT count(*) FROM tenants WHERE name != ''").fetchone()[0],
+                "tenants": 1
+                + c.execute("SELECT count(*) FROM tenants WHERE name != ''").fetchone()[0],
                 "entities": c.execute("SELECT count(*) FROM entities").fetchone()[0],
                 "history_rows": c.execute("SELECT count(*) FROM history").fetchone()[0],
                 "contexts": c.execute("SELECT count(*) FROM contexts").fetchone()[0],
@@ -587,9 +586,7 @@ def _geo_match_sql(geojson: str, key: str) -> int:
 
 
 def _geo_key(gq: GeoQuery) -> str:
-    key = _dumps(
-        [gq.georel, gq.geometry, gq.geoproperty, gq.max_distance, gq.min_distance]
-    )
+    key = _dumps([gq.georel, gq.geometry, gq.geoproperty, gq.max_distance, gq.min_distance])
     if key not in _GEO_QUERIES:
         if len(_GEO_QUERIES) > 1024:
             _GEO_QUERIES.clear()
