@@ -41,7 +41,9 @@ def table() -> str:
         return "No results yet: run `make bench`."
     heads = [f"{e} ({r['parameters']['entities']:,} entities)" for e, r in runs.items()]
     lines = [
-        "| measure (one uvicorn worker on one core; in brackets: per server CPU-second) | " + " | ".join(heads) + " |",
+        "| measure (one uvicorn worker on one core; in brackets: per server CPU-second) | "
+        + " | ".join(heads)
+        + " |",
         "|---|" + "---|" * len(runs),
     ]
 
@@ -56,19 +58,30 @@ def table() -> str:
     lines.append(
         _row(
             "PATCH / empty endpoint",
-            [f"{100 * r['ratios']['patch_vs_empty']:.0f} % ({100 * r['ratios']['patch_vs_empty_per_cpu']:.0f} %)" for r in rs],
+            [
+                f"{100 * r['ratios']['patch_vs_empty']:.0f} % ({100 * r['ratios']['patch_vs_empty_per_cpu']:.0f} %)"
+                for r in rs
+            ],
         )
     )
     lines.append(
         _row(
             "batch upsert over HTTP, entities/s (1,000 per batch)",
-            [f"{_n(r['batch_upsert']['entities_per_s'])} ({_n(r['batch_upsert'].get('per_server_cpu_s'))})" for r in rs],
+            [
+                f"{_n(r['batch_upsert']['entities_per_s'])} ({_n(r['batch_upsert'].get('per_server_cpu_s'))})"
+                for r in rs
+            ],
         )
     )
     lines.append(
         _row(
             "geo (2 km box) + q + type, limit 20: p50 / p99 ms",
-            [f"{r['geo_q']['p50_ms']:.1f} / {r['geo_q']['p99_ms']:.1f}" if r.get("geo_q", {}).get("p50_ms") else "–" for r in rs],
+            [
+                f"{r['geo_q']['p50_ms']:.1f} / {r['geo_q']['p99_ms']:.1f}"
+                if r.get("geo_q", {}).get("p50_ms")
+                else "–"
+                for r in rs
+            ],
         )
     )
     lines.append(
@@ -111,7 +124,9 @@ def main() -> None:
     if args.readme:
         readme = README.read_text()
         block = f"{START}\n{text}\n{END}"
-        new = re.sub(re.escape(START) + r".*?" + re.escape(END), lambda _: block, readme, flags=re.S)
+        new = re.sub(
+            re.escape(START) + r".*?" + re.escape(END), lambda _: block, readme, flags=re.S
+        )
         README.write_text(new)
 
 
