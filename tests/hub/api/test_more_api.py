@@ -166,3 +166,36 @@ def test_link_header_context_resolves_hosted_context_under_any_host_name(client)
     assert post(client, body, headers={**JSONCT, "Link": link}).status_code == 201
     got = client.get(f"{BASE}/entities/urn:ngsi-ld:Shop:1", headers={"Link": link}).json()
     assert got["type"] == "Shop" and got["name"]["value"] == "A"
+
+
+def test_post_query_paging_errors_and_merge_scope(client) -> None:
+    body = {"type": "Query", "entities": [{"type": "Shop"}], "@context": CTX}
+    for bad in ({"limit": "abc"}, {"count": "maybe"}, {"offset": "-1"}):
+        r = client.post(
+            f"{BASE}/entityOperations/query", params=bad, content=json.dumps(body), headers=LD
+        )
+        assert r.status_code == 400, (bad, r.text)
+    r = client.post(
+        f"{BASE}/entityOperations/query",
+        params={"limit": "100000"},
+        content=json.dumps(body),
+        headers=LD,
+    )
+    assert r.status_code == 403
+    post(client, {"id": "urn:ngsi-ld:Shop:1", "type": "Shop", "stalls": 1, "@context": CTX})
+    r = client.patch(
+        f"{BASE}/entities/urn:ngsi-ld:Shop:1",
+        content=json.dumps({"scope": "/KH/PhnomPenh"}),
+        headers=JSONCT,
+    )
+    assert r.status_code == 204, r.text
+    assert (
+        client.get(f"{BASE}/entities", params={"scopeQ": "/KH/#"}).json()[0]["id"]
+        == "urn:ngsi-ld:Shop:1"
+    )
+    r = client.patch(
+        f"{BASE}/entities/urn:ngsi-ld:Shop:1",
+        content=json.dumps({"scope": "no-slash"}),
+        headers=JSONCT,
+    )
+    assert r.status_code == 400

@@ -15,7 +15,9 @@ from cityos.hub.api.common import (
     _media,
     endpoint,
     entity_response,
+    flag,
     hub_of,
+    int_param,
     is_uri,
     json_response,
     options_of,
@@ -26,7 +28,7 @@ from cityos.hub.api.common import (
 )
 from cityos.hub.api.params import render_options
 from cityos.hub.entities import BatchResult
-from cityos.hub.errors import BadRequestData, NgsiLdError
+from cityos.hub.errors import BadRequestData, NgsiLdError, TooManyResults
 from cityos.hub.ldcontext import Context
 from cityos.hub.query.geo import parse_geo_query
 from cityos.hub.query.model import EntityQuery, TypeOr
@@ -222,10 +224,13 @@ async def batch_query(request: Request) -> Response:
             g.get("coordinates", ""),
             ctx.expand_term(gp) if gp else "https://uri.etsi.org/ngsi-ld/location",
         )
-    p = request.query_params
-    query.limit = int(p.get("limit", settings.default_page_size))
-    query.offset = int(p.get("offset", 0))
-    query.count = p.get("count") == "true"
+    query.limit = int_param(request, "limit", settings.default_page_size)
+    query.offset = int_param(request, "offset", 0)
+    query.count = flag(request, "count")
+    if query.limit > settings.max_page_size:
+        raise TooManyResults(
+            f"limit {query.limit} is over the maximum page size of {settings.max_page_size}"
+        )
     opts = render_options(request, ctx)
     result = hub_of(request).store.query(tenant, query)
     headers = {"NGSILD-Results-Count": str(result.count)} if query.count else {}

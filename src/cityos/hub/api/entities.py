@@ -27,12 +27,13 @@ from cityos.hub.api.common import (
 )
 from cityos.hub.api.params import entity_query, render_options
 from cityos.hub.entities import UpdateResult
-from cityos.hub.errors import BadRequestData
+from cityos.hub.errors import BadRequestData, ResourceNotFound
 from cityos.hub.ldcontext import Context
 from cityos.hub.representation import (
     parse_attributes,
     parse_entity,
     parse_partial_instance,
+    parse_scope,
     render_entity,
     render_geojson_collection,
     render_geojson_feature,
@@ -144,9 +145,7 @@ async def merge_entity(request: Request) -> Response:
             raise BadRequestData("type must be a string or a list of strings")
         fragment["type"] = [ctx.expand_term(t) for t in types]
     if "scope" in body:
-        fragment["scope"] = parse_entity({"id": eid, "type": "T", "scope": body["scope"]}, ctx).get(
-            "scope"
-        )
+        fragment["scope"] = parse_scope(body["scope"], f"entity {eid!r}")
     hub_of(request).entities.merge(tenant, eid, fragment)
     return Response(status_code=204)
 
@@ -214,8 +213,6 @@ async def replace_attr(request: Request) -> Response:
     attrs = parse_attributes({term: body}, ctx)
     result = hub_of(request).entities.update_attrs(tenant, eid, attrs)
     if result.not_updated:
-        from cityos.hub.errors import ResourceNotFound
-
         raise ResourceNotFound(f"entity {eid} has no attribute {term}: {result.not_updated[0][1]}")
     return Response(status_code=204)
 
