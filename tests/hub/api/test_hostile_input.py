@@ -148,3 +148,64 @@ def test_hostile_queries_never_5xx(sqlite_client, q, georel, geometry, coords) -
         params={"type": "T", "georel": georel, "geometry": geometry, "coordinates": coords},
     )
     assert r.status_code in (200, 400), (georel, geometry, coords, r.text)
+
+
+PARAMS = [
+    "type",
+    "id",
+    "idPattern",
+    "attrs",
+    "pick",
+    "omit",
+    "q",
+    "scopeQ",
+    "limit",
+    "offset",
+    "count",
+    "options",
+    "format",
+    "lang",
+    "geometryProperty",
+    "georel",
+    "geometry",
+    "coordinates",
+    "geoproperty",
+    "details",
+    "datasetId",
+    "deleteAll",
+]
+
+
+@settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    params=st.dictionaries(
+        st.sampled_from(PARAMS),
+        st.text(alphabet="abT,;|()[]{}.:/#+=<>!~-0123456789 \"'*", max_size=15),
+        min_size=1,
+        max_size=5,
+    ),
+    route=st.sampled_from(
+        [
+            ("GET", "/entities"),
+            ("GET", "/entities/urn:ngsi-ld:T:seed"),
+            ("POST", "/entityOperations/query"),
+            ("GET", "/types"),
+            ("GET", "/attributes"),
+            ("GET", "/jsonldContexts"),
+            ("DELETE", "/entities/urn:ngsi-ld:T:none/attrs/v"),
+        ]
+    ),
+)
+def test_random_query_parameters_never_5xx(sqlite_client, params, route) -> None:
+    method, path = route
+    body = json.dumps({"type": "Query", "entities": [{"type": "T"}]}) if method == "POST" else None
+    r = sqlite_client.request(
+        method,
+        BASE + path,
+        params=params,
+        content=body,
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code < 500, (method, path, params, r.text)
