@@ -33,7 +33,12 @@ from cityos.hub.ldcontext import Context
 from cityos.hub.query.geo import parse_geo_query
 from cityos.hub.query.model import EntityQuery, TypeOr
 from cityos.hub.query.q import expand_q, expand_types, parse_q, parse_scope_q, parse_type_expr
-from cityos.hub.representation import parse_attributes, parse_entity, render_entity
+from cityos.hub.representation import (
+    parse_attributes,
+    parse_entity,
+    parse_types,
+    render_entity,
+)
 
 
 async def _entities_body(request: Request) -> tuple[list[Any], Context | None]:
@@ -78,8 +83,7 @@ def _parse_all(
                     raise BadRequestData(f"batch item {n}: id {item.get('id')!r} is not a URI")
                 ent: dict[str, Any] = {"id": item["id"], "attrs": parse_attributes(item, ctx)}
                 if "type" in item:
-                    raw = item["type"] if isinstance(item["type"], list) else [item["type"]]
-                    ent["type"] = [ctx.expand_term(t) for t in raw]
+                    ent["type"] = parse_types(item["type"], ctx, f"batch item {n}")
             else:
                 ent = parse_entity(item, ctx)
             limit = hub_of(request).settings.max_attributes

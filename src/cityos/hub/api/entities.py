@@ -34,6 +34,7 @@ from cityos.hub.representation import (
     parse_entity,
     parse_partial_instance,
     parse_scope,
+    parse_types,
     render_entity,
     render_geojson_collection,
     render_geojson_feature,
@@ -140,10 +141,7 @@ async def merge_entity(request: Request) -> Response:
     ctx = resolve_context(request, body)
     fragment = {"attrs": parse_attributes(body, ctx)}
     if "type" in body:
-        types = body["type"] if isinstance(body["type"], list) else [body["type"]]
-        if not types or not all(isinstance(t, str) and t for t in types):
-            raise BadRequestData("type must be a string or a list of strings")
-        fragment["type"] = [ctx.expand_term(t) for t in types]
+        fragment["type"] = parse_types(body["type"], ctx, f"entity {eid!r}")
     if "scope" in body:
         fragment["scope"] = parse_scope(body["scope"], f"entity {eid!r}")
     hub_of(request).entities.merge(tenant, eid, fragment)
@@ -168,8 +166,7 @@ async def append_attrs(request: Request) -> Response:
         raise BadRequestData("no attributes to append")
     types = None
     if "type" in body:
-        raw = body["type"] if isinstance(body["type"], list) else [body["type"]]
-        types = [ctx.expand_term(t) for t in raw if isinstance(t, str)]
+        types = parse_types(body["type"], ctx, f"entity {eid!r}")
     no_overwrite = "noOverwrite" in options_of(request)
     result = hub_of(request).entities.append_attrs(
         tenant, eid, attrs, no_overwrite=no_overwrite, types=types
