@@ -264,3 +264,46 @@ def test_stats(svc, store) -> None:
     svc.create("", sensor(1, 104.92, 11.57, 10))
     st = store.stats()
     assert st["entities"] == 1 and st["history_rows"] == 3 and st["engine"] == store.engine
+
+
+def test_history_filters_by_attribute_and_time(svc, store) -> None:
+    ent = sensor(1, 104.92, 11.57, 10)
+    ent["attrs"][EX + "speed"][0]["observedAt"] = "2026-11-30T01:00:00.000000Z"
+    svc.create("", ent)
+    for minute, speed in ((5, 20), (10, 30)):
+        svc.update_attrs(
+            "",
+            "urn:ngsi-ld:Sensor:1",
+            {
+                EX + "speed": [
+                    {
+                        "type": "Property",
+                        "value": speed,
+                        "observedAt": f"2026-11-30T01:{minute:02d}:00.000000Z",
+                    }
+                ]
+            },
+        )
+    rows = store.history(
+        "",
+        "urn:ngsi-ld:Sensor:1",
+        attrs=[EX + "speed"],
+        time_property="observedAt",
+        after="2026-11-30T01:05:00.000000Z",
+    )
+    assert [r.instance["value"] for r in rows] == [20, 30]
+    rows = store.history(
+        "",
+        "urn:ngsi-ld:Sensor:1",
+        attrs=[EX + "speed"],
+        time_property="observedAt",
+        before="2026-11-30T01:10:00.000000Z",
+    )
+    assert [r.instance["value"] for r in rows] == [10, 20]
+    assert {
+        r.attr for r in store.history("", "urn:ngsi-ld:Sensor:1", attrs=[EX + "speed", EX + "name"])
+    } == {EX + "speed", EX + "name"}
+    everything = store.history(
+        "", "urn:ngsi-ld:Sensor:1", time_property="recordedAt", after="2000-01-01T00:00:00.000000Z"
+    )
+    assert len(everything) == 5

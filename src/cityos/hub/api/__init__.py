@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from cityos.hub.api import batch, contexts, entities, types
+from cityos.hub.api import batch, contexts, entities, temporal, types
 
 PREFIX = "/ngsi-ld/v1"
 
@@ -32,6 +32,13 @@ ROUTES = [
     ("/entityOperations/merge", "POST", batch.batch_merge, "Batch merge"),
     ("/entityOperations/delete", "POST", batch.batch_delete, "Batch delete"),
     ("/entityOperations/query", "POST", batch.batch_query, "Query entities (POST)"),
+    ("/temporal/entities", "GET", temporal.query_temporal, "Query the history of entities"),
+    (
+        "/temporal/entities/{entity_id}",
+        "GET",
+        temporal.retrieve_temporal,
+        "Retrieve an entity's history",
+    ),
     ("/types", "GET", types.list_types, "List entity types"),
     ("/types/{type}", "GET", types.type_info, "Entity type information"),
     ("/attributes", "GET", types.list_attributes, "List attributes"),

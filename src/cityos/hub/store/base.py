@@ -75,6 +75,37 @@ class StoredContext:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def history_where(
+    mark: str,
+    tenant: str,
+    entity_id: str,
+    attr: str | None,
+    attrs: list[str] | None,
+    time_property: str,
+    after: str | None,
+    before: str | None,
+    *,
+    columns: tuple[str, str],
+) -> tuple[str, list[Any]]:
+    """The WHERE clause both engines use for history reads (``mark`` is the placeholder)."""
+    where = [f"tenant = {mark}", f"entity_id = {mark}"]
+    params: list[Any] = [tenant, entity_id]
+    wanted = [attr] if attr is not None else list(attrs or [])
+    if wanted:
+        where.append("attr IN (" + ", ".join([mark] * len(wanted)) + ")")
+        params.extend(wanted)
+    if time_property not in ("observedAt", "recordedAt"):
+        raise ValueError(f"time_property must be observedAt or recordedAt, not {time_property!r}")
+    column = columns[0] if time_property == "observedAt" else columns[1]
+    if after is not None:
+        where.append(f"{column} >= {mark}")
+        params.append(after)
+    if before is not None:
+        where.append(f"{column} < {mark}")
+        params.append(before)
+    return " AND ".join(where), params
+
+
 class Transaction(ABC):
     """A write transaction on one tenant. Leaving the ``with`` block commits; an exception rolls back."""
 
@@ -146,9 +177,23 @@ class Store(ABC):
 
     @abstractmethod
     def history(
-        self, tenant: str, entity_id: str, attr: str | None = None, limit: int = 1000
+        self,
+        tenant: str,
+        entity_id: str,
+        attr: str | None = None,
+        limit: int = 1000,
+        *,
+        attrs: list[str] | None = None,
+        time_property: str = "recordedAt",
+        after: str | None = None,
+        before: str | None = None,
     ) -> list[HistoryRow]:
-        """History rows of one entity, oldest first."""
+        """History rows of one entity, oldest first (by the hub's recording order).
+
+        ``attr``/``attrs`` restrict to attributes; ``after`` (inclusive) and ``before``
+        (exclusive) bound ``time_property`` — ``"observedAt"`` or ``"recordedAt"`` (the hub's
+        modifiedAt) — compared as hub-format timestamps (UTC, microseconds, ``Z``).
+        """
 
     # -- @contexts ------------------------------------------------------------------
     @abstractmethod

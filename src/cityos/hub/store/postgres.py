@@ -51,6 +51,7 @@ from cityos.hub.store.base import (
     Store,
     StoredContext,
     Transaction,
+    history_where,
 )
 
 # Each step carries the schema one version forward; never edit a released step, add one.
@@ -854,20 +855,34 @@ class PostgresStore(Store):
         return [AttributeUse(r[0], r[1], r[2], r[3]) for r in rows]
 
     def history(
-        self, tenant: str, entity_id: str, attr: str | None = None, limit: int = 1000
+        self,
+        tenant: str,
+        entity_id: str,
+        attr: str | None = None,
+        limit: int = 1000,
+        *,
+        attrs: list[str] | None = None,
+        time_property: str = "recordedAt",
+        after: str | None = None,
+        before: str | None = None,
     ) -> list[HistoryRow]:
+        where, params = history_where(
+            "%s",
+            tenant,
+            entity_id,
+            attr,
+            attrs,
+            time_property,
+            after,
+            before,
+            columns=("observed_text", "recorded_text"),
+        )
         sql = (
             "SELECT entity_id, entity_type, attr, dataset_id, instance, op, observed_text,"
-            " recorded_text FROM history WHERE tenant = %s AND entity_id = %s"
+            f" recorded_text FROM history WHERE {where} ORDER BY seq LIMIT %s"
         )
-        params: list[Any] = [tenant, entity_id]
-        if attr is not None:
-            sql += " AND attr = %s"
-            params.append(attr)
-        sql += " ORDER BY seq LIMIT %s"
-        params.append(limit)
         with self._pool.connection() as conn:
-            rows = conn.execute(sql, params).fetchall()
+            rows = conn.execute(sql, [*params, limit]).fetchall()
         return [HistoryRow(*r) for r in rows]
 
     # -- contexts -------------------------------------------------------------------------

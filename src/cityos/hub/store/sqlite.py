@@ -35,6 +35,7 @@ from cityos.hub.store.base import (
     Store,
     StoredContext,
     Transaction,
+    history_where,
 )
 
 # Each step carries the schema one version forward; never edit a released step, add one.
@@ -507,20 +508,34 @@ class SqliteStore(Store):
         return [AttributeUse(r[0], r[1], r[2], r[3]) for r in rows]
 
     def history(
-        self, tenant: str, entity_id: str, attr: str | None = None, limit: int = 1000
+        self,
+        tenant: str,
+        entity_id: str,
+        attr: str | None = None,
+        limit: int = 1000,
+        *,
+        attrs: list[str] | None = None,
+        time_property: str = "recordedAt",
+        after: str | None = None,
+        before: str | None = None,
     ) -> list[HistoryRow]:
+        where, params = history_where(
+            "?",
+            tenant,
+            entity_id,
+            attr,
+            attrs,
+            time_property,
+            after,
+            before,
+            columns=("observed_at", "recorded_at"),
+        )
         sql = (
             "SELECT entity_id, entity_type, attr, dataset_id, instance, op, observed_at,"
-            " recorded_at FROM history WHERE tenant = ? AND entity_id = ?"
+            f" recorded_at FROM history WHERE {where} ORDER BY hid LIMIT ?"
         )
-        params: list[Any] = [tenant, entity_id]
-        if attr is not None:
-            sql += " AND attr = ?"
-            params.append(attr)
-        sql += " ORDER BY hid LIMIT ?"
-        params.append(limit)
         with self._lock:
-            rows = self._conn.execute(sql, params).fetchall()
+            rows = self._conn.execute(sql, [*params, limit]).fetchall()
         return [
             HistoryRow(r[0], r[1], r[2], r[3], orjson.loads(r[4]), r[5], r[6], r[7]) for r in rows
         ]
