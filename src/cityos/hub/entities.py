@@ -488,6 +488,64 @@ class EntityService:
             tx.add_history(history)
         return result
 
+    # -- temporal writes (clause 5.6.11–5.6.16) -------------------------------------------
+    def add_temporal(
+        self,
+        tenant: str,
+        entity_id: str,
+        attrs: Attrs,
+        *,
+        types: list[str] | None = None,
+        create: bool = True,
+    ) -> bool:
+        """Append past instances to history; the newest of each (by observedAt) also becomes
+        the current value when it is newer than what the entity holds. True if created."""
+        now = now_iso()
+        with self.store.transaction(tenant) as tx:
+            old = tx.get([entity_id]).get(entity_id)
+            if old is None and not create:
+                raise ResourceNotFound(f"entity {entity_id} not found")
+            if old is None and not types:
+                raise BadRequestData(
+                    f"entity {entity_id} does not exist: give its type to create it"
+                )
+            created = old is None
+            new = (
+                {
+                    "id": entity_id,
+                    "type": list(types or []),
+                    "attrs": {},
+                    "createdAt": now,
+                    "modifiedAt": now,
+                }
+                if created
+                else _copy(old)
+            )
+            history: list[HistoryRow] = []
+            for attr, instances in attrs.items():
+                ordered = sorted(instances, key=lambda i: i.get("observedAt") or "")
+                for inst in ordered:
+                    history.append(_history(new, attr, _stamp(dict(inst), now), "create", now))
+                current = new["attrs"].get(attr, [])
+                latest: dict[str | None, Instance] = {}
+                for inst in ordered:
+                    latest[_ds(inst)] = inst
+                for ds, inst in latest.items():
+                    idx = next((i for i, c in enumerate(current) if _ds(c) == ds), None)
+                    if idx is None:
+                        current = [*current, _stamp(dict(inst), now)]
+                    elif (inst.get("observedAt") or "") >= (current[idx].get("observedAt") or ""):
+                        current = list(current)
+                        current[idx] = _stamp(dict(inst), now, current[idx].get("createdAt"))
+                new["attrs"][attr] = current
+            new["modifiedAt"] = now
+            if created:
+                tx.insert(new)
+            else:
+                tx.update(new)
+            tx.add_history(history)
+        return created
+
     # -- internals ----------------------------------------------------------------------
     @staticmethod
     def _get(tx: Transaction, entity_id: str) -> Entity:

@@ -144,10 +144,25 @@ def temporal_entity(
     return out
 
 
+INSTANCE_ID_PREFIX = "urn:ngsi-ld:attribute:instance:"
+
+
+def instance_urn(instance_id: int | None) -> str | None:
+    return None if instance_id is None else f"{INSTANCE_ID_PREFIX}{instance_id}"
+
+
+def parse_instance_urn(text: str) -> int:
+    if text.startswith(INSTANCE_ID_PREFIX) and text[len(INSTANCE_ID_PREFIX) :].isdigit():
+        return int(text[len(INSTANCE_ID_PREFIX) :])
+    raise BadRequestData(f"instanceId {text!r} is not one this hub issued ({INSTANCE_ID_PREFIX}N)")
+
+
 def _instance(row: HistoryRow, compact: Any) -> dict[str, Any]:
     inst = {}
     for key, value in row.instance.items():
         inst[key if key in _MEMBERS else compact(key)] = value
+    if row.instance_id is not None:
+        inst["instanceId"] = instance_urn(row.instance_id)
     return inst
 
 

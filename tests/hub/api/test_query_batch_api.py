@@ -256,6 +256,7 @@ def test_openapi_lists_every_route(client) -> None:
         concrete = (
             path.replace("{entity_id}", "urn:x:1")
             .replace("{attr}", "a")
+            .replace("{instance_id}", "urn:ngsi-ld:attribute:instance:1")
             .replace("{type}", "T")
             .replace("{context_id}", "nope")
         )

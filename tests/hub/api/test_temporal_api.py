@@ -141,3 +141,85 @@ def test_temporal_errors(client) -> None:
         assert r.status_code == 400, (params, r.text)
     assert client.get(f"{BASE}/temporal/entities/urn:ngsi-ld:X:none").status_code == 404
     assert client.get(f"{BASE}/temporal/entities").status_code == 400  # needs a filter
+
+
+def test_create_temporal_entity_then_add_and_edit_instances(client) -> None:
+    body = {
+        "id": "urn:ngsi-ld:TrafficFlowObserved:norodom-1",
+        "type": "TrafficFlowObserved",
+        "intensity": [
+            {"type": "Property", "value": 900, "observedAt": "2026-11-30T01:10:00Z"},
+            {"type": "Property", "value": 700, "observedAt": "2026-11-30T01:00:00Z"},
+        ],
+    }
+    r = client.post(f"{BASE}/temporal/entities", json=body)
+    assert r.status_code == 201, r.text
+    eid = body["id"]
+    # the newest instance became the current value
+    kv = client.get(f"{BASE}/entities/{eid}", params={"options": "keyValues"}).json()
+    assert kv["intensity"] == 900
+    # posting again adds to the history: 204; an older instance does not replace the current
+    more = {
+        "id": eid,
+        "type": "TrafficFlowObserved",
+        "intensity": {"type": "Property", "value": 100, "observedAt": "2026-11-30T00:50:00Z"},
+    }
+    assert client.post(f"{BASE}/temporal/entities", json=more).status_code == 204
+    assert (
+        client.get(f"{BASE}/entities/{eid}", params={"options": "keyValues"}).json()["intensity"]
+        == 900
+    )
+    r = client.post(
+        f"{BASE}/temporal/entities/{eid}/attrs",
+        json={
+            "intensity": [{"type": "Property", "value": 950, "observedAt": "2026-11-30T01:20:00Z"}]
+        },
+    )
+    assert r.status_code == 204, r.text
+    hist = client.get(f"{BASE}/temporal/entities/{eid}", params={"attrs": "intensity"}).json()[
+        "intensity"
+    ]
+    assert [i["value"] for i in hist] == [100, 700, 900, 950]
+    assert all(i["instanceId"].startswith("urn:ngsi-ld:attribute:instance:") for i in hist)
+    # edit one instance in place, then delete another
+    target = hist[1]["instanceId"]
+    r = client.patch(
+        f"{BASE}/temporal/entities/{eid}/attrs/intensity/{target}", json={"value": 710}
+    )
+    assert r.status_code == 204, r.text
+    r = client.delete(f"{BASE}/temporal/entities/{eid}/attrs/intensity/{hist[0]['instanceId']}")
+    assert r.status_code == 204
+    hist = client.get(f"{BASE}/temporal/entities/{eid}", params={"attrs": "intensity"}).json()[
+        "intensity"
+    ]
+    assert [i["value"] for i in hist] == [710, 900, 950]
+    # delete the whole entity with its history
+    assert client.delete(f"{BASE}/temporal/entities/{eid}").status_code == 204
+    assert client.get(f"{BASE}/temporal/entities/{eid}").status_code == 404
+
+
+def test_temporal_write_errors_write_nothing(client) -> None:
+    url = f"{BASE}/temporal/entities"
+    no_time = {"id": "urn:ngsi-ld:T:1", "type": "T", "v": [{"type": "Property", "value": 1}]}
+    assert client.post(url, json=no_time).status_code == 400
+    no_type = {
+        "id": "urn:ngsi-ld:T:1",
+        "v": [{"type": "Property", "value": 1, "observedAt": "2026-11-30T01:00:00Z"}],
+    }
+    assert client.post(url, json=no_type).status_code == 400
+    bad_id = {
+        "id": "nope",
+        "type": "T",
+        "v": [{"type": "Property", "value": 1, "observedAt": "2026-11-30T01:00:00Z"}],
+    }
+    assert client.post(url, json=bad_id).status_code == 400
+    assert client.get(f"{BASE}/entities/urn:ngsi-ld:T:1").status_code == 404
+    r = client.post(
+        f"{BASE}/temporal/entities/urn:ngsi-ld:T:404/attrs",
+        json={"v": [{"type": "Property", "value": 1, "observedAt": "2026-11-30T01:00:00Z"}]},
+    )
+    assert r.status_code == 404
+    r = client.patch(
+        f"{BASE}/temporal/entities/urn:ngsi-ld:T:1/attrs/v/not-an-instance", json={"value": 1}
+    )
+    assert r.status_code == 400

@@ -15,6 +15,7 @@ from cityos.hub.api.common import (
     int_param,
     options_of,
     path_param,
+    read_body,
     resolve_context,
     response_media,
     tenant_of,
@@ -23,10 +24,18 @@ from cityos.hub.api.common import (
 from cityos.hub.api.params import entity_query
 from cityos.hub.errors import BadRequestData, ResourceNotFound
 from cityos.hub.ldcontext import Context
+from cityos.hub.model import now_iso
+from cityos.hub.representation import (
+    parse_attribute,
+    parse_partial_instance,
+    parse_types,
+    validate_stored_instance,
+)
 from cityos.hub.temporal import (
     AGGREGATIONS,
     TimeWindow,
     parse_duration,
+    parse_instance_urn,
     parse_window,
     temporal_entity,
 )
@@ -119,3 +128,117 @@ async def query_temporal(request: Request) -> Response:
     body = [_render(request, tenant, e, ctx, opts, attrs) for e in result.entities]
     headers = {"NGSILD-Results-Count": str(result.count)} if query.count else {}
     return entity_response(request, body, media, headers=headers)
+
+
+def _temporal_attrs(
+    body: dict[str, Any], ctx: Context, where: str
+) -> dict[str, list[dict[str, Any]]]:
+    """A temporal fragment: each attribute one instance or an array of past instances."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for name, value in body.items():
+        if name in ("id", "type", "@context", "scope", "createdAt", "modifiedAt"):
+            continue
+        iri = ctx.expand_term(name)
+        items = value if isinstance(value, list) else [value]
+        if not items:
+            raise BadRequestData(f"{where}: attribute {name!r} has no instances")
+        for n, item in enumerate(items):
+            for inst in parse_attribute(iri, item, ctx, name=f"{name}[{n}]", where=where):
+                if "observedAt" not in inst:
+                    raise BadRequestData(
+                        f"{where}: attribute {name!r} instance {n} has no observedAt"
+                    )
+                out.setdefault(iri, []).append(inst)
+    if not out:
+        raise BadRequestData(f"{where}: no attributes")
+    return out
+
+
+@endpoint
+async def create_temporal(request: Request) -> Response:
+    """POST /temporal/entities: create an entity, or add to its history (201 or 204)."""
+    tenant = tenant_of(request, read=False)
+    body = await read_body(request)
+    if not isinstance(body, dict):
+        raise BadRequestData("a temporal entity must be a JSON object")
+    ctx = resolve_context(request, body)
+    eid = body.get("id")
+    validate_uri(eid if isinstance(eid, str) else "", "entity id")
+    if "type" not in body:
+        raise BadRequestData("a temporal entity needs a type")
+    types = parse_types(body["type"], ctx, f"entity {eid!r}")
+    attrs = _temporal_attrs(body, ctx, f"entity {eid!r}")
+    created = hub_of(request).entities.add_temporal(tenant, eid, attrs, types=types)
+    if created:
+        return Response(
+            status_code=201, headers={"Location": f"/ngsi-ld/v1/temporal/entities/{eid}"}
+        )
+    return Response(status_code=204)
+
+
+@endpoint
+async def append_temporal_attrs(request: Request) -> Response:
+    tenant = tenant_of(request, read=True)
+    eid = validate_uri(path_param(request, "entity_id"), "entity id")
+    body = await read_body(request)
+    if not isinstance(body, dict):
+        raise BadRequestData("a temporal fragment must be a JSON object")
+    ctx = resolve_context(request, body)
+    attrs = _temporal_attrs(body, ctx, f"entity {eid!r}")
+    hub_of(request).entities.add_temporal(tenant, eid, attrs, create=False)
+    return Response(status_code=204)
+
+
+@endpoint
+async def patch_temporal_instance(request: Request) -> Response:
+    tenant = tenant_of(request, read=True)
+    eid = validate_uri(path_param(request, "entity_id"), "entity id")
+    body = await read_body(request)
+    if not isinstance(body, dict):
+        raise BadRequestData("an attribute instance must be a JSON object")
+    ctx = resolve_context(request, body)
+    attr = ctx.expand_term(path_param(request, "attr"))
+    instance_id = parse_instance_urn(path_param(request, "instance_id"))
+    store = hub_of(request).store
+    current = next(
+        (
+            r
+            for r in store.history(tenant, eid, attr, limit=MAX_HISTORY_ROWS)
+            if r.instance_id == instance_id
+        ),
+        None,
+    )
+    if current is None:
+        raise ResourceNotFound(
+            f"no instance {instance_id} of {path_param(request, 'attr')} in {eid}"
+        )
+    members = parse_partial_instance(body, ctx)
+    merged = {**current.instance, **members, "modifiedAt": now_iso()}
+    validate_stored_instance(merged, name=path_param(request, "attr"))
+    store.update_history_instance(tenant, eid, attr, instance_id, merged)
+    return Response(status_code=204)
+
+
+@endpoint
+async def delete_temporal(request: Request) -> Response:
+    tenant = tenant_of(request, read=True)
+    eid = validate_uri(path_param(request, "entity_id"), "entity id")
+    hub = hub_of(request)
+    if hub.store.get_entity(tenant, eid) is None:
+        raise ResourceNotFound(f"entity {eid} not found")
+    hub.entities.delete(tenant, eid)
+    hub.store.delete_history(tenant, eid)
+    return Response(status_code=204)
+
+
+@endpoint
+async def delete_temporal_attr(request: Request) -> Response:
+    tenant = tenant_of(request, read=True)
+    eid = validate_uri(path_param(request, "entity_id"), "entity id")
+    ctx = resolve_context(request)
+    attr = ctx.expand_term(path_param(request, "attr"))
+    raw_instance = request.path_params.get("instance_id")
+    instance_id = parse_instance_urn(path_param(request, "instance_id")) if raw_instance else None
+    if hub_of(request).store.delete_history(tenant, eid, attr, instance_id) == 0:
+        raise ResourceNotFound(f"no history of {path_param(request, 'attr')} in {eid} to delete")
+    return Response(status_code=204)

@@ -47,6 +47,7 @@ class HistoryRow:
     op: str
     observed_at: str | None
     recorded_at: str  # the hub's time of the change (= modifiedAt)
+    instance_id: int | None = None  # the store's id of this history row (set on reads)
 
 
 @dataclass
@@ -194,6 +195,29 @@ class Store(ABC):
         (exclusive) bound ``time_property`` — ``"observedAt"`` or ``"recordedAt"`` (the hub's
         modifiedAt) — compared as hub-format timestamps (UTC, microseconds, ``Z``).
         """
+
+    @abstractmethod
+    def update_history_instance(
+        self, tenant: str, entity_id: str, attr: str, instance_id: int, instance: dict[str, Any]
+    ) -> bool:
+        """Replace one stored instance of an attribute's history; False if there is none."""
+
+    @abstractmethod
+    def delete_history(
+        self, tenant: str, entity_id: str, attr: str | None = None, instance_id: int | None = None
+    ) -> int:
+        """Delete an entity's history (one attribute, or one instance of it); rows deleted."""
+
+    @abstractmethod
+    def purge_history(
+        self,
+        before: str,
+        *,
+        tenant: str | None = None,
+        entity_type: str | None = None,
+        attr: str | None = None,
+    ) -> int:
+        """Retention: delete history recorded before ``before`` (all tenants unless given)."""
 
     # -- @contexts ------------------------------------------------------------------
     @abstractmethod

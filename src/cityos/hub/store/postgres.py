@@ -879,11 +879,64 @@ class PostgresStore(Store):
         )
         sql = (
             "SELECT entity_id, entity_type, attr, dataset_id, instance, op, observed_text,"
-            f" recorded_text FROM history WHERE {where} ORDER BY seq LIMIT %s"
+            f" recorded_text, seq FROM history WHERE {where} ORDER BY seq LIMIT %s"
         )
         with self._pool.connection() as conn:
             rows = conn.execute(sql, [*params, limit]).fetchall()
         return [HistoryRow(*r) for r in rows]
+
+    def update_history_instance(
+        self, tenant: str, entity_id: str, attr: str, instance_id: int, instance: dict[str, Any]
+    ) -> bool:
+        observed = instance.get("observedAt")
+        with self._pool.connection() as conn:
+            cur = conn.execute(
+                "UPDATE history SET instance = %s::jsonb, observed_text = %s, observed_at = %s"
+                " WHERE seq = %s AND tenant = %s AND entity_id = %s AND attr = %s",
+                (
+                    _dumps(instance),
+                    observed,
+                    _parse_time(observed),
+                    instance_id,
+                    tenant,
+                    entity_id,
+                    attr,
+                ),
+            )
+        return cur.rowcount > 0
+
+    def delete_history(
+        self, tenant: str, entity_id: str, attr: str | None = None, instance_id: int | None = None
+    ) -> int:
+        sql = "DELETE FROM history WHERE tenant = %s AND entity_id = %s"
+        params: list[Any] = [tenant, entity_id]
+        if attr is not None:
+            sql += " AND attr = %s"
+            params.append(attr)
+        if instance_id is not None:
+            sql += " AND seq = %s"
+            params.append(instance_id)
+        with self._pool.connection() as conn:
+            return conn.execute(sql, params).rowcount
+
+    def purge_history(
+        self,
+        before: str,
+        *,
+        tenant: str | None = None,
+        entity_type: str | None = None,
+        attr: str | None = None,
+    ) -> int:
+        # recorded_at is the partition key, so only partitions that can hold such rows are
+        # scanned; dropping whole monthly partitions is the next step (docs/api.md)
+        sql = "DELETE FROM history WHERE recorded_at < %s"
+        params: list[Any] = [_parse_time(before)]
+        for column, value in (("tenant", tenant), ("entity_type", entity_type), ("attr", attr)):
+            if value is not None:
+                sql += f" AND {column} = %s"
+                params.append(value)
+        with self._pool.connection() as conn:
+            return conn.execute(sql, params).rowcount
 
     # -- contexts -------------------------------------------------------------------------
     def put_context(self, ctx: StoredContext) -> None:

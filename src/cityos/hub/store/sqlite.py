@@ -532,13 +532,63 @@ class SqliteStore(Store):
         )
         sql = (
             "SELECT entity_id, entity_type, attr, dataset_id, instance, op, observed_at,"
-            f" recorded_at FROM history WHERE {where} ORDER BY hid LIMIT ?"
+            f" recorded_at, hid FROM history WHERE {where} ORDER BY hid LIMIT ?"
         )
         with self._lock:
             rows = self._conn.execute(sql, [*params, limit]).fetchall()
         return [
-            HistoryRow(r[0], r[1], r[2], r[3], orjson.loads(r[4]), r[5], r[6], r[7]) for r in rows
+            HistoryRow(r[0], r[1], r[2], r[3], orjson.loads(r[4]), r[5], r[6], r[7], r[8])
+            for r in rows
         ]
+
+    def update_history_instance(
+        self, tenant: str, entity_id: str, attr: str, instance_id: int, instance: dict[str, Any]
+    ) -> bool:
+        with self._lock:
+            cur = self._conn.execute(
+                "UPDATE history SET instance = ?, observed_at = ? WHERE hid = ? AND tenant = ?"
+                " AND entity_id = ? AND attr = ?",
+                (
+                    _dumps(instance),
+                    instance.get("observedAt"),
+                    instance_id,
+                    tenant,
+                    entity_id,
+                    attr,
+                ),
+            )
+        return cur.rowcount > 0
+
+    def delete_history(
+        self, tenant: str, entity_id: str, attr: str | None = None, instance_id: int | None = None
+    ) -> int:
+        sql = "DELETE FROM history WHERE tenant = ? AND entity_id = ?"
+        params: list[Any] = [tenant, entity_id]
+        if attr is not None:
+            sql += " AND attr = ?"
+            params.append(attr)
+        if instance_id is not None:
+            sql += " AND hid = ?"
+            params.append(instance_id)
+        with self._lock:
+            return self._conn.execute(sql, params).rowcount
+
+    def purge_history(
+        self,
+        before: str,
+        *,
+        tenant: str | None = None,
+        entity_type: str | None = None,
+        attr: str | None = None,
+    ) -> int:
+        sql = "DELETE FROM history WHERE recorded_at < ?"
+        params: list[Any] = [before]
+        for column, value in (("tenant", tenant), ("entity_type", entity_type), ("attr", attr)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                params.append(value)
+        with self._lock:
+            return self._conn.execute(sql, params).rowcount
 
     # -- contexts -------------------------------------------------------------------------
     def put_context(self, ctx: StoredContext) -> None:
