@@ -19,6 +19,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Create, migrate and inspect the hub's database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+retention_app = typer.Typer(
+    help="Delete history older than the retention rules allow.", no_args_is_help=True
+)
+app.add_typer(retention_app, name="retention")
 
 console = Console()
 err = Console(stderr=True)
@@ -160,6 +164,51 @@ def db_stats(database_url: DbOption = None, json_out: JsonOption = False) -> Non
     table.add_column("value", justify="right")
     for key, value in stats.items():
         table.add_row(key, f"{value:,}" if isinstance(value, int) else str(value))
+    console.print(table)
+
+
+@retention_app.command("run")
+def retention_run(
+    rule: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--rule",
+            "-r",
+            help="A rule like TrafficFlowObserved.intensity=90d (repeatable); default: the CITYOS_RETENTION setting.",
+        ),
+    ] = None,
+    database_url: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Apply the retention rules once and report what each deleted."""
+    from cityos.hub.core import Hub
+    from cityos.hub.errors import NgsiLdError
+    from cityos.hub.retention import retention_rules, run_retention
+
+    settings = _settings(database_url)
+    if rule:
+        settings.retention = list(rule)
+    if not settings.retention:
+        err.print("no retention rules: give --rule TYPE[.ATTR]=DURATION or set CITYOS_RETENTION")
+        raise typer.Exit(2)
+    hub = Hub(settings, store=_open_store(settings))
+    try:
+        try:
+            rules = retention_rules(hub)
+        except (ValueError, NgsiLdError) as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from exc
+        results = run_retention(hub.store, rules)
+    finally:
+        hub.close()
+    if json_out:
+        print(json.dumps([r.__dict__ for r in results]))
+        return
+    table = Table(title="History retention")
+    for col in ("rule", "deleted before", "rows deleted"):
+        table.add_column(col)
+    for r in results:
+        table.add_row(r.rule, r.cutoff, f"{r.deleted:,}")
     console.print(table)
 
 

@@ -26,6 +26,10 @@ class Settings:
     max_page_size: int = 1000
     max_batch_entities: int = 10_000
     context_allow_hosts: list[str] = field(default_factory=list)
+    # history retention rules ("TrafficFlowObserved.intensity=90d", "*=365d"); none: keep all
+    retention: list[str] = field(default_factory=list)
+    retention_interval_s: int = 0  # > 0: `cityos serve` applies the rules this often
+    retention_context: str = ""  # @context URL the rules' terms are expanded with (core if empty)
     context_fetch_timeout_s: float = 5.0
     context_max_bytes: int = 1_048_576
 

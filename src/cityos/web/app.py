@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -20,7 +22,10 @@ from cityos.hub import api
 from cityos.hub.api.common import json_response, problem
 from cityos.hub.core import Hub
 from cityos.hub.errors import InvalidRequest, ResourceNotFound
+from cityos.hub.retention import RetentionRule, retention_rules, run_retention
 from cityos.web.openapi import openapi_document
+
+log = logging.getLogger("cityos.web")
 
 
 class NormalisePath:
@@ -61,6 +66,19 @@ async def _not_allowed(request: Request, exc: Exception) -> Response:
     return problem(err, request.url.path)
 
 
+async def _retention_loop(hub: Hub, rules: list[RetentionRule], interval_s: int) -> None:
+    """Apply the retention rules on a schedule, off the event loop; log, never crash."""
+    while True:
+        try:
+            results = await asyncio.to_thread(run_retention, hub.store, rules)
+            deleted = sum(r.deleted for r in results)
+            if deleted:
+                log.info("retention deleted %d history rows", deleted)
+        except Exception:
+            log.exception("retention run failed; retrying in %ss", interval_s)
+        await asyncio.sleep(interval_s)
+
+
 def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGIApp:
     settings = settings or (hub.settings if hub else Settings.load())
     hub = hub or Hub(settings)
@@ -83,7 +101,13 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task = None
+        if settings.retention and settings.retention_interval_s > 0:
+            rules = retention_rules(hub)  # bad rules stop the server here, with the reason
+            task = asyncio.create_task(_retention_loop(hub, rules, settings.retention_interval_s))
         yield
+        if task is not None:
+            task.cancel()
         hub.close()
 
     app = Starlette(
