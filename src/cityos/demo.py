@@ -163,8 +163,36 @@ def run_demo(
             summary["queries"].append(answer)
         history = hub.store.history("", _first_flow(entities), None, limit=100_000)
         summary["history_rows_first_sensor"] = len(history)
+        summary["history"] = _history_example(client, console, minutes)
     summary["curl"] = curl_lines(settings)
     return summary
+
+
+AQ_WAT_PHNOM = "urn:ngsi-ld:AirQualityObserved:wat-phnom"
+
+
+def _history_example(client: TestClient, console: Console, minutes: int) -> dict[str, Any]:
+    """The replayed hour read back through the temporal API: 15-minute PM2.5 averages."""
+    start = DISTRICT_TIME.strftime("%Y-%m-%dT%H:%M:%SZ")
+    params = {
+        "attrs": "pm25",
+        "options": "aggregatedValues",
+        "aggrMethods": "avg,max",
+        "aggrPeriodDuration": "PT15M",
+        "timerel": "after",
+        "timeAt": start,
+    }
+    r = client.get(
+        f"{BASE}/temporal/entities/{AQ_WAT_PHNOM}", params=params, headers={"Link": LINK}
+    )
+    _check(r, "reading history")
+    pm25 = r.json().get("pm25", {})
+    console.print(
+        f"\n[bold]PM2.5 at Wat Phnom over the replay, 15-minute buckets[/bold] ({minutes} min)"
+    )
+    for (avg, t0, _), (peak, _, _) in zip(pm25.get("avg", []), pm25.get("max", []), strict=False):
+        console.print(f"  from {t0}: average {avg:.1f}, peak {peak:.1f} µg/m³", highlight=False)
+    return {"params": params, "pm25": pm25}
 
 
 def curl_lines(settings: Settings) -> list[str]:
@@ -174,6 +202,10 @@ def curl_lines(settings: Settings) -> list[str]:
     for _, params in EXAMPLE_QUERIES[:3]:
         lines.append(f"curl -s '{url}/entities?{urlencode(params, quote_via=quote)}' -H '{link}'")
     lines.append(f"curl -s '{url}/types' -H '{link}'")
+    history = {"attrs": "pm25", "options": "temporalValues", "lastN": "5"}
+    lines.append(
+        f"curl -s '{url}/temporal/entities/{AQ_WAT_PHNOM}?{urlencode(history, quote_via=quote)}' -H '{link}'"
+    )
     lines.append(
         f"curl -s '{url}/entities?type=Building&limit=3' -H 'Accept: application/geo+json' -H '{link}'"
     )
