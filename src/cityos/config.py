@@ -26,6 +26,10 @@ class Settings:
     max_page_size: int = 1000
     max_batch_entities: int = 10_000
     context_allow_hosts: list[str] = field(default_factory=list)
+    notify_timeout_s: float = 5.0  # a webhook slower than this counts as failed
+    notify_backoff_s: float = 1.0  # first retry after this, doubling each time
+    notify_max_attempts: int = 6  # then the subscription is marked failed
+    notify_poll_s: float = 0.2  # how often the delivery worker looks at the outbox
     # history retention rules ("TrafficFlowObserved.intensity=90d", "*=365d"); none: keep all
     retention: list[str] = field(default_factory=list)
     retention_interval_s: int = 0  # > 0: `cityos serve` applies the rules this often

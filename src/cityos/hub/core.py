@@ -11,6 +11,7 @@ from cityos.hub.ldcontext import ContextResolver
 from cityos.hub.model import now_iso
 from cityos.hub.store import open_store
 from cityos.hub.store.base import Store, StoredContext
+from cityos.hub.subscriptions import SubscriptionIndex
 
 # A context the hub hosts is fetched back by clients at .../ngsi-ld/v1/jsonldContexts/<id>,
 # under whatever host name they reach us by: resolve those locally, never over the network.
@@ -24,7 +25,6 @@ class Hub:
             settings.database_url, pg_synchronous_commit=settings.pg_synchronous_commit
         )
         self.store.migrate()
-        self.entities = EntityService(self.store)
         self.contexts = ContextResolver(
             load=self._load_context,
             save=self._save_context,
@@ -32,6 +32,8 @@ class Hub:
             timeout=settings.context_fetch_timeout_s,
             max_bytes=settings.context_max_bytes,
         )
+        self.subscriptions = SubscriptionIndex(self.store, self.contexts)
+        self.entities = EntityService(self.store, self.subscriptions)
 
     def _load_context(self, url: str) -> Any | None:
         m = _HOSTED.match(url)

@@ -8,9 +8,10 @@ a failed entity in a batch is left exactly as it was.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cityos.hub.errors import (
     AlreadyExists,
@@ -20,6 +21,9 @@ from cityos.hub.errors import (
 )
 from cityos.hub.model import INSTANCE_MEMBER_KEYS, Entity, Instance, now_iso
 from cityos.hub.store.base import HistoryRow, Store, Transaction
+
+if TYPE_CHECKING:
+    from cityos.hub.subscriptions import SubscriptionIndex
 
 NULL = "urn:ngsi-ld:null"
 
@@ -122,17 +126,73 @@ def _is_null_instance(inst: Instance) -> bool:
     return any(inst.get(k) == NULL for k in ("value", "object", "languageMap", "json", "vocab"))
 
 
+class _Tracked(Transaction):
+    """A transaction that remembers each entity before and after, to notify subscribers."""
+
+    def __init__(self, tx: Transaction) -> None:
+        self.tx = tx
+        self.tenant = tx.tenant
+        self.before: dict[str, Entity | None] = {}
+        self.after: dict[str, Entity | None] = {}
+
+    def get(self, ids: list[str]) -> dict[str, Entity]:
+        found = self.tx.get(ids)
+        for eid in ids:
+            self.before.setdefault(eid, found.get(eid))
+        return found
+
+    def insert(self, entity: Entity) -> None:
+        self.tx.insert(entity)
+        self.before.setdefault(entity["id"], None)
+        self.after[entity["id"]] = entity
+
+    def update(self, entity: Entity) -> None:
+        self.tx.update(entity)
+        self.after[entity["id"]] = entity
+
+    def delete(self, entity_id: str) -> bool:
+        deleted = self.tx.delete(entity_id)
+        if deleted:
+            self.after[entity_id] = None
+        return deleted
+
+    def add_history(self, rows: list[HistoryRow]) -> None:
+        self.tx.add_history(rows)
+
+    def add_notifications(self, rows: list[tuple[str, dict[str, Any]]], now: str) -> None:
+        self.tx.add_notifications(rows, now)
+
+    def changes(self) -> list[tuple[Entity | None, Entity]]:
+        return [(self.before.get(eid), new) for eid, new in self.after.items() if new is not None]
+
+
 class EntityService:
     """The NGSI-LD entity operations (clause 5.6) on one store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, subscriptions: SubscriptionIndex | None = None) -> None:
         self.store = store
+        self.subscriptions = subscriptions
+
+    @contextmanager
+    def _transaction(self, tenant: str) -> Iterator[Transaction]:
+        """The store's transaction; with subscriptions, their notifications join the commit."""
+        if self.subscriptions is None:
+            with self.store.transaction(tenant) as tx:
+                yield tx
+            return
+        with self.store.transaction(tenant) as raw:
+            tx = _Tracked(raw)
+            yield tx
+            changes = tx.changes()
+            if changes:
+                rows = self.subscriptions.notifications(tenant, changes)
+                tx.add_notifications(rows, now_iso())
 
     # -- single entity ------------------------------------------------------------------
     def create(self, tenant: str, entity: Entity) -> None:
         now = now_iso()
         new = _new_entity(entity, now)
-        with self.store.transaction(tenant) as tx:
+        with self._transaction(tenant) as tx:
             tx.insert(new)
             tx.add_history(_creation_history(new, now))
 
@@ -147,7 +207,7 @@ class EntityService:
         if entity.get("id") not in (None, entity_id):
             raise BadRequestData(f"body id {entity['id']} differs from the URL's {entity_id}")
         now = now_iso()
-        with self.store.transaction(tenant) as tx:
+        with self._transaction(tenant) as tx:
             old = self._get(tx, entity_id)
             self._replace_in(tx, old, {**entity, "id": entity_id}, now)
 
@@ -167,7 +227,7 @@ class EntityService:
     def merge(self, tenant: str, entity_id: str, fragment: Entity) -> None:
         """PATCH /entities/{id} (merge-patch, clause 5.6.17)."""
         now = now_iso()
-        with self.store.transaction(tenant) as tx:
+        with self._transaction(tenant) as tx:
             old = self._get(tx, entity_id)
             new, history = self._merged(old, fragment, now)
             tx.update(new)
@@ -205,7 +265,7 @@ class EntityService:
 
     def delete(self, tenant: str, entity_id: str) -> None:
         now = now_iso()
-        with self.store.transaction(tenant) as tx:
+        with self._transaction(tenant) as tx:
             old = self._get(tx, entity_id)
             tx.delete(entity_id)
             tx.add_history(
@@ -228,7 +288,7 @@ class EntityService:
     ) -> UpdateResult:
         """POST /entities/{id}/attrs (clause 5.6.3)."""
         now = now_iso()
-        with self.store.transaction(tenant) as tx:
+        with self._transaction(tenant) as tx:
             old = self._get(tx, entity_id)
             new, history, result = self._appended(old, attrs, now, no_overwrite, types)
             tx.update(new)
@@ -270,7 +330,7 @@ class EntityService:
     def update_attrs(self, tenant: str, entity_id: str, attrs: Attrs) -> UpdateResult:
         """PATCH /entities/{id}/attrs (clause 5.6.2): only existing attributes change."""
         now = now_iso()
-        with self.store.transaction(tenant) as tx:
+        with self._transaction(tenant) as tx:
             old = self._get(tx, entity_id)
             new, history, result = self._updated(old, attrs, now)
             if result.updated:
@@ -314,7 +374,7 @@ class EntityService:
     ) -> None:
         """PATCH /entities/{id}/attrs/{attr} (clause 5.6.4): merge into one instance."""
         now = now_iso()
-        with self.store.transaction(tenant) as tx:
+        with self._transaction(tenant) as tx:
             old = self._get(tx, entity_id)
             new = _copy(old)
             current = new["attrs"].get(attr)
@@ -347,7 +407,7 @@ class EntityService:
     ) -> None:
         """DELETE /entities/{id}/attrs/{attr} (clause 5.6.5)."""
         now = now_iso()
-        with self.store.transaction(tenant) as tx:
+        with self._transaction(tenant) as tx:
             old = self._get(tx, entity_id)
             new = _copy(old)
             current = new["attrs"].get(attr)
@@ -375,7 +435,7 @@ class EntityService:
     def batch_create(self, tenant: str, entities: list[Entity]) -> BatchResult:
         result = BatchResult()
         now = now_iso()
-        with self.store.transaction(tenant) as tx:
+        with self._transaction(tenant) as tx:
             existing = tx.get([e["id"] for e in entities])
             history: list[HistoryRow] = []
             seen: set[str] = set()
@@ -398,7 +458,7 @@ class EntityService:
         """Create or, for existing ids, replace (default) or update (``options=update``)."""
         result = BatchResult()
         now = now_iso()
-        with self.store.transaction(tenant) as tx:
+        with self._transaction(tenant) as tx:
             current = tx.get([e["id"] for e in entities])
             history: list[HistoryRow] = []
             for ent in entities:
@@ -450,7 +510,7 @@ class EntityService:
         """Apply ``change(old, fragment, now)`` to each existing entity; missing ids are errors."""
         result = BatchResult()
         now = now_iso()
-        with self.store.transaction(tenant) as tx:
+        with self._transaction(tenant) as tx:
             current = tx.get([e["id"] for e in entities])
             history: list[HistoryRow] = []
             for ent in entities:
@@ -470,7 +530,7 @@ class EntityService:
     def batch_delete(self, tenant: str, ids: list[str]) -> BatchResult:
         result = BatchResult()
         now = now_iso()
-        with self.store.transaction(tenant) as tx:
+        with self._transaction(tenant) as tx:
             current = tx.get(ids)
             history: list[HistoryRow] = []
             for eid in ids:
@@ -501,7 +561,7 @@ class EntityService:
         """Append past instances to history; the newest of each (by observedAt) also becomes
         the current value when it is newer than what the entity holds. True if created."""
         now = now_iso()
-        with self.store.transaction(tenant) as tx:
+        with self._transaction(tenant) as tx:
             old = tx.get([entity_id]).get(entity_id)
             if old is None and not create:
                 raise ResourceNotFound(f"entity {entity_id} not found")

@@ -21,6 +21,7 @@ from cityos.config import Settings
 from cityos.hub import api
 from cityos.hub.api.common import json_response, problem
 from cityos.hub.core import Hub
+from cityos.hub.delivery import Deliverer
 from cityos.hub.errors import InvalidRequest, ResourceNotFound
 from cityos.hub.retention import RetentionRule, retention_rules, run_retention
 from cityos.web.openapi import openapi_document
@@ -101,6 +102,14 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        deliverer = Deliverer(
+            hub.store,
+            timeout_s=settings.notify_timeout_s,
+            backoff_s=settings.notify_backoff_s,
+            max_attempts=settings.notify_max_attempts,
+            poll_s=settings.notify_poll_s,
+        )
+        delivery = asyncio.create_task(deliverer.run_forever())
         task = None
         if settings.retention and settings.retention_interval_s > 0:
             rules = retention_rules(hub)  # bad rules stop the server here, with the reason
@@ -108,6 +117,10 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
         yield
         if task is not None:
             task.cancel()
+        delivery.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await delivery
+        await deliverer.close()
         hub.close()
 
     app = Starlette(

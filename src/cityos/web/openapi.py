@@ -112,6 +112,7 @@ _PARAMS_BY_OP = {
         "aggrMethods",
         "aggrPeriodDuration",
     ],
+    ("/subscriptions", "GET"): ["limit", "offset"],
     ("/types", "GET"): ["details"],
     ("/attributes", "GET"): ["details"],
     ("/jsonldContexts", "GET"): ["details", "kind"],
@@ -131,6 +132,7 @@ _SUCCESS = {
     ("/entityOperations/merge", "POST"): {"204": "All merged", "207": "Partial success"},
     ("/entityOperations/delete", "POST"): {"204": "All deleted", "207": "Partial success"},
     ("/jsonldContexts", "POST"): {"201": "Hosted; Location names it"},
+    ("/subscriptions", "POST"): {"201": "Created; Location names it"},
 }
 
 _PROBLEM = {

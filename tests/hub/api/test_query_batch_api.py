@@ -259,6 +259,7 @@ def test_openapi_lists_every_route(client) -> None:
             .replace("{instance_id}", "urn:ngsi-ld:attribute:instance:1")
             .replace("{type}", "T")
             .replace("{context_id}", "nope")
+            .replace("{subscription_id}", "urn:ngsi-ld:Subscription:none")
         )
         r = client.request(
             method, concrete, content=b"{}", headers={"Content-Type": "application/json"}

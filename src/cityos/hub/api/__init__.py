@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from cityos.hub.api import batch, contexts, entities, temporal, types
+from cityos.hub.api import batch, contexts, entities, subscriptions, temporal, types
 
 PREFIX = "/ngsi-ld/v1"
 
@@ -74,6 +74,26 @@ ROUTES = [
         "DELETE",
         temporal.delete_temporal_attr,
         "Delete an instance",
+    ),
+    ("/subscriptions", "POST", subscriptions.create_subscription, "Create a subscription"),
+    ("/subscriptions", "GET", subscriptions.list_subscriptions, "List subscriptions"),
+    (
+        "/subscriptions/{subscription_id}",
+        "GET",
+        subscriptions.retrieve_subscription,
+        "Retrieve a subscription",
+    ),
+    (
+        "/subscriptions/{subscription_id}",
+        "PATCH",
+        subscriptions.update_subscription,
+        "Update a subscription",
+    ),
+    (
+        "/subscriptions/{subscription_id}",
+        "DELETE",
+        subscriptions.delete_subscription,
+        "Delete a subscription",
     ),
     ("/types", "GET", types.list_types, "List entity types"),
     ("/types/{type}", "GET", types.type_info, "Entity type information"),

@@ -51,6 +51,17 @@ class HistoryRow:
 
 
 @dataclass
+class Notification:
+    """A notification waiting in the outbox (written in the same transaction as its change)."""
+
+    id: int
+    tenant: str
+    subscription_id: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+@dataclass
 class QueryResult:
     entities: list[Entity]
     count: int | None = None  # total matches, only when EntityQuery.count
@@ -131,6 +142,10 @@ class Transaction(ABC):
     @abstractmethod
     def add_history(self, rows: list[HistoryRow]) -> None:
         """Append attribute changes to history."""
+
+    @abstractmethod
+    def add_notifications(self, rows: list[tuple[str, dict[str, Any]]], now: str) -> None:
+        """Put ``(subscription id, payload)`` in the outbox, committed with the change."""
 
 
 class Store(ABC):
@@ -218,6 +233,29 @@ class Store(ABC):
         attr: str | None = None,
     ) -> int:
         """Retention: delete history recorded before ``before`` (all tenants unless given)."""
+
+    # -- subscriptions and the outbox -------------------------------------------------
+    @abstractmethod
+    def put_subscription(self, tenant: str, sub: dict[str, Any]) -> None:
+        """Insert or replace a subscription document (keyed by its ``id``)."""
+
+    @abstractmethod
+    def get_subscription(self, tenant: str, sub_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def list_subscriptions(self, tenant: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+        """(tenant, subscription) pairs, oldest first; every tenant's when ``tenant`` is None."""
+
+    @abstractmethod
+    def delete_subscription(self, tenant: str, sub_id: str) -> bool: ...
+
+    @abstractmethod
+    def due_notifications(self, now: str, limit: int = 100) -> list[Notification]:
+        """Pending notifications whose next attempt is due, in the order they were written."""
+
+    @abstractmethod
+    def finish_notification(self, nid: int, *, delivered: bool, next_at: str | None) -> None:
+        """Delivered: remove it. Else: count the attempt and retry at ``next_at`` (None: give up)."""
 
     # -- @contexts ------------------------------------------------------------------
     @abstractmethod

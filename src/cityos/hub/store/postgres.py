@@ -47,6 +47,7 @@ from cityos.hub.store.base import (
     DEFAULT_TENANT,
     AttributeUse,
     HistoryRow,
+    Notification,
     QueryResult,
     Store,
     StoredContext,
@@ -113,6 +114,26 @@ MIGRATIONS: list[tuple[str, str]] = [
         # (time-range reads go through history_entity, retention through partitions/rowid)
         """
         DROP INDEX history_time;
+        """,
+    ),
+    (
+        "0003_subscriptions_and_outbox",
+        """
+        CREATE TABLE subscriptions(
+            tenant text NOT NULL, id text NOT NULL, doc jsonb NOT NULL,
+            seq bigserial NOT NULL, PRIMARY KEY(tenant, id)
+        );
+        CREATE TABLE outbox(
+            nid bigserial PRIMARY KEY,
+            tenant text NOT NULL,
+            subscription_id text NOT NULL,
+            payload jsonb NOT NULL,
+            created_at text NOT NULL,
+            attempts integer NOT NULL DEFAULT 0,
+            next_at text NOT NULL,
+            state text NOT NULL DEFAULT 'pending'
+        );
+        CREATE INDEX outbox_due ON outbox(state, next_at);
         """,
     ),
 ]
@@ -432,6 +453,17 @@ class PostgresTransaction(Transaction):
             "DELETE FROM entities WHERE tenant = %s AND id = %s", (self.tenant, entity_id)
         )
         return cur.rowcount > 0
+
+    def add_notifications(self, rows: list[tuple[str, dict[str, Any]]], now: str) -> None:
+        if not rows:
+            return
+        self.flush()
+        with self.conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO outbox(tenant, subscription_id, payload, created_at, next_at)"
+                " VALUES (%s, %s, %s::jsonb, %s, %s)",
+                [(self.tenant, sid, _dumps(payload), now, now) for sid, payload in rows],
+            )
 
     def add_history(self, rows: list[HistoryRow]) -> None:
         if not rows:
@@ -937,6 +969,66 @@ class PostgresStore(Store):
                 params.append(value)
         with self._pool.connection() as conn:
             return conn.execute(sql, params).rowcount
+
+    # -- subscriptions and the outbox ---------------------------------------------------
+    def put_subscription(self, tenant: str, sub: dict[str, Any]) -> None:
+        with self._pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO subscriptions(tenant, id, doc) VALUES (%s, %s, %s::jsonb)"
+                " ON CONFLICT (tenant, id) DO UPDATE SET doc = excluded.doc",
+                (tenant, sub["id"], _dumps(sub)),
+            )
+
+    def get_subscription(self, tenant: str, sub_id: str) -> dict[str, Any] | None:
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT doc FROM subscriptions WHERE tenant = %s AND id = %s", (tenant, sub_id)
+            ).fetchone()
+        return row[0] if row else None
+
+    def list_subscriptions(self, tenant: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+        sql = "SELECT tenant, doc FROM subscriptions"
+        params: list[Any] = []
+        if tenant is not None:
+            sql += " WHERE tenant = %s"
+            params.append(tenant)
+        with self._pool.connection() as conn:
+            rows = conn.execute(sql + " ORDER BY seq", params).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def delete_subscription(self, tenant: str, sub_id: str) -> bool:
+        with self._pool.connection() as conn, conn.transaction():
+            cur = conn.execute(
+                "DELETE FROM subscriptions WHERE tenant = %s AND id = %s", (tenant, sub_id)
+            )
+            conn.execute(
+                "DELETE FROM outbox WHERE tenant = %s AND subscription_id = %s", (tenant, sub_id)
+            )
+        return cur.rowcount > 0
+
+    def due_notifications(self, now: str, limit: int = 100) -> list[Notification]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT nid, tenant, subscription_id, payload, attempts FROM outbox"
+                " WHERE state = 'pending' AND next_at <= %s ORDER BY nid LIMIT %s",
+                (now, limit),
+            ).fetchall()
+        return [Notification(*r) for r in rows]
+
+    def finish_notification(self, nid: int, *, delivered: bool, next_at: str | None) -> None:
+        with self._pool.connection() as conn:
+            if delivered:
+                conn.execute("DELETE FROM outbox WHERE nid = %s", (nid,))
+            elif next_at is None:
+                conn.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, state = 'failed' WHERE nid = %s",
+                    (nid,),
+                )
+            else:
+                conn.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, next_at = %s WHERE nid = %s",
+                    (next_at, nid),
+                )
 
     # -- contexts -------------------------------------------------------------------------
     def put_context(self, ctx: StoredContext) -> None:

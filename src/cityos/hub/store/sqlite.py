@@ -31,6 +31,7 @@ from cityos.hub.store.base import (
     DEFAULT_TENANT,
     AttributeUse,
     HistoryRow,
+    Notification,
     QueryResult,
     Store,
     StoredContext,
@@ -99,6 +100,26 @@ MIGRATIONS: list[tuple[str, str]] = [
         # (time-range reads go through history_entity, retention through partitions/rowid)
         """
         DROP INDEX history_time;
+        """,
+    ),
+    (
+        "0003_subscriptions_and_outbox",
+        """
+        CREATE TABLE subscriptions(
+            tenant TEXT NOT NULL, id TEXT NOT NULL, doc TEXT NOT NULL, seq INTEGER NOT NULL,
+            PRIMARY KEY(tenant, id)
+        );
+        CREATE TABLE outbox(
+            nid INTEGER PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            subscription_id TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_at TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending'
+        );
+        CREATE INDEX outbox_due ON outbox(state, next_at);
         """,
     ),
 ]
@@ -218,6 +239,14 @@ class SqliteTransaction(Transaction):
                 for r in rows
             ],
         )
+
+    def add_notifications(self, rows: list[tuple[str, dict[str, Any]]], now: str) -> None:
+        if rows:
+            self.conn.executemany(
+                "INSERT INTO outbox(tenant, subscription_id, payload, created_at, next_at)"
+                " VALUES (?,?,?,?,?)",
+                [(self.tenant, sid, _dumps(payload), now, now) for sid, payload in rows],
+            )
 
     # -- secondary indexes -------------------------------------------------------------
     def _index(self, pk: int, entity: Entity) -> None:
@@ -589,6 +618,67 @@ class SqliteStore(Store):
                 params.append(value)
         with self._lock:
             return self._conn.execute(sql, params).rowcount
+
+    # -- subscriptions and the outbox ---------------------------------------------------
+    def put_subscription(self, tenant: str, sub: dict[str, Any]) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO subscriptions(tenant, id, doc, seq) VALUES (?, ?, ?,"
+                " (SELECT coalesce(max(seq), 0) + 1 FROM subscriptions))"
+                " ON CONFLICT(tenant, id) DO UPDATE SET doc = excluded.doc",
+                (tenant, sub["id"], _dumps(sub)),
+            )
+
+    def get_subscription(self, tenant: str, sub_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT doc FROM subscriptions WHERE tenant = ? AND id = ?", (tenant, sub_id)
+            ).fetchone()
+        return orjson.loads(row[0]) if row else None
+
+    def list_subscriptions(self, tenant: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+        sql = "SELECT tenant, doc FROM subscriptions"
+        params: list[Any] = []
+        if tenant is not None:
+            sql += " WHERE tenant = ?"
+            params.append(tenant)
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY seq", params).fetchall()
+        return [(r[0], orjson.loads(r[1])) for r in rows]
+
+    def delete_subscription(self, tenant: str, sub_id: str) -> bool:
+        with self._lock:
+            cur = self._conn.execute(
+                "DELETE FROM subscriptions WHERE tenant = ? AND id = ?", (tenant, sub_id)
+            )
+            self._conn.execute(
+                "DELETE FROM outbox WHERE tenant = ? AND subscription_id = ?", (tenant, sub_id)
+            )
+        return cur.rowcount > 0
+
+    def due_notifications(self, now: str, limit: int = 100) -> list[Notification]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT nid, tenant, subscription_id, payload, attempts FROM outbox"
+                " WHERE state = 'pending' AND next_at <= ? ORDER BY nid LIMIT ?",
+                (now, limit),
+            ).fetchall()
+        return [Notification(r[0], r[1], r[2], orjson.loads(r[3]), r[4]) for r in rows]
+
+    def finish_notification(self, nid: int, *, delivered: bool, next_at: str | None) -> None:
+        with self._lock:
+            if delivered:
+                self._conn.execute("DELETE FROM outbox WHERE nid = ?", (nid,))
+            elif next_at is None:
+                self._conn.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, state = 'failed' WHERE nid = ?",
+                    (nid,),
+                )
+            else:
+                self._conn.execute(
+                    "UPDATE outbox SET attempts = attempts + 1, next_at = ? WHERE nid = ?",
+                    (next_at, nid),
+                )
 
     # -- contexts -------------------------------------------------------------------------
     def put_context(self, ctx: StoredContext) -> None:

@@ -1,0 +1,112 @@
+"""/subscriptions: create, list, retrieve, update, delete (clause 5.8)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cityos.hub.api.common import (
+    JSONLD,
+    endpoint,
+    hub_of,
+    int_param,
+    json_response,
+    path_param,
+    read_body,
+    resolve_context,
+    response_media,
+    tenant_of,
+    validate_uri,
+)
+from cityos.hub.errors import AlreadyExists, BadRequestData, ResourceNotFound
+from cityos.hub.subscriptions import STATUS_FIELDS, parse_subscription
+
+BASE = "/ngsi-ld/v1/subscriptions"
+
+
+def _out(doc: dict[str, Any], media: str) -> dict[str, Any]:
+    body = {k: v for k, v in doc.items() if k != "@context"}
+    if media == JSONLD:
+        body["@context"] = doc.get("@context")
+    return body
+
+
+@endpoint
+async def create_subscription(request: Request) -> Response:
+    tenant = tenant_of(request, read=False)
+    body = await read_body(request)
+    ctx = resolve_context(request, body)
+    doc = parse_subscription(body, ctx)
+    hub = hub_of(request)
+    if hub.store.get_subscription(tenant, doc["id"]) is not None:
+        raise AlreadyExists(f"subscription {doc['id']} already exists")
+    hub.store.put_subscription(tenant, doc)
+    hub.subscriptions.invalidate()
+    return Response(status_code=201, headers={"Location": f"{BASE}/{doc['id']}"})
+
+
+@endpoint
+async def list_subscriptions(request: Request) -> Response:
+    tenant = tenant_of(request, read=True)
+    media = response_media(request)
+    limit = int_param(request, "limit", hub_of(request).settings.default_page_size)
+    offset = int_param(request, "offset", 0)
+    subs = [doc for _, doc in hub_of(request).store.list_subscriptions(tenant)]
+    page = subs[offset : offset + limit]
+    return json_response(
+        [_out(d, media) for d in page],
+        media_type=media,
+        headers={"NGSILD-Results-Count": str(len(subs))},
+    )
+
+
+def _get(request: Request, tenant: str) -> dict[str, Any]:
+    sid = validate_uri(path_param(request, "subscription_id"), "subscription id")
+    doc = hub_of(request).store.get_subscription(tenant, sid)
+    if doc is None:
+        raise ResourceNotFound(f"subscription {sid} not found")
+    return doc
+
+
+@endpoint
+async def retrieve_subscription(request: Request) -> Response:
+    tenant = tenant_of(request, read=True)
+    media = response_media(request)
+    return json_response(_out(_get(request, tenant), media), media_type=media)
+
+
+@endpoint
+async def update_subscription(request: Request) -> Response:
+    tenant = tenant_of(request, read=True)
+    current = _get(request, tenant)
+    body = await read_body(request)
+    if not isinstance(body, dict):
+        raise BadRequestData("a subscription fragment must be a JSON object")
+    if body.get("id") not in (None, current["id"]):
+        raise BadRequestData("the id of a subscription cannot change")
+    hub = hub_of(request)
+    ctx = (
+        resolve_context(request, body)
+        if "@context" in body or request.headers.get("link")
+        else hub.contexts.resolve(current.get("@context"))
+    )
+    merged = {k: v for k, v in current.items() if k not in ("@context", "modifiedAt")}
+    merged.update({k: v for k, v in body.items() if k != "@context" and k not in STATUS_FIELDS})
+    if "isActive" in body:
+        merged["status"] = "active" if body["isActive"] else "paused"
+    doc = parse_subscription(merged, ctx, sub_id=current["id"])
+    hub.store.put_subscription(tenant, doc)
+    hub.subscriptions.invalidate()
+    return Response(status_code=204)
+
+
+@endpoint
+async def delete_subscription(request: Request) -> Response:
+    tenant = tenant_of(request, read=True)
+    doc = _get(request, tenant)
+    hub = hub_of(request)
+    hub.store.delete_subscription(tenant, doc["id"])
+    hub.subscriptions.invalidate()
+    return Response(status_code=204)

@@ -1,0 +1,237 @@
+"""NGSI-LD subscriptions: what a subscriber asks for, and which changes it is told about.
+
+A subscription is kept as the subscriber wrote it (compacted, with its ``@context``) plus
+status fields; its matcher is compiled once (types, ids, pattern, watched attributes, ``q``
+and geo-query expanded with that context) and cached per tenant. Matching runs inside the
+write transaction, and each notification goes into the outbox in that same transaction, so
+a change and the news of it are committed together (see :mod:`cityos.hub.delivery`).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from cityos.hub.errors import BadRequestData
+from cityos.hub.ldcontext import Context, ContextResolver
+from cityos.hub.model import DEFAULT_GEOPROPERTY, Entity, now_iso
+from cityos.hub.query.evaluate import match_q, match_scope
+from cityos.hub.query.geo import geo_match, parse_geo_query
+from cityos.hub.query.model import GeoQuery, QExpr, ScopeExpr
+from cityos.hub.query.q import expand_q, parse_q, parse_scope_q
+from cityos.hub.representation import is_uri, render_entity
+from cityos.hub.store.base import Store
+
+FORMATS = {"normalized", "keyValues", "concise", "simplified"}
+STATUS_FIELDS = (
+    "status",
+    "timesSent",
+    "timesFailed",
+    "lastNotification",
+    "lastSuccess",
+    "lastFailure",
+)
+
+
+def parse_subscription(body: Any, ctx: Context, *, sub_id: str | None = None) -> dict[str, Any]:
+    """Validate a subscription body (clause 5.2.12) and return the document to store."""
+    if not isinstance(body, dict):
+        raise BadRequestData("a subscription must be a JSON object")
+    sid = sub_id or body.get("id") or f"urn:ngsi-ld:Subscription:{uuid.uuid4()}"
+    if not is_uri(sid):
+        raise BadRequestData(f"subscription id {sid!r} is not a URI")
+    if body.get("type", "Subscription") != "Subscription":
+        raise BadRequestData("type must be Subscription")
+    entities = body.get("entities")
+    watched = body.get("watchedAttributes")
+    if not entities and not watched:
+        raise BadRequestData("a subscription needs entities or watchedAttributes")
+    if entities is not None:
+        if not isinstance(entities, list) or not all(isinstance(e, dict) for e in entities):
+            raise BadRequestData("entities must be a list of entity selectors")
+        for sel in entities:
+            if "type" not in sel:
+                raise BadRequestData("each entity selector needs a type")
+            if "id" in sel and not is_uri(sel["id"]):
+                raise BadRequestData(f"entity selector id {sel['id']!r} is not a URI")
+            if "idPattern" in sel:
+                _regex(sel["idPattern"])
+    if watched is not None and (
+        not isinstance(watched, list) or not watched or not all(isinstance(a, str) for a in watched)
+    ):
+        raise BadRequestData("watchedAttributes must be a non-empty list of attribute names")
+    if "q" in body:
+        parse_q(str(body["q"]))
+    if "scopeQ" in body:
+        parse_scope_q(str(body["scopeQ"]))
+    if "geoQ" in body:
+        _geo(body["geoQ"], ctx)
+    notification = body.get("notification")
+    if not isinstance(notification, dict):
+        raise BadRequestData("a subscription needs a notification object")
+    endpoint = notification.get("endpoint")
+    if not isinstance(endpoint, dict) or not isinstance(endpoint.get("uri"), str):
+        raise BadRequestData("notification.endpoint.uri is required")
+    if not re.match(r"^https?://[^/\s]+", endpoint["uri"]):
+        raise BadRequestData(
+            f"notification endpoint {endpoint['uri']!r}: only http:// and https:// endpoints for now"
+        )
+    fmt = notification.get("format", "normalized")
+    if fmt not in FORMATS:
+        raise BadRequestData(f"notification.format must be one of {', '.join(sorted(FORMATS))}")
+    attrs = notification.get("attributes")
+    if attrs is not None and (
+        not isinstance(attrs, list) or not all(isinstance(a, str) for a in attrs)
+    ):
+        raise BadRequestData("notification.attributes must be a list of attribute names")
+    if "isActive" in body and not isinstance(body["isActive"], bool):
+        raise BadRequestData("isActive must be true or false")
+    doc = {k: v for k, v in body.items() if k not in STATUS_FIELDS and k != "@context"}
+    doc["id"] = sid
+    doc["type"] = "Subscription"
+    doc.setdefault("isActive", True)
+    doc["notification"] = {**notification, "format": fmt}
+    doc["@context"] = ctx.source
+    doc.setdefault("status", "active" if doc["isActive"] else "paused")
+    doc.setdefault("timesSent", 0)
+    doc.setdefault("timesFailed", 0)
+    doc.setdefault("createdAt", now_iso())
+    doc["modifiedAt"] = now_iso()
+    return doc
+
+
+def _regex(pattern: Any) -> re.Pattern[str]:
+    try:
+        return re.compile(str(pattern))
+    except re.error as exc:
+        raise BadRequestData(f"idPattern {pattern!r} is not a regular expression: {exc}") from None
+
+
+def _geo(geo: Any, ctx: Context) -> GeoQuery:
+    if not isinstance(geo, dict):
+        raise BadRequestData("geoQ must be an object")
+    gp = geo.get("geoproperty")
+    return parse_geo_query(
+        str(geo.get("georel", "")),
+        str(geo.get("geometry", "")),
+        geo.get("coordinates", ""),
+        ctx.expand_term(gp) if gp else DEFAULT_GEOPROPERTY,
+    )
+
+
+@dataclass
+class Matcher:
+    """A subscription compiled against its own @context."""
+
+    sub: dict[str, Any]
+    ctx: Context
+    selectors: list[tuple[str, str | None, re.Pattern[str] | None]]  # (type IRI, id, pattern)
+    watched: set[str] | None
+    q: QExpr | None
+    scope: ScopeExpr | None
+    geo: GeoQuery | None
+    attrs: set[str] | None
+
+    @classmethod
+    def compile(cls, sub: dict[str, Any], resolver: ContextResolver) -> Matcher:
+        ctx = resolver.resolve(sub.get("@context"))
+        selectors = [
+            (
+                ctx.expand_term(s["type"]),
+                s.get("id"),
+                _regex(s["idPattern"]) if "idPattern" in s else None,
+            )
+            for s in sub.get("entities") or []
+        ]
+        watched = sub.get("watchedAttributes")
+        attrs = sub["notification"].get("attributes")
+        return cls(
+            sub=sub,
+            ctx=ctx,
+            selectors=selectors,
+            watched={ctx.expand_term(a) for a in watched} if watched else None,
+            q=expand_q(parse_q(sub["q"]), ctx.expand_term) if "q" in sub else None,
+            scope=parse_scope_q(sub["scopeQ"]) if "scopeQ" in sub else None,
+            geo=_geo(sub["geoQ"], ctx) if "geoQ" in sub else None,
+            attrs={ctx.expand_term(a) for a in attrs} if attrs else None,
+        )
+
+    def matches(self, old: Entity | None, new: Entity) -> bool:
+        if not self.sub.get("isActive", True) or self.sub.get("status") == "expired":
+            return False
+        expires = self.sub.get("expiresAt")
+        if expires and now_iso() > expires:
+            return False
+        if self.selectors and not any(
+            t in new["type"]
+            and (eid is None or eid == new["id"])
+            and (pattern is None or pattern.fullmatch(new["id"]))
+            for t, eid, pattern in self.selectors
+        ):
+            return False
+        if self.watched is not None:
+            before = (old or {}).get("attrs", {})
+            changed = {a for a, v in new["attrs"].items() if before.get(a) != v}
+            changed |= {a for a in before if a not in new["attrs"]}
+            if not changed & self.watched:
+                return False
+        if self.q is not None and not match_q(new, self.q):
+            return False
+        if self.scope is not None and not match_scope(new, self.scope):
+            return False
+        if self.geo is not None:
+            shapes = [i.get("value") for i in new["attrs"].get(self.geo.geoproperty, [])]
+            if not any(isinstance(s, dict) and geo_match(s, self.geo) for s in shapes):
+                return False
+        return True
+
+    def payload(self, entities: list[Entity]) -> dict[str, Any]:
+        fmt = self.sub["notification"].get("format", "normalized")
+        fmt = "keyValues" if fmt == "simplified" else fmt
+        return {
+            "id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}",
+            "type": "Notification",
+            "subscriptionId": self.sub["id"],
+            "notifiedAt": now_iso(),
+            "data": [render_entity(e, self.ctx, fmt=fmt, attrs=self.attrs) for e in entities],
+        }
+
+
+class SubscriptionIndex:
+    """Every tenant's compiled subscriptions, reloaded from the store when they change."""
+
+    def __init__(self, store: Store, resolver: ContextResolver) -> None:
+        self.store = store
+        self.resolver = resolver
+        self._by_tenant: dict[str, list[Matcher]] | None = None
+        self._lock = threading.Lock()
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._by_tenant = None
+
+    def for_tenant(self, tenant: str) -> list[Matcher]:
+        with self._lock:
+            if self._by_tenant is None:
+                by: dict[str, list[Matcher]] = {}
+                for t, sub in self.store.list_subscriptions():
+                    try:
+                        by.setdefault(t, []).append(Matcher.compile(sub, self.resolver))
+                    except Exception:  # a context that vanished: the subscription sleeps
+                        continue
+                self._by_tenant = by
+            return self._by_tenant.get(tenant, [])
+
+    def notifications(
+        self, tenant: str, changes: list[tuple[Entity | None, Entity]]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """(subscription id, payload) for every subscription a batch of changes matches."""
+        out = []
+        for matcher in self.for_tenant(tenant):
+            hits = [new for old, new in changes if matcher.matches(old, new)]
+            if hits:
+                out.append((matcher.sub["id"], matcher.payload(hits)))
+        return out

@@ -1,0 +1,192 @@
+"""Subscriptions end to end: CRUD pairs, and notifications delivered to a real local webhook."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from starlette.testclient import TestClient
+
+from cityos.config import Settings
+from cityos.hub.core import Hub
+
+BASE = "/ngsi-ld/v1"
+
+
+class Receiver:
+    """A webhook on 127.0.0.1 that records what it is sent (and can be told to fail)."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict, dict]] = []
+        self.status = 200
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                outer.received.append((dict(self.headers), json.loads(body)))
+                self.send_response(outer.status)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/notify"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait(self, n: int, timeout: float = 10) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while len(self.received) < n:
+            assert time.monotonic() < deadline, f"got {len(self.received)} of {n} notifications"
+            time.sleep(0.05)
+        return [b for _, b in self.received]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    yield r
+    r.server.shutdown()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def live(request, tmp_path) -> Iterator[TestClient]:
+    """A hub whose delivery worker runs (fast retries for the tests)."""
+    from cityos.web.app import create_app
+
+    settings = Settings(
+        notify_backoff_s=0.05, notify_max_attempts=2, notify_poll_s=0.05, notify_timeout_s=2
+    )
+    if request.param == "sqlite":
+        from cityos.hub.store.sqlite import SqliteStore
+
+        store = SqliteStore(tmp_path / "s.db")
+    else:
+        from cityos.hub.store.postgres import PostgresStore
+
+        url = request.getfixturevalue("postgres_url")
+        store = PostgresStore(url, schema=f"cityos_test_{uuid.uuid4().hex[:10]}")
+    hub = Hub(settings, store=store)
+    with TestClient(create_app(settings, hub)) as client:
+        yield client
+    if request.param == "postgresql":
+        from cityos.hub.store.postgres import PostgresStore
+
+        again = PostgresStore(url, schema=store.schema)
+        again.drop_schema()
+
+
+def subscription(uri: str, **extra) -> dict:
+    return {
+        "type": "Subscription",
+        "entities": [{"type": "TrafficFlowObserved"}],
+        "watchedAttributes": ["intensity"],
+        "q": "intensity>500",
+        "notification": {
+            "endpoint": {"uri": uri},
+            "attributes": ["intensity"],
+            "format": "keyValues",
+        },
+        **extra,
+    }
+
+
+def flow(n: int, intensity: int) -> dict:
+    return {
+        "id": f"urn:ngsi-ld:TrafficFlowObserved:{n}",
+        "type": "TrafficFlowObserved",
+        "intensity": {"type": "Property", "value": intensity},
+        "name": {"type": "Property", "value": f"sensor {n}"},
+    }
+
+
+def test_crud_pairs(live, receiver) -> None:
+    r = live.post(
+        f"{BASE}/subscriptions", json=subscription(receiver.url, id="urn:ngsi-ld:Subscription:s1")
+    )
+    assert r.status_code == 201, r.text
+    assert r.headers["Location"] == f"{BASE}/subscriptions/urn:ngsi-ld:Subscription:s1"
+    assert (
+        live.post(
+            f"{BASE}/subscriptions",
+            json=subscription(receiver.url, id="urn:ngsi-ld:Subscription:s1"),
+        ).status_code
+        == 409
+    )
+    got = live.get(f"{BASE}/subscriptions/urn:ngsi-ld:Subscription:s1").json()
+    assert got["status"] == "active" and got["timesSent"] == 0 and got["q"] == "intensity>500"
+    assert [s["id"] for s in live.get(f"{BASE}/subscriptions").json()] == [
+        "urn:ngsi-ld:Subscription:s1"
+    ]
+    assert (
+        live.patch(
+            f"{BASE}/subscriptions/urn:ngsi-ld:Subscription:s1", json={"isActive": False}
+        ).status_code
+        == 204
+    )
+    assert (
+        live.get(f"{BASE}/subscriptions/urn:ngsi-ld:Subscription:s1").json()["status"] == "paused"
+    )
+    assert live.delete(f"{BASE}/subscriptions/urn:ngsi-ld:Subscription:s1").status_code == 204
+    assert live.get(f"{BASE}/subscriptions/urn:ngsi-ld:Subscription:s1").status_code == 404
+    for bad in (
+        {"type": "Subscription", "notification": {"endpoint": {"uri": receiver.url}}},
+        subscription("ftp://x/y"),
+        subscription(receiver.url, q="intensity>>1"),
+        {**subscription(receiver.url), "notification": {"endpoint": {}}},
+        subscription(receiver.url, entities=[{"id": "urn:x:1"}]),
+    ):
+        r = live.post(f"{BASE}/subscriptions", json=bad)
+        assert r.status_code == 400, (bad, r.text)
+    assert live.get(f"{BASE}/subscriptions").json() == []
+
+
+def test_matching_changes_are_notified(live, receiver) -> None:
+    assert live.post(f"{BASE}/subscriptions", json=subscription(receiver.url)).status_code == 201
+    assert live.post(f"{BASE}/entities", json=flow(1, 900)).status_code == 201  # matches
+    assert live.post(f"{BASE}/entities", json=flow(2, 100)).status_code == 201  # q false
+    live.patch(
+        f"{BASE}/entities/urn:ngsi-ld:TrafficFlowObserved:2/attrs",
+        json={"name": {"type": "Property", "value": "x"}},
+    )  # not watched
+    live.patch(
+        f"{BASE}/entities/urn:ngsi-ld:TrafficFlowObserved:2/attrs",
+        json={"intensity": {"type": "Property", "value": 700}},
+    )
+    bodies = receiver.wait(2)
+    time.sleep(0.3)
+    assert len(receiver.received) == 2
+    first, second = bodies
+    assert first["type"] == "Notification" and first["data"] == [
+        {"id": "urn:ngsi-ld:TrafficFlowObserved:1", "type": "TrafficFlowObserved", "intensity": 900}
+    ]
+    assert second["data"][0]["intensity"] == 700
+    sub_id = first["subscriptionId"]
+    deadline = time.monotonic() + 5
+    while live.get(f"{BASE}/subscriptions/{sub_id}").json()["timesSent"] < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    status = live.get(f"{BASE}/subscriptions/{sub_id}").json()
+    assert status["lastSuccess"] and status["status"] == "active"
+
+
+def test_failing_endpoint_is_retried_then_marked_failed(live, receiver) -> None:
+    receiver.status = 500
+    r = live.post(
+        f"{BASE}/subscriptions", json=subscription(receiver.url, id="urn:ngsi-ld:Subscription:f")
+    )
+    assert r.status_code == 201
+    live.post(f"{BASE}/entities", json=flow(1, 900))
+    receiver.wait(2)  # the first try and one retry (max 2 attempts in this hub)
+    deadline = time.monotonic() + 5
+    while live.get(f"{BASE}/subscriptions/urn:ngsi-ld:Subscription:f").json()["status"] != "failed":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    status = live.get(f"{BASE}/subscriptions/urn:ngsi-ld:Subscription:f").json()
+    assert status["timesFailed"] == 2 and status["lastFailure"] and status["timesSent"] == 0
