@@ -39,3 +39,21 @@ def postgres_url() -> str:
         f"start it ({POSTGRES_URL}) with 'pg_ctlcluster 15 main start' or set CITYOS_TEST_POSTGRES_URL",
     )
     return POSTGRES_URL
+
+
+MQTT_HOST, MQTT_PORT = "127.0.0.1", 1883
+
+
+@pytest.fixture(scope="session")
+def mosquitto() -> tuple[str, int]:
+    import socket
+
+    try:
+        with socket.create_connection((MQTT_HOST, MQTT_PORT), timeout=2):
+            reachable = True
+    except OSError:
+        reachable = False
+    require_server(
+        "Mosquitto", reachable, f"start it ({MQTT_HOST}:{MQTT_PORT}) with 'mosquitto -d'"
+    )
+    return MQTT_HOST, MQTT_PORT

@@ -14,6 +14,7 @@ import logging
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import httpx
 import orjson
@@ -105,6 +106,8 @@ class Deliverer:
     async def _post(
         self, uri: str, payload: dict[str, Any], headers: dict[str, str]
     ) -> tuple[bool, str | None]:
+        if uri.startswith(("mqtt://", "mqtts://")):
+            return await asyncio.to_thread(publish_mqtt, uri, payload, self.timeout_s)
         try:
             r = await self._client.post(uri, content=orjson.dumps(payload), headers=headers)
         except httpx.HTTPError as exc:
@@ -136,3 +139,32 @@ class Deliverer:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def publish_mqtt(uri: str, payload: dict[str, Any], timeout_s: float) -> tuple[bool, str | None]:
+    """Publish one notification (QoS 1) to ``mqtt://[user:pass@]host[:port]/topic``."""
+    import paho.mqtt.client as mqtt
+
+    parts = urlsplit(uri)
+    topic = unquote(parts.path.lstrip("/"))
+    if not parts.hostname or not topic:
+        return False, f"MQTT endpoint {uri!r} needs a host and a topic"
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    if parts.username:
+        client.username_pw_set(unquote(parts.username), unquote(parts.password or ""))
+    if parts.scheme == "mqtts":
+        client.tls_set()
+    try:
+        client.connect(
+            parts.hostname, parts.port or (8883 if parts.scheme == "mqtts" else 1883), keepalive=30
+        )
+        client.loop_start()
+        info = client.publish(topic, orjson.dumps(payload), qos=1)
+        info.wait_for_publish(timeout=timeout_s)
+        ok = info.is_published()
+        return (True, None) if ok else (False, "MQTT publish not acknowledged in time")
+    except (OSError, ValueError, RuntimeError) as exc:
+        return False, f"MQTT {type(exc).__name__}: {exc}"
+    finally:
+        client.loop_stop()
+        client.disconnect()

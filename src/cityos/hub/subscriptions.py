@@ -75,9 +75,9 @@ def parse_subscription(body: Any, ctx: Context, *, sub_id: str | None = None) ->
     endpoint = notification.get("endpoint")
     if not isinstance(endpoint, dict) or not isinstance(endpoint.get("uri"), str):
         raise BadRequestData("notification.endpoint.uri is required")
-    if not re.match(r"^https?://[^/\s]+", endpoint["uri"]):
+    if not re.match(r"^(https?|mqtts?)://[^/\s]+", endpoint["uri"]):
         raise BadRequestData(
-            f"notification endpoint {endpoint['uri']!r}: only http:// and https:// endpoints for now"
+            f"notification endpoint {endpoint['uri']!r}: use http://, https:// or mqtt://host:port/topic"
         )
     fmt = notification.get("format", "normalized")
     if fmt not in FORMATS:

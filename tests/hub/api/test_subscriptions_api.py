@@ -190,3 +190,38 @@ def test_failing_endpoint_is_retried_then_marked_failed(live, receiver) -> None:
         time.sleep(0.05)
     status = live.get(f"{BASE}/subscriptions/urn:ngsi-ld:Subscription:f").json()
     assert status["timesFailed"] == 2 and status["lastFailure"] and status["timesSent"] == 0
+
+
+def test_mqtt_endpoint_publishes_to_the_broker(live, mosquitto) -> None:
+    import paho.mqtt.client as mqtt
+
+    host, port = mosquitto
+    topic = f"cityos/test/{uuid.uuid4().hex}"
+    got: list[dict] = []
+    ready = threading.Event()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    client.on_connect = lambda c, *a: (c.subscribe(topic, qos=1), ready.set())
+    client.on_message = lambda c, u, msg: got.append(json.loads(msg.payload))
+    client.connect(host, port)
+    client.loop_start()
+    try:
+        assert ready.wait(5)
+        time.sleep(0.2)
+        sub = subscription(f"mqtt://{host}:{port}/{topic}")
+        assert live.post(f"{BASE}/subscriptions", json=sub).status_code == 201
+        assert live.post(f"{BASE}/entities", json=flow(1, 950)).status_code == 201
+        deadline = time.monotonic() + 10
+        while not got:
+            assert time.monotonic() < deadline, (
+                "no MQTT notification",
+                {
+                    k: v
+                    for k, v in live.get(f"{BASE}/subscriptions").json()[0].items()
+                    if k.startswith(("lastFailureReason", "status"))
+                },
+            )
+            time.sleep(0.05)
+        assert got[0]["type"] == "Notification" and got[0]["data"][0]["intensity"] == 950
+    finally:
+        client.loop_stop()
+        client.disconnect()
