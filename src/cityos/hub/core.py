@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from cityos.config import Settings
@@ -33,6 +34,8 @@ class Hub:
             max_bytes=settings.context_max_bytes,
         )
         self.subscriptions = SubscriptionIndex(self.store, self.contexts)
+        # receivers of in-process subscriptions (HubClient.subscribe), by endpoint name
+        self.local_receivers: dict[str, Callable[[dict[str, Any]], Any]] = {}
         self.entities = EntityService(self.store, self.subscriptions)
 
     def _load_context(self, url: str) -> Any | None:

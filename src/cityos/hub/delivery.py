@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -40,8 +41,11 @@ class Deliverer:
         max_attempts: int = 6,
         poll_s: float = 0.2,
         transport: httpx.AsyncBaseTransport | None = None,
+        local: dict[str, Callable[[dict[str, Any]], Any]] | None = None,
     ) -> None:
         self.store = store
+        # in-process receivers (``local://name`` endpoints, see cityos.hub.client)
+        self.local = local if local is not None else {}
         self.timeout_s = timeout_s
         self.backoff_s = backoff_s
         self.max_attempts = max_attempts
@@ -106,6 +110,8 @@ class Deliverer:
     async def _post(
         self, uri: str, payload: dict[str, Any], headers: dict[str, str]
     ) -> tuple[bool, str | None]:
+        if uri.startswith("local://"):
+            return await self._call_local(uri[len("local://") :], payload)
         if uri.startswith(("mqtt://", "mqtts://")):
             return await asyncio.to_thread(publish_mqtt, uri, payload, self.timeout_s)
         try:
@@ -136,6 +142,18 @@ class Deliverer:
             if give_up:
                 sub["status"] = "failed"
         self.store.put_subscription(tenant, sub)
+
+    async def _call_local(self, name: str, payload: dict[str, Any]) -> tuple[bool, str | None]:
+        receiver = self.local.get(name)
+        if receiver is None:
+            return False, f"no in-process receiver {name!r} in this process"
+        try:
+            result = receiver(payload)
+            if asyncio.iscoroutine(result):
+                await asyncio.wait_for(result, self.timeout_s)
+        except Exception as exc:  # the receiver's failure is a failed delivery, retried
+            return False, f"{type(exc).__name__}: {exc}"
+        return True, None
 
     async def close(self) -> None:
         await self._client.aclose()

@@ -36,7 +36,9 @@ STATUS_FIELDS = (
 )
 
 
-def parse_subscription(body: Any, ctx: Context, *, sub_id: str | None = None) -> dict[str, Any]:
+def parse_subscription(
+    body: Any, ctx: Context, *, sub_id: str | None = None, allow_local: bool = False
+) -> dict[str, Any]:
     """Validate a subscription body (clause 5.2.12) and return the document to store."""
     if not isinstance(body, dict):
         raise BadRequestData("a subscription must be a JSON object")
@@ -75,7 +77,8 @@ def parse_subscription(body: Any, ctx: Context, *, sub_id: str | None = None) ->
     endpoint = notification.get("endpoint")
     if not isinstance(endpoint, dict) or not isinstance(endpoint.get("uri"), str):
         raise BadRequestData("notification.endpoint.uri is required")
-    if not re.match(r"^(https?|mqtts?)://[^/\s]+", endpoint["uri"]):
+    local = allow_local and endpoint["uri"].startswith("local://")
+    if not local and not re.match(r"^(https?|mqtts?)://[^/\s]+", endpoint["uri"]):
         raise BadRequestData(
             f"notification endpoint {endpoint['uri']!r}: use http://, https:// or mqtt://host:port/topic"
         )

@@ -108,6 +108,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
             backoff_s=settings.notify_backoff_s,
             max_attempts=settings.notify_max_attempts,
             poll_s=settings.notify_poll_s,
+            local=hub.local_receivers,
         )
         delivery = asyncio.create_task(deliverer.run_forever())
         task = None

@@ -138,6 +138,7 @@ def test_crud_pairs(live, receiver) -> None:
     for bad in (
         {"type": "Subscription", "notification": {"endpoint": {"uri": receiver.url}}},
         subscription("ftp://x/y"),
+        subscription("local://someone-elses-callback"),  # in-process only, never over HTTP
         subscription(receiver.url, q="intensity>>1"),
         {**subscription(receiver.url), "notification": {"endpoint": {}}},
         subscription(receiver.url, entities=[{"id": "urn:x:1"}]),
