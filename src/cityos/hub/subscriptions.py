@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -90,6 +91,13 @@ def parse_subscription(
         not isinstance(attrs, list) or not all(isinstance(a, str) for a in attrs)
     ):
         raise BadRequestData("notification.attributes must be a list of attribute names")
+    throttling = body.get("throttling")
+    if throttling is not None and (
+        isinstance(throttling, bool) or not isinstance(throttling, int | float) or throttling < 0
+    ):
+        raise BadRequestData("throttling must be a number of seconds >= 0")
+    if not isinstance(notification.get("showChanges", False), bool):
+        raise BadRequestData("notification.showChanges must be true or false")
     if "isActive" in body and not isinstance(body["isActive"], bool):
         raise BadRequestData("isActive must be true or false")
     doc = {k: v for k, v in body.items() if k not in STATUS_FIELDS and k != "@context"}
@@ -137,6 +145,7 @@ class Matcher:
     scope: ScopeExpr | None
     geo: GeoQuery | None
     attrs: set[str] | None
+    last_sent: float = float("-inf")  # for throttling, in this process
 
     @classmethod
     def compile(cls, sub: dict[str, Any], resolver: ContextResolver) -> Matcher:
@@ -191,16 +200,32 @@ class Matcher:
                 return False
         return True
 
-    def payload(self, entities: list[Entity]) -> dict[str, Any]:
+    def payload(self, hits: list[tuple[Entity | None, Entity]]) -> dict[str, Any]:
         fmt = self.sub["notification"].get("format", "normalized")
         fmt = "keyValues" if fmt == "simplified" else fmt
+        show = bool(self.sub["notification"].get("showChanges")) and fmt == "normalized"
         return {
             "id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}",
             "type": "Notification",
             "subscriptionId": self.sub["id"],
             "notifiedAt": now_iso(),
-            "data": [render_entity(e, self.ctx, fmt=fmt, attrs=self.attrs) for e in entities],
+            "data": [
+                render_entity(
+                    _with_previous(old, new) if show else new, self.ctx, fmt=fmt, attrs=self.attrs
+                )
+                for old, new in hits
+            ],
         }
+
+    def throttled(self, now: float) -> bool:
+        """True while within ``throttling`` seconds of this subscription's last notification."""
+        window = self.sub.get("throttling")
+        if not isinstance(window, int | float) or window <= 0:
+            return False
+        if now - self.last_sent < window:
+            return True
+        self.last_sent = now
+        return False
 
 
 class SubscriptionIndex:
@@ -233,8 +258,36 @@ class SubscriptionIndex:
     ) -> list[tuple[str, dict[str, Any]]]:
         """(subscription id, payload) for every subscription a batch of changes matches."""
         out = []
+        now = time.monotonic()
         for matcher in self.for_tenant(tenant):
-            hits = [new for old, new in changes if matcher.matches(old, new)]
-            if hits:
+            hits = [(old, new) for old, new in changes if matcher.matches(old, new)]
+            if hits and not matcher.throttled(now):
                 out.append((matcher.sub["id"], matcher.payload(hits)))
         return out
+
+
+_PREVIOUS = {
+    "value": "previousValue",
+    "object": "previousObject",
+    "languageMap": "previousLanguageMap",
+}
+
+
+def _with_previous(old: Entity | None, new: Entity) -> Entity:
+    """``showChanges``: each changed instance carries its previous payload."""
+    if old is None:
+        return new
+    attrs = {}
+    for attr, instances in new["attrs"].items():
+        before = {i.get("datasetId"): i for i in old.get("attrs", {}).get(attr, [])}
+        out = []
+        for inst in instances:
+            prev = before.get(inst.get("datasetId"))
+            if prev is not None and prev != inst:
+                inst = dict(inst)
+                for key, previous_key in _PREVIOUS.items():
+                    if key in prev:
+                        inst[previous_key] = prev[key]
+            out.append(inst)
+        attrs[attr] = out
+    return {**new, "attrs": attrs}

@@ -226,3 +226,38 @@ def test_mqtt_endpoint_publishes_to_the_broker(live, mosquitto) -> None:
     finally:
         client.loop_stop()
         client.disconnect()
+
+
+def test_show_changes_and_throttling(live, receiver) -> None:
+    sub = subscription(receiver.url, id="urn:ngsi-ld:Subscription:changes")
+    sub["notification"] = {
+        "endpoint": {"uri": receiver.url},
+        "attributes": ["intensity"],
+        "showChanges": True,
+    }
+    assert live.post(f"{BASE}/subscriptions", json=sub).status_code == 201
+    live.post(f"{BASE}/entities", json=flow(1, 600))
+    live.patch(
+        f"{BASE}/entities/urn:ngsi-ld:TrafficFlowObserved:1/attrs",
+        json={"intensity": {"type": "Property", "value": 800}},
+    )
+    first, second = receiver.wait(2)
+    assert "previousValue" not in first["data"][0]["intensity"]
+    assert second["data"][0]["intensity"]["value"] == 800
+    assert second["data"][0]["intensity"]["previousValue"] == 600
+    # a throttled subscription: two quick matching changes give one notification
+    receiver.received.clear()
+    slow = subscription(receiver.url, id="urn:ngsi-ld:Subscription:slow", throttling=60)
+    assert live.post(f"{BASE}/subscriptions", json=slow).status_code == 201
+    assert live.delete(f"{BASE}/subscriptions/urn:ngsi-ld:Subscription:changes").status_code == 204
+    live.post(f"{BASE}/entities", json=flow(2, 900))
+    live.post(f"{BASE}/entities", json=flow(3, 901))
+    receiver.wait(1)
+    time.sleep(0.5)
+    assert len(receiver.received) == 1
+    assert (
+        live.post(
+            f"{BASE}/subscriptions", json=subscription(receiver.url, throttling=-1)
+        ).status_code
+        == 400
+    )
