@@ -18,6 +18,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import cityos
 from cityos.config import Settings
+from cityos.devices import api as device_api
+from cityos.devices.agent import Agent
 from cityos.hub import api
 from cityos.hub.api.common import json_response, problem
 from cityos.hub.core import Hub
@@ -95,6 +97,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
 
     routes: list[Any] = [
         *api.routes(),
+        *device_api.routes(),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/version", version, methods=["GET"]),
@@ -130,6 +133,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
         lifespan=lifespan,
     )
     app.state.hub = hub
+    app.state.agent = Agent(hub)
     app.router.redirect_slashes = False
     wrapped = NormalisePath(app)
     wrapped.state = app.state  # type: ignore[attr-defined]

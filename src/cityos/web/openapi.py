@@ -156,7 +156,9 @@ def _default_success(method: str) -> dict[str, str]:
 def openapi_document() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     problem_ref = {"$ref": "#/components/schemas/ProblemDetails"}
-    for path, method, _handler, summary in ROUTES:
+    from cityos.devices.api import ROUTES as DEVICE_ROUTES
+
+    for path, method, _handler, summary in [*ROUTES, *DEVICE_ROUTES]:
         params: list[dict[str, Any]] = [
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
             for name in re.findall(r"{(\w+)}", path)
@@ -226,7 +228,8 @@ def openapi_document() -> dict[str, Any]:
                     "application/ld+json": {"schema": {"type": ["object", "array"]}},
                 },
             }
-        paths.setdefault(PREFIX + path, {})[method.lower()] = op
+        full = path if path.startswith("/iot") else PREFIX + path
+        paths.setdefault(full, {})[method.lower()] = op
     for extra, summary in (
         ("/version", "Version"),
         ("/health", "Health"),

@@ -257,6 +257,19 @@ class Store(ABC):
     def finish_notification(self, nid: int, *, delivered: bool, next_at: str | None) -> None:
         """Delivered: remove it. Else: count the attempt and retry at ``next_at`` (None: give up)."""
 
+    # -- registries (device groups, devices, …): small documents by kind ----------------
+    @abstractmethod
+    def put_doc(self, kind: str, tenant: str, doc_id: str, doc: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def get_doc(self, kind: str, tenant: str, doc_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def list_docs(self, kind: str, tenant: str) -> list[dict[str, Any]]: ...
+
+    @abstractmethod
+    def delete_doc(self, kind: str, tenant: str, doc_id: str) -> bool: ...
+
     # -- @contexts ------------------------------------------------------------------
     @abstractmethod
     def put_context(self, ctx: StoredContext) -> None:

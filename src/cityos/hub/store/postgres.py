@@ -136,6 +136,18 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX outbox_due ON outbox(state, next_at);
         """,
     ),
+    (
+        "0004_registry",
+        """
+        CREATE TABLE registry(
+            kind text NOT NULL,
+            tenant text NOT NULL,
+            id text NOT NULL,
+            doc jsonb NOT NULL,
+            PRIMARY KEY(kind, tenant, id)
+        );
+        """,
+    ),
 ]
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -1029,6 +1041,39 @@ class PostgresStore(Store):
                     "UPDATE outbox SET attempts = attempts + 1, next_at = %s WHERE nid = %s",
                     (next_at, nid),
                 )
+
+    # -- registries -----------------------------------------------------------------------
+    def put_doc(self, kind: str, tenant: str, doc_id: str, doc: dict[str, Any]) -> None:
+        with self._pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO registry(kind, tenant, id, doc) VALUES (%s, %s, %s, %s::jsonb)"
+                " ON CONFLICT (kind, tenant, id) DO UPDATE SET doc = excluded.doc",
+                (kind, tenant, doc_id, _dumps(doc)),
+            )
+
+    def get_doc(self, kind: str, tenant: str, doc_id: str) -> dict[str, Any] | None:
+        with self._pool.connection() as conn:
+            row = conn.execute(
+                "SELECT doc FROM registry WHERE kind = %s AND tenant = %s AND id = %s",
+                (kind, tenant, doc_id),
+            ).fetchone()
+        return row[0] if row else None
+
+    def list_docs(self, kind: str, tenant: str) -> list[dict[str, Any]]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                'SELECT doc FROM registry WHERE kind = %s AND tenant = %s ORDER BY id COLLATE "C"',
+                (kind, tenant),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def delete_doc(self, kind: str, tenant: str, doc_id: str) -> bool:
+        with self._pool.connection() as conn:
+            cur = conn.execute(
+                "DELETE FROM registry WHERE kind = %s AND tenant = %s AND id = %s",
+                (kind, tenant, doc_id),
+            )
+        return cur.rowcount > 0
 
     # -- contexts -------------------------------------------------------------------------
     def put_context(self, ctx: StoredContext) -> None:

@@ -122,6 +122,18 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX outbox_due ON outbox(state, next_at);
         """,
     ),
+    (
+        "0004_registry",
+        """
+        CREATE TABLE registry(
+            kind TEXT NOT NULL,
+            tenant TEXT NOT NULL,
+            id TEXT NOT NULL,
+            doc TEXT NOT NULL,
+            PRIMARY KEY(kind, tenant, id)
+        );
+        """,
+    ),
 ]
 
 
@@ -679,6 +691,38 @@ class SqliteStore(Store):
                     "UPDATE outbox SET attempts = attempts + 1, next_at = ? WHERE nid = ?",
                     (next_at, nid),
                 )
+
+    # -- registries -----------------------------------------------------------------------
+    def put_doc(self, kind: str, tenant: str, doc_id: str, doc: dict[str, Any]) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO registry(kind, tenant, id, doc) VALUES (?,?,?,?)"
+                " ON CONFLICT(kind, tenant, id) DO UPDATE SET doc = excluded.doc",
+                (kind, tenant, doc_id, _dumps(doc)),
+            )
+
+    def get_doc(self, kind: str, tenant: str, doc_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT doc FROM registry WHERE kind = ? AND tenant = ? AND id = ?",
+                (kind, tenant, doc_id),
+            ).fetchone()
+        return orjson.loads(row[0]) if row else None
+
+    def list_docs(self, kind: str, tenant: str) -> list[dict[str, Any]]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT doc FROM registry WHERE kind = ? AND tenant = ? ORDER BY id", (kind, tenant)
+            ).fetchall()
+        return [orjson.loads(r[0]) for r in rows]
+
+    def delete_doc(self, kind: str, tenant: str, doc_id: str) -> bool:
+        with self._lock:
+            cur = self._conn.execute(
+                "DELETE FROM registry WHERE kind = ? AND tenant = ? AND id = ?",
+                (kind, tenant, doc_id),
+            )
+        return cur.rowcount > 0
 
     # -- contexts -------------------------------------------------------------------------
     def put_context(self, ctx: StoredContext) -> None:

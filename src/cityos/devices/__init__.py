@@ -1,0 +1,1 @@
+"""Devices: an IoT agent inside the hub — registry, southbound payloads, ingest."""

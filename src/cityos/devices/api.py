@@ -1,0 +1,167 @@
+"""HTTP routes of the IoT agent: FIWARE IoT Agent provisioning and HTTP southbound ingest."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from cityos.devices import ultralight
+from cityos.devices.agent import DEVICE, GROUP, Agent
+from cityos.hub.api.common import endpoint, hub_of, json_response, path_param, read_body
+from cityos.hub.errors import BadRequestData, PayloadTooLarge, ResourceNotFound
+
+MAX_MEASURE_BYTES = 64 * 1024
+
+
+def _agent(request: Request) -> Agent:
+    return request.app.state.agent
+
+
+def _tenant(request: Request) -> str:
+    tenant = request.headers.get("fiware-service", "").strip().lower()
+    if tenant and not all(c.isalnum() or c in "_-" for c in tenant):
+        raise BadRequestData(f"fiware-service {tenant!r}: use letters, digits, '_' and '-'")
+    return tenant
+
+
+def _items(body: Any, key: str) -> list[Any]:
+    if not isinstance(body, dict) or not isinstance(body.get(key), list) or not body[key]:
+        raise BadRequestData(f'the body must be {{"{key}": [ ... ]}}')
+    return body[key]
+
+
+@endpoint
+async def add_services(request: Request) -> Response:
+    tenant = _tenant(request)
+    for group in _items(await read_body(request), "services"):
+        _agent(request).add_group(tenant, group)
+    return Response(status_code=201)
+
+
+@endpoint
+async def list_services(request: Request) -> Response:
+    groups = hub_of(request).store.list_docs(GROUP, _tenant(request))
+    return json_response({"count": len(groups), "services": groups})
+
+
+@endpoint
+async def delete_service(request: Request) -> Response:
+    apikey = request.query_params.get("apikey")
+    if not apikey:
+        raise BadRequestData("give the service group's apikey as a query parameter")
+    if not hub_of(request).store.delete_doc(GROUP, _tenant(request), apikey):
+        raise ResourceNotFound(f"no service group with apikey {apikey!r}")
+    return Response(status_code=204)
+
+
+@endpoint
+async def add_devices(request: Request) -> Response:
+    tenant = _tenant(request)
+    for device in _items(await read_body(request), "devices"):
+        _agent(request).add_device(tenant, device)
+    return Response(status_code=201)
+
+
+@endpoint
+async def list_devices(request: Request) -> Response:
+    devices = hub_of(request).store.list_docs(DEVICE, _tenant(request))
+    return json_response({"count": len(devices), "devices": devices})
+
+
+@endpoint
+async def get_device(request: Request) -> Response:
+    tenant = _tenant(request)
+    device_id = path_param(request, "device_id")
+    device = hub_of(request).store.get_doc(DEVICE, tenant, device_id)
+    if device is None:
+        raise ResourceNotFound(f"no device {device_id!r}")
+    return json_response({**device, "stats": _agent(request).device_stats(tenant, device_id)})
+
+
+@endpoint
+async def delete_device(request: Request) -> Response:
+    device_id = path_param(request, "device_id")
+    if not hub_of(request).store.delete_doc(DEVICE, _tenant(request), device_id):
+        raise ResourceNotFound(f"no device {device_id!r}")
+    return Response(status_code=204)
+
+
+async def _raw(request: Request) -> bytes:
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_MEASURE_BYTES:
+            raise PayloadTooLarge(f"a measure message is limited to {MAX_MEASURE_BYTES} bytes")
+    return body
+
+
+def _keys(request: Request) -> tuple[str, str]:
+    k, i = request.query_params.get("k"), request.query_params.get("i")
+    if not k or not i:
+        raise BadRequestData("give the API key as k= and the device id as i=")
+    return k, i
+
+
+@endpoint
+async def ingest_ultralight(request: Request) -> Response:
+    """POST /iot/d?k=<apikey>&i=<device_id> with ``t|25.1|h|60`` (text/plain)."""
+    tenant = _tenant(request)
+    apikey, device_id = _keys(request)
+    agent = _agent(request)
+    try:
+        raw = await _raw(request)
+    except PayloadTooLarge as err:
+        agent._count(tenant, device_id, ok=False, reason="PayloadTooLarge", detail=err.detail)
+        raise
+    try:
+        groups = ultralight.parse(raw.decode("utf-8"))
+    except (ultralight.UltraLightError, UnicodeDecodeError) as exc:
+        err = BadRequestData(f"device {device_id!r}: malformed UltraLight: {exc}")
+        agent._count(tenant, device_id, ok=False, reason="MalformedPayload", detail=err.detail)
+        raise err from None
+    for group in groups:
+        agent.ingest(tenant, apikey, device_id, group.measures, group.timestamp)
+    return Response(status_code=200)
+
+
+@endpoint
+async def ingest_json(request: Request) -> Response:
+    """POST /iot/json?k=<apikey>&i=<device_id> with ``{"t": 25.1, "h": 60}``."""
+    tenant = _tenant(request)
+    apikey, device_id = _keys(request)
+    body = await read_body(request, allow=("application/json",))
+    if not isinstance(body, dict):
+        raise BadRequestData(f"device {device_id!r}: a JSON measure must be an object")
+    timestamp = body.pop("TimeInstant", None)
+    _agent(request).ingest(tenant, apikey, device_id, body, timestamp)
+    return Response(status_code=200)
+
+
+ROUTES = [
+    ("/iot/services", "POST", add_services, "Provision service groups (FIWARE IoT Agent API)"),
+    ("/iot/services", "GET", list_services, "List service groups"),
+    ("/iot/services", "DELETE", delete_service, "Delete a service group (apikey=)"),
+    ("/iot/devices", "POST", add_devices, "Provision devices (FIWARE IoT Agent API)"),
+    ("/iot/devices", "GET", list_devices, "List devices"),
+    ("/iot/devices/{device_id}", "GET", get_device, "A device, with its ingest counters"),
+    ("/iot/devices/{device_id}", "DELETE", delete_device, "Delete a device"),
+    ("/iot/d", "POST", ingest_ultralight, "UltraLight 2.0 measures over HTTP (k=, i=)"),
+    ("/iot/json", "POST", ingest_json, "JSON measures over HTTP (k=, i=)"),
+]
+
+
+def routes() -> list[Route]:
+    by_path: dict[str, dict[str, Any]] = {}
+    for path, method, handler, _ in ROUTES:
+        by_path.setdefault(path, {})[method] = handler
+    out = []
+    for path, handlers in by_path.items():
+
+        async def dispatch(request: Request, handlers: dict[str, Any] = handlers) -> Response:
+            return await handlers[request.method](request)
+
+        out.append(Route(path, dispatch, methods=list(handlers)))
+    return out

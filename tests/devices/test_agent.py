@@ -1,0 +1,195 @@
+"""The IoT agent: FIWARE provisioning bodies, UltraLight and JSON over HTTP, bad input counted."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from starlette.testclient import TestClient
+
+from cityos.config import Settings
+from cityos.devices import ultralight
+from cityos.hub.core import Hub
+
+SERVICE = {"fiware-service": "phnompenh", "fiware-servicepath": "/"}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def client(request, tmp_path) -> Iterator[TestClient]:
+    from cityos.web.app import create_app
+
+    settings = Settings()
+    if request.param == "sqlite":
+        from cityos.hub.store.sqlite import SqliteStore
+
+        store = SqliteStore(tmp_path / "d.db")
+    else:
+        from cityos.hub.store.postgres import PostgresStore
+
+        url = request.getfixturevalue("postgres_url")
+        store = PostgresStore(url, schema=f"cityos_test_{uuid.uuid4().hex[:10]}")
+    with TestClient(create_app(settings, Hub(settings, store=store))) as c:
+        yield c
+    if request.param == "postgresql":
+        from cityos.hub.store.postgres import PostgresStore
+
+        PostgresStore(url, schema=store.schema).drop_schema()
+
+
+def provision(client) -> None:
+    group = {
+        "services": [
+            {
+                "apikey": "air-key",
+                "cbroker": "http://ignored:1026",
+                "entity_type": "AirQualityObserved",
+                "resource": "/iot/d",
+                "attributes": [
+                    {"object_id": "p", "name": "pm25", "type": "Number"},
+                    {"object_id": "n", "name": "no2", "type": "Number"},
+                ],
+                "static_attributes": [{"name": "district", "type": "Text", "value": "Daun Penh"}],
+            }
+        ]
+    }
+    assert client.post("/iot/services", json=group, headers=SERVICE).status_code == 201
+    devices = {
+        "devices": [
+            {
+                "device_id": "aq-wat-phnom",
+                "entity_name": "urn:ngsi-ld:AirQualityObserved:wat-phnom",
+                "entity_type": "AirQualityObserved",
+                "protocol": "PDI-IoTA-UltraLight",
+            },
+            {"device_id": "aq-market", "protocol": "IoTA-JSON"},
+        ]
+    }
+    assert client.post("/iot/devices", json=devices, headers=SERVICE).status_code == 201
+
+
+def test_ultralight_parser() -> None:
+    assert ultralight.parse("p|41.5|n|20") == [ultralight.MeasureGroup({"p": "41.5", "n": "20"})]
+    groups = ultralight.parse("2026-11-30T01:00:00Z|p|40#2026-11-30T01:01:00Z|p|41")
+    assert [(g.timestamp, g.measures) for g in groups] == [
+        ("2026-11-30T01:00:00Z", {"p": "40"}),
+        ("2026-11-30T01:01:00Z", {"p": "41"}),
+    ]
+    for bad in ("", "p|1|n", "|1"):
+        with pytest.raises(ultralight.UltraLightError):
+            ultralight.parse(bad)
+
+
+def test_provision_then_ingest_ultralight_and_json(client) -> None:
+    provision(client)
+    assert client.get("/iot/devices", headers=SERVICE).json()["count"] == 2
+    assert client.get("/iot/services", headers=SERVICE).json()["services"][0]["apikey"] == "air-key"
+    r = client.post(
+        "/iot/d",
+        params={"k": "air-key", "i": "aq-wat-phnom"},
+        content=b"2026-11-30T01:00:00Z|p|41.5|n|20",
+        headers={**SERVICE, "Content-Type": "text/plain"},
+    )
+    assert r.status_code == 200, r.text
+    r = client.post(
+        "/iot/d",
+        params={"k": "air-key", "i": "aq-wat-phnom"},
+        content=b"2026-11-30T01:01:00Z|p|43",
+        headers={**SERVICE, "Content-Type": "text/plain"},
+    )
+    assert r.status_code == 200
+    ngsi = {"NGSILD-Tenant": "phnompenh"}
+    kv = client.get(
+        "/ngsi-ld/v1/entities/urn:ngsi-ld:AirQualityObserved:wat-phnom",
+        params={"options": "keyValues"},
+        headers=ngsi,
+    ).json()
+    assert kv["pm25"] == 43 and kv["no2"] == 20 and kv["district"] == "Daun Penh"
+    hist = client.get(
+        "/ngsi-ld/v1/temporal/entities/urn:ngsi-ld:AirQualityObserved:wat-phnom",
+        params={"attrs": "pm25", "options": "temporalValues"},
+        headers=ngsi,
+    ).json()
+    assert [v for v, _ in hist["pm25"]["values"]] == [41.5, 43]
+    assert hist["pm25"]["values"][0][1] == "2026-11-30T01:00:00.000000Z"
+    r = client.post(
+        "/iot/json",
+        params={"k": "air-key", "i": "aq-market"},
+        json={"p": 38.0, "humidity": 80},
+        headers=SERVICE,
+    )
+    assert r.status_code == 200, r.text
+    kv = client.get(
+        "/ngsi-ld/v1/entities/urn:ngsi-ld:AirQualityObserved:aq-market",
+        params={"options": "keyValues"},
+        headers=ngsi,
+    ).json()
+    assert kv["pm25"] == 38.0 and kv["humidity"] == 80
+    dev = client.get("/iot/devices/aq-wat-phnom", headers=SERVICE).json()
+    assert dev["stats"]["accepted"] == 2 and dev["stats"]["rejected"] == 0
+
+
+def test_bad_device_input_is_rejected_counted_and_isolated(client) -> None:
+    provision(client)
+    ul = {**SERVICE, "Content-Type": "text/plain"}
+    cases = [
+        ({"k": "wrong-key", "i": "aq-wat-phnom"}, b"p|1", 404),
+        ({"k": "air-key", "i": "unknown-device"}, b"p|1", 404),
+        ({"k": "air-key", "i": "aq-wat-phnom"}, b"p|1|n", 400),  # malformed line
+        ({"k": "air-key", "i": "aq-wat-phnom"}, b"p|not-a-number", 400),  # wrong type
+        ({"k": "air-key", "i": "aq-wat-phnom"}, b"p|" + b"9" * 70_000, 413),  # oversized
+        ({"k": "air-key"}, b"p|1", 400),
+    ]
+    for params, body, status in cases:
+        r = client.post("/iot/d", params=params, content=body, headers=ul)
+        assert r.status_code == status, (params, body[:20], r.text)
+    # the device's counters say what happened; other devices ingest as before
+    stats = client.get("/iot/devices/aq-wat-phnom", headers=SERVICE).json()["stats"]
+    assert stats["rejected"] == 4 and stats["accepted"] == 0
+    assert stats["reasons"] == {
+        "ResourceNotFound": 1,  # a wrong API key
+        "MalformedPayload": 1,
+        "BadRequestData": 1,  # a value of the wrong type
+        "PayloadTooLarge": 1,
+    }
+    assert "limited to" in stats["lastError"]  # the last rejection: the oversized message
+    assert (
+        client.post(
+            "/iot/d", params={"k": "air-key", "i": "aq-market"}, content=b"p|12", headers=ul
+        ).status_code
+        == 200
+    )
+    # nothing was written for the rejected measures
+    r = client.get(
+        "/ngsi-ld/v1/entities/urn:ngsi-ld:AirQualityObserved:wat-phnom",
+        headers={"NGSILD-Tenant": "phnompenh"},
+    )
+    assert r.status_code == 404
+
+
+def test_provisioning_errors(client) -> None:
+    assert (
+        client.post(
+            "/iot/services", json={"services": [{"entity_type": "X"}]}, headers=SERVICE
+        ).status_code
+        == 400
+    )
+    assert (
+        client.post(
+            "/iot/devices",
+            json={"devices": [{"device_id": "d", "entity_name": "not a uri"}]},
+            headers=SERVICE,
+        ).status_code
+        == 400
+    )
+    assert client.post("/iot/devices", json={"devices": []}, headers=SERVICE).status_code == 400
+    provision(client)
+    again = {"devices": [{"device_id": "aq-market"}]}
+    assert client.post("/iot/devices", json=again, headers=SERVICE).status_code == 409
+    assert client.delete("/iot/devices/aq-market", headers=SERVICE).status_code == 204
+    assert client.get("/iot/devices/aq-market", headers=SERVICE).status_code == 404
+    assert (
+        client.delete("/iot/services", params={"apikey": "air-key"}, headers=SERVICE).status_code
+        == 204
+    )
+    assert client.get("/iot/services", headers=SERVICE).json()["count"] == 0
