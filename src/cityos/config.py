@@ -26,6 +26,7 @@ class Settings:
     max_page_size: int = 1000
     max_batch_entities: int = 10_000
     context_allow_hosts: list[str] = field(default_factory=list)
+    mqtt_url: str = ""  # e.g. mqtt://127.0.0.1:1883: devices publish to /<apikey>/<device>/attrs
     notify_timeout_s: float = 5.0  # a webhook slower than this counts as failed
     notify_backoff_s: float = 1.0  # first retry after this, doubling each time
     notify_max_attempts: int = 6  # then the subscription is marked failed

@@ -114,6 +114,12 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
             local=hub.local_receivers,
         )
         delivery = asyncio.create_task(deliverer.run_forever())
+        mqtt_ingest = None
+        if settings.mqtt_url:
+            from cityos.devices.mqtt import MqttIngest
+
+            mqtt_ingest = MqttIngest(app.state.agent, settings.mqtt_url)
+            mqtt_ingest.start()
         task = None
         if settings.retention and settings.retention_interval_s > 0:
             rules = retention_rules(hub)  # bad rules stop the server here, with the reason
@@ -121,6 +127,8 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
         yield
         if task is not None:
             task.cancel()
+        if mqtt_ingest is not None:
+            mqtt_ingest.stop()
         delivery.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await delivery

@@ -307,3 +307,17 @@ def test_history_filters_by_attribute_and_time(svc, store) -> None:
         "", "urn:ngsi-ld:Sensor:1", time_property="recordedAt", after="2000-01-01T00:00:00.000000Z"
     )
     assert len(everything) == 5
+
+
+def test_registry_documents(store) -> None:
+    store.put_doc("iot-device", "a", "d1", {"device_id": "d1", "n": 1})
+    store.put_doc("iot-device", "a", "d1", {"device_id": "d1", "n": 2})
+    store.put_doc("iot-device", "b", "d1", {"device_id": "d1", "n": 3})
+    store.put_doc("iot-group", "a", "k", {"apikey": "k"})
+    assert store.get_doc("iot-device", "a", "d1") == {"device_id": "d1", "n": 2}
+    assert [d["n"] for d in store.list_docs("iot-device", "a")] == [2]
+    assert store.doc_tenants("iot-device", "d1") == ["a", "b"]
+    assert store.delete_doc("iot-device", "a", "d1") and not store.delete_doc(
+        "iot-device", "a", "d1"
+    )
+    assert store.get_doc("iot-device", "a", "d1") is None

@@ -270,6 +270,10 @@ class Store(ABC):
     @abstractmethod
     def delete_doc(self, kind: str, tenant: str, doc_id: str) -> bool: ...
 
+    @abstractmethod
+    def doc_tenants(self, kind: str, doc_id: str) -> list[str]:
+        """The tenants that hold a document of this kind and id (an MQTT API key's owners)."""
+
     # -- @contexts ------------------------------------------------------------------
     @abstractmethod
     def put_context(self, ctx: StoredContext) -> None:

@@ -1075,6 +1075,14 @@ class PostgresStore(Store):
             )
         return cur.rowcount > 0
 
+    def doc_tenants(self, kind: str, doc_id: str) -> list[str]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                'SELECT tenant FROM registry WHERE kind = %s AND id = %s ORDER BY tenant COLLATE "C"',
+                (kind, doc_id),
+            ).fetchall()
+        return [r[0] for r in rows]
+
     # -- contexts -------------------------------------------------------------------------
     def put_context(self, ctx: StoredContext) -> None:
         with self._pool.connection() as conn:

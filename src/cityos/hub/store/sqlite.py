@@ -724,6 +724,14 @@ class SqliteStore(Store):
             )
         return cur.rowcount > 0
 
+    def doc_tenants(self, kind: str, doc_id: str) -> list[str]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT tenant FROM registry WHERE kind = ? AND id = ? ORDER BY tenant",
+                (kind, doc_id),
+            ).fetchall()
+        return [r[0] for r in rows]
+
     # -- contexts -------------------------------------------------------------------------
     def put_context(self, ctx: StoredContext) -> None:
         with self._lock:
