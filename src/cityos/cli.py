@@ -19,6 +19,8 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Create, migrate and inspect the hub's database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+devices_app = typer.Typer(help="Devices: counters and a telemetry simulator.", no_args_is_help=True)
+app.add_typer(devices_app, name="devices")
 retention_app = typer.Typer(
     help="Delete history older than the retention rules allow.", no_args_is_help=True
 )
@@ -210,6 +212,95 @@ def retention_run(
     for r in results:
         table.add_row(r.rule, r.cutoff, f"{r.deleted:,}")
     console.print(table)
+
+
+@devices_app.command("stats")
+def devices_stats(
+    url: Annotated[str, typer.Option(help="The hub's base URL.")] = "http://127.0.0.1:1026",
+    service: Annotated[str, typer.Option("--service", "-s", help="fiware-service (tenant).")] = "",
+    json_out: JsonOption = False,
+) -> None:
+    """What each device sent: accepted and rejected measures, and why."""
+    import httpx
+
+    headers = {"fiware-service": service} if service else {}
+    try:
+        listing = httpx.get(f"{url}/iot/devices", headers=headers, timeout=10).json()
+        rows = [
+            httpx.get(f"{url}/iot/devices/{d['device_id']}", headers=headers, timeout=10).json()
+            for d in listing.get("devices", [])
+        ]
+    except httpx.HTTPError as exc:
+        err.print(f"[red]cannot reach the hub at {url}:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    if json_out:
+        print(json.dumps([{"device_id": r["device_id"], **r["stats"]} for r in rows]))
+        return
+    table = Table(title=f"Devices ({service or 'default tenant'})")
+    for col in ("device", "accepted", "rejected", "reasons", "last error"):
+        table.add_column(col)
+    for r in rows:
+        s = r["stats"]
+        table.add_row(
+            r["device_id"],
+            str(s["accepted"]),
+            str(s["rejected"]),
+            json.dumps(s["reasons"]),
+            s["lastError"] or "",
+        )
+    console.print(table)
+
+
+@devices_app.command("simulate")
+def devices_simulate(
+    apikey: Annotated[str, typer.Option(help="The service group's API key.")],
+    devices: Annotated[int, typer.Option(help="How many devices (sim-0 … sim-N-1).")] = 100,
+    rate: Annotated[float, typer.Option(help="Messages per second, all devices together.")] = 100.0,
+    seconds: Annotated[float, typer.Option(help="How long to publish.")] = 10.0,
+    mqtt_url: Annotated[str, typer.Option(help="The broker.")] = "mqtt://127.0.0.1:1883",
+    json_out: JsonOption = False,
+) -> None:
+    """Publish UltraLight telemetry (i = intensity, s = speed) from simulated devices over MQTT."""
+    from urllib.parse import urlsplit
+
+    import paho.mqtt.client as mqtt
+    from rich.progress import Progress
+
+    from cityos.devices.simulate import simulate
+
+    parts = urlsplit(mqtt_url)
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    try:
+        client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+    except OSError as exc:
+        err.print(f"[red]cannot reach the MQTT broker at {mqtt_url}:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    client.loop_start()
+    try:
+        with Progress(console=err, disable=json_out) as progress:
+            task = progress.add_task("publishing", total=int(rate * seconds))
+            result = simulate(
+                lambda topic, payload: client.publish(topic, payload, qos=0),
+                apikey=apikey,
+                devices=devices,
+                rate=rate,
+                seconds=seconds,
+                progress=lambda n: progress.advance(task, n),
+            )
+    finally:
+        client.loop_stop()
+        client.disconnect()
+    summary = {
+        "messages": result.messages,
+        "seconds": round(result.seconds, 3),
+        "rate": round(result.rate, 1),
+    }
+    if json_out:
+        print(json.dumps(summary))
+    else:
+        console.print(
+            f"published {result.messages:,} messages in {result.seconds:.1f} s ({result.rate:,.0f}/s)"
+        )
 
 
 def main() -> None:

@@ -1,0 +1,119 @@
+"""`cityos devices simulate` into a served hub over Mosquitto, and `cityos devices stats`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from cityos.cli import app
+from cityos.devices.simulate import simulate
+
+
+def test_simulator_paces_and_addresses_devices() -> None:
+    sent: list[tuple[str, bytes]] = []
+    result = simulate(
+        lambda t, p: sent.append((t, p)), apikey="k", devices=3, rate=200, seconds=0.25
+    )
+    assert result.messages == 50 and len(sent) == 50
+    assert {t for t, _ in sent} == {"/k/sim-0/attrs", "/k/sim-1/attrs", "/k/sim-2/attrs"}
+    assert all(p.startswith(b"i|") and b"|s|" in p for _, p in sent)
+    assert result.seconds >= 0.2  # paced, not a burst
+    with pytest.raises(ValueError):
+        simulate(lambda t, p: None, apikey="k", devices=0, rate=1, seconds=1)
+
+
+def test_simulate_into_a_served_hub(tmp_path, mosquitto) -> None:
+    host, mport = mosquitto
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        **os.environ,
+        "CITYOS_DATABASE_URL": f"sqlite:///{tmp_path}/sim.db",
+        "CITYOS_MQTT_URL": f"mqtt://{host}:{mport}",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cityos.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    apikey = f"sim{int(time.time() * 1000)}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        group = {
+            "services": [
+                {
+                    "apikey": apikey,
+                    "entity_type": "TrafficFlowObserved",
+                    "attributes": [
+                        {"object_id": "i", "name": "intensity", "type": "Integer"},
+                        {"object_id": "s", "name": "averageVehicleSpeed", "type": "Number"},
+                    ],
+                }
+            ]
+        }
+        assert httpx.post(f"{url}/iot/services", json=group).status_code == 201
+        devices = {"devices": [{"device_id": f"sim-{i}"} for i in range(4)]}
+        assert httpx.post(f"{url}/iot/devices", json=devices).status_code == 201
+        time.sleep(0.5)
+        runner = CliRunner()
+        r = runner.invoke(
+            app,
+            [
+                "devices",
+                "simulate",
+                "--apikey",
+                apikey,
+                "--devices",
+                "4",
+                "--rate",
+                "40",
+                "--seconds",
+                "1",
+                "--mqtt-url",
+                f"mqtt://{host}:{mport}",
+                "--json",
+            ],
+        )
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["messages"] == 40
+        deadline = time.monotonic() + 15
+        while True:
+            r = runner.invoke(app, ["devices", "stats", "--url", url, "--json"])
+            assert r.exit_code == 0, r.output
+            stats = {d["device_id"]: d for d in json.loads(r.stdout)}
+            if sum(d["accepted"] for d in stats.values()) == 40:
+                break
+            assert time.monotonic() < deadline, stats
+            time.sleep(0.2)
+        assert all(d["rejected"] == 0 for d in stats.values())
+        kv = httpx.get(
+            f"{url}/ngsi-ld/v1/entities/urn:ngsi-ld:TrafficFlowObserved:sim-0",
+            params={"options": "keyValues"},
+        ).json()
+        assert isinstance(kv["intensity"], int) and kv["averageVehicleSpeed"] > 0
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
