@@ -64,6 +64,8 @@ class Deliverer:
 
     async def run_once(self) -> int:
         """Deliver what is due now; how many notifications were attempted."""
+        if not await asyncio.to_thread(self.store.delivery_lease):
+            return 0  # another worker delivers; we take over if it goes away
         due = await asyncio.to_thread(self.store.due_notifications, now_iso(), 500)
         by_sub: dict[tuple[str, str], list[Notification]] = defaultdict(list)
         for n in due:

@@ -249,6 +249,11 @@ class Store(ABC):
     @abstractmethod
     def delete_subscription(self, tenant: str, sub_id: str) -> bool: ...
 
+    def delivery_lease(self) -> bool:
+        """Whether this process may deliver the outbox now. One deliverer per database keeps
+        each subscription's order and sends nothing twice; a single-process engine always may."""
+        return True
+
     @abstractmethod
     def due_notifications(self, now: str, limit: int = 100) -> list[Notification]:
         """Pending notifications whose next attempt is due, in the order they were written."""

@@ -152,6 +152,7 @@ MIGRATIONS: list[tuple[str, str]] = [
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _MIGRATION_LOCK = 0x43495459  # "CITY": one migration at a time per database
+_DELIVERY_LOCK = 0x4E4F5449  # "NOTI": one outbox deliverer per database schema
 
 UNREACHABLE_HINT = "start it with 'pg_ctlcluster 15 main start'"
 
@@ -732,6 +733,8 @@ class PostgresStore(Store):
                 f"PostgreSQL not reachable at {_safe_url(url)}: {UNREACHABLE_HINT}"
             ) from exc
         self._known_tenants: set[str] = set()
+        self._kwargs = kwargs
+        self._lease_conn: psycopg.Connection[Any] | None = None
 
     # -- test and tool helpers ------------------------------------------------------------
     @classmethod
@@ -796,7 +799,28 @@ class PostgresStore(Store):
         return applied
 
     def close(self) -> None:
+        if self._lease_conn is not None:
+            self._lease_conn.close()
+            self._lease_conn = None
         self._pool.close()
+
+    def delivery_lease(self) -> bool:
+        """A session advisory lock on a connection of its own: held while this process lives,
+        released by PostgreSQL when it dies, so another worker takes over delivery."""
+        if self._lease_conn is not None and not self._lease_conn.closed:
+            return True
+        try:
+            conn = psycopg.connect(self.url, **self._kwargs)
+            got = conn.execute(
+                "SELECT pg_try_advisory_lock(%s, hashtext(current_schema()))", (_DELIVERY_LOCK,)
+            ).fetchone()
+        except psycopg.Error:
+            return False
+        if got and got[0]:
+            self._lease_conn = conn
+            return True
+        conn.close()
+        return False
 
     def stats(self) -> dict[str, Any]:
         with self._pool.connection() as conn:
