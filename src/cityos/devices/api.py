@@ -154,14 +154,6 @@ ROUTES = [
 
 
 def routes() -> list[Route]:
-    by_path: dict[str, dict[str, Any]] = {}
-    for path, method, handler, _ in ROUTES:
-        by_path.setdefault(path, {})[method] = handler
-    out = []
-    for path, handlers in by_path.items():
+    from cityos.hub.api import build_routes
 
-        async def dispatch(request: Request, handlers: dict[str, Any] = handlers) -> Response:
-            return await handlers[request.method](request)
-
-        out.append(Route(path, dispatch, methods=list(handlers)))
-    return out
+    return build_routes(ROUTES)

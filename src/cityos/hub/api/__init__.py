@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.routing import Route
 
 from cityos.hub.api import batch, contexts, entities, subscriptions, temporal, types
@@ -107,13 +109,18 @@ ROUTES = [
 
 
 def routes() -> list[Route]:
+    return build_routes(ROUTES, PREFIX)
+
+
+def build_routes(table: list[tuple[str, str, Any, str]], prefix: str = "") -> list[Route]:
+    """Starlette routes from a (path, method, handler, summary) table, one Route per path."""
     by_path: dict[str, dict[str, object]] = {}
-    for path, method, handler, _ in ROUTES:
+    for path, method, handler, _ in table:
         by_path.setdefault(path, {})[method] = handler
-    out = []
-    for path, handlers in by_path.items():
-        out.append(Route(PREFIX + path, _dispatch(handlers), methods=list(handlers)))
-    return out
+    return [
+        Route(prefix + path, _dispatch(handlers), methods=list(handlers))
+        for path, handlers in by_path.items()
+    ]
 
 
 def _dispatch(handlers: dict[str, object]):
