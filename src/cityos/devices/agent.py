@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cityos.hub.core import Hub
-from cityos.hub.errors import BadRequestData, NgsiLdError, ResourceNotFound
+from cityos.hub.errors import AlreadyExists, BadRequestData, NgsiLdError, ResourceNotFound
 from cityos.hub.ldcontext import core_context
 from cityos.hub.model import now_iso, to_hub_time
 from cityos.hub.representation import is_uri, parse_attributes, parse_entity
@@ -80,8 +80,6 @@ class Agent:
     def add_device(self, tenant: str, body: Any) -> None:
         device = validate_device(body)
         if self.hub.store.get_doc(DEVICE, tenant, device["device_id"]) is not None:
-            from cityos.hub.errors import AlreadyExists
-
             raise AlreadyExists(f"device {device['device_id']} already exists")
         self.hub.store.put_doc(DEVICE, tenant, device["device_id"], device)
 

@@ -106,7 +106,7 @@ def _result(
             "success": result.success,
             "errors": [{"entityId": eid, "error": err.to_problem(path)} for eid, err in all_errors],
         },
-        207 if result.success or all_errors else 400,
+        207,
     )
 
 
