@@ -1,16 +1,27 @@
 """Delivers the outbox: notifications to webhooks, at least once, in order per subscription.
 
-The worker polls the outbox (it is written in the same transaction as each change, so a
-crash between the change and the delivery loses nothing), posts each subscription's
-notifications in order, and retries a failure with exponential backoff; after
-``max_attempts`` it gives up and marks the subscription ``failed``. Subscriptions are
-served concurrently, each with its own timeout, so a webhook that hangs slows only itself.
+Every worker process runs a deliverer. Each round it claims the subscriptions that have
+something due and that no other live worker holds (``delivery_claims``, see
+:mod:`cityos.hub.store.claims`), sends their notifications in order and gives the claims
+back: one sender per subscription at a time keeps each change notified once and in order,
+while different subscriptions go out from different workers. The outbox is written in the
+same transaction as each change, so a crash between the change and the delivery loses
+nothing; a worker that dies mid-send leaves claims that lapse after ``claim_s`` seconds.
+
+A failure is retried with exponential backoff; after ``max_attempts`` the deliverer gives
+up and marks the subscription ``failed``. Subscriptions are served concurrently, each with
+its own timeout, so a webhook that hangs slows only itself. ``timeInterval`` subscriptions
+are produced here too, by whichever worker claims them when they fall due.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -22,6 +33,7 @@ import orjson
 
 from cityos.hub.model import now_iso
 from cityos.hub.store.base import Notification, Store
+from cityos.hub.subscriptions import SubscriptionIndex
 
 log = logging.getLogger("cityos.delivery")
 
@@ -42,8 +54,15 @@ class Deliverer:
         poll_s: float = 0.2,
         transport: httpx.AsyncBaseTransport | None = None,
         local: dict[str, Callable[[dict[str, Any]], Any]] | None = None,
+        index: SubscriptionIndex | None = None,
+        claim_s: float | None = None,
     ) -> None:
         self.store = store
+        self.index = index  # builds timeInterval notifications; without it none are sent
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        # a claim outlives the longest round: every send is bounded by timeout_s and a
+        # subscription's queue is cut off once half the claim has been used
+        self.claim_s = claim_s if claim_s is not None else max(10.0, 4 * timeout_s)
         # in-process receivers (``local://name`` endpoints, see cityos.hub.client)
         self.local = local if local is not None else {}
         self.timeout_s = timeout_s
@@ -60,20 +79,45 @@ class Deliverer:
                 log.exception("notification delivery failed; retrying")
                 sent = 0
             if not sent:
-                await asyncio.sleep(self.poll_s)
+                # woken at once by a commit that queued notifications (PostgreSQL: NOTIFY)
+                await asyncio.to_thread(self.store.wait_for_outbox, self.poll_s)
 
     async def run_once(self) -> int:
         """Deliver what is due now; how many notifications were attempted."""
-        if not await asyncio.to_thread(self.store.delivery_lease):
-            return 0  # another worker delivers; we take over if it goes away
-        due = await asyncio.to_thread(self.store.due_notifications, now_iso(), 500)
-        by_sub: dict[tuple[str, str], list[Notification]] = defaultdict(list)
-        for n in due:
-            by_sub[(n.tenant, n.subscription_id)].append(n)
-        await asyncio.gather(*(self._deliver_in_order(k, v) for k, v in by_sub.items()))
-        return len(due)
+        started = time.monotonic()
+        until = _later(self.claim_s)
+        claimed = await asyncio.to_thread(
+            self.store.claim_deliveries, self.owner, now_iso(), until, 500
+        )
+        try:
+            if claimed.periodic:
+                await asyncio.to_thread(self._queue_periodic, claimed.periodic)
+                claimed = await asyncio.to_thread(
+                    self.store.claim_deliveries, self.owner, now_iso(), until, 500
+                )
+            by_sub: dict[tuple[str, str], list[Notification]] = defaultdict(list)
+            for n in claimed.notifications:
+                by_sub[(n.tenant, n.subscription_id)].append(n)
+            deadline = started + self.claim_s / 2
+            await asyncio.gather(
+                *(self._deliver_in_order(k, v, deadline) for k, v in by_sub.items())
+            )
+        finally:
+            await asyncio.to_thread(self.store.release_deliveries, self.owner)
+        return len(claimed.notifications)
 
-    async def _deliver_in_order(self, key: tuple[str, str], queue: list[Notification]) -> None:
+    def _queue_periodic(self, due: list[tuple[str, str]]) -> None:
+        for tenant, sub_id in due:
+            payload, interval = (
+                self.index.periodic_payload(tenant, sub_id) if self.index else (None, 0.0)
+            )
+            now = now_iso()
+            next_at = _later(interval) if interval > 0 else _later(3600)
+            self.store.add_periodic_notification(tenant, sub_id, payload, now, next_at)
+
+    async def _deliver_in_order(
+        self, key: tuple[str, str], queue: list[Notification], deadline: float
+    ) -> None:
         tenant, sub_id = key
         sub = await asyncio.to_thread(self.store.get_subscription, tenant, sub_id)
         if sub is None:
@@ -86,6 +130,8 @@ class Deliverer:
             if isinstance(info, dict) and "key" in info and "value" in info:
                 headers[str(info["key"])] = str(info["value"])
         for n in queue:
+            if time.monotonic() > deadline:
+                return  # the claim runs out: the rest go next round, still in order
             ok, error = await self._post(endpoint["uri"], n.payload, headers)
             attempts = n.attempts + 1
             if ok:
@@ -131,19 +177,19 @@ class Deliverer:
         if sub is None:
             return
         now = now_iso()
-        sub["lastNotification"] = now
+        fields: dict[str, Any] = {"lastNotification": now}
         if ok:
-            sub["timesSent"] = sub.get("timesSent", 0) + 1
-            sub["lastSuccess"] = now
+            fields["timesSent"] = sub.get("timesSent", 0) + 1
+            fields["lastSuccess"] = now
             if sub.get("status") == "failed":
-                sub["status"] = "active"
+                fields["status"] = "active"
         else:
-            sub["timesFailed"] = sub.get("timesFailed", 0) + 1
-            sub["lastFailure"] = now
-            sub["lastFailureReason"] = error
+            fields["timesFailed"] = sub.get("timesFailed", 0) + 1
+            fields["lastFailure"] = now
+            fields["lastFailureReason"] = error
             if give_up:
-                sub["status"] = "failed"
-        self.store.put_subscription(tenant, sub)
+                fields["status"] = "failed"
+        self.store.put_subscription_status(tenant, sub_id, fields)
 
     async def _call_local(self, name: str, payload: dict[str, Any]) -> tuple[bool, str | None]:
         receiver = self.local.get(name)

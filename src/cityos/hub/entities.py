@@ -162,8 +162,16 @@ class _Tracked(Transaction):
     def add_notifications(self, rows: list[tuple[str, dict[str, Any]]], now: str) -> None:
         self.tx.add_notifications(rows, now)
 
-    def changes(self) -> list[tuple[Entity | None, Entity]]:
-        return [(self.before.get(eid), new) for eid, new in self.after.items() if new is not None]
+    def subscriptions_version(self) -> int:
+        return self.tx.subscriptions_version()
+
+    def changes(self) -> list[tuple[Entity | None, Entity | None]]:
+        """(before, after) per entity written; None before: created, None after: deleted."""
+        return [
+            (self.before.get(eid), new)
+            for eid, new in self.after.items()
+            if new is not None or self.before.get(eid) is not None
+        ]
 
 
 class EntityService:
@@ -185,7 +193,7 @@ class EntityService:
             yield tx
             changes = tx.changes()
             if changes:
-                rows = self.subscriptions.notifications(tenant, changes)
+                rows = self.subscriptions.notifications(tenant, changes, tx.subscriptions_version())
                 tx.add_notifications(rows, now_iso())
 
     # -- single entity ------------------------------------------------------------------

@@ -21,12 +21,24 @@ from cityos.hub.ldcontext import Context, ContextResolver
 from cityos.hub.model import DEFAULT_GEOPROPERTY, Entity, now_iso
 from cityos.hub.query.evaluate import match_q, match_scope
 from cityos.hub.query.geo import geo_match, parse_geo_query
-from cityos.hub.query.model import GeoQuery, QExpr, ScopeExpr
+from cityos.hub.query.model import EntityQuery, GeoQuery, QExpr, ScopeExpr, TypeName
 from cityos.hub.query.q import expand_q, parse_q, parse_scope_q
 from cityos.hub.representation import is_uri, render_entity
 from cityos.hub.store.base import Store
 
 FORMATS = {"normalized", "keyValues", "concise", "simplified"}
+TRIGGERS = {
+    "entityCreated",
+    "entityUpdated",
+    "entityDeleted",
+    "attributeCreated",
+    "attributeUpdated",
+    "attributeDeleted",
+}
+# Without notificationTrigger a subscription hears of creations and changes, not deletions.
+DEFAULT_TRIGGERS = frozenset(
+    {"entityCreated", "entityUpdated", "attributeCreated", "attributeUpdated"}
+)
 STATUS_FIELDS = (
     "status",
     "timesSent",
@@ -91,6 +103,21 @@ def parse_subscription(
         not isinstance(attrs, list) or not all(isinstance(a, str) for a in attrs)
     ):
         raise BadRequestData("notification.attributes must be a list of attribute names")
+    interval = body.get("timeInterval")
+    if interval is not None:
+        if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
+            raise BadRequestData("timeInterval must be a number of seconds > 0")
+        if watched is not None or body.get("throttling") is not None:
+            raise BadRequestData(
+                "a periodic subscription (timeInterval) cannot have watchedAttributes or throttling"
+            )
+        if not entities:
+            raise BadRequestData("a periodic subscription (timeInterval) needs entities")
+    triggers = body.get("notificationTrigger")
+    if triggers is not None and (
+        not isinstance(triggers, list) or not triggers or not set(triggers) <= TRIGGERS
+    ):
+        raise BadRequestData(f"notificationTrigger must be a list drawn from {sorted(TRIGGERS)}")
     throttling = body.get("throttling")
     if throttling is not None and (
         isinstance(throttling, bool) or not isinstance(throttling, int | float) or throttling < 0
@@ -145,6 +172,7 @@ class Matcher:
     scope: ScopeExpr | None
     geo: GeoQuery | None
     attrs: set[str] | None
+    triggers: frozenset[str] = DEFAULT_TRIGGERS
     last_sent: float = float("-inf")  # for throttling, in this process
 
     @classmethod
@@ -169,52 +197,92 @@ class Matcher:
             scope=parse_scope_q(sub["scopeQ"]) if "scopeQ" in sub else None,
             geo=_geo(sub["geoQ"], ctx) if "geoQ" in sub else None,
             attrs={ctx.expand_term(a) for a in attrs} if attrs else None,
+            triggers=frozenset(sub.get("notificationTrigger") or DEFAULT_TRIGGERS),
         )
 
-    def matches(self, old: Entity | None, new: Entity) -> bool:
+    @property
+    def periodic(self) -> bool:
+        return bool(self.sub.get("timeInterval"))
+
+    def live(self) -> bool:
         if not self.sub.get("isActive", True) or self.sub.get("status") == "expired":
             return False
         expires = self.sub.get("expiresAt")
-        if expires and now_iso() > expires:
-            return False
+        return not (expires and now_iso() > expires)
+
+    def selects(self, entity: Entity) -> bool:
+        """Whether an entity as it stands is one this subscription is about."""
         if self.selectors and not any(
-            t in new["type"]
-            and (eid is None or eid == new["id"])
-            and (pattern is None or pattern.fullmatch(new["id"]))
+            t in entity["type"]
+            and (eid is None or eid == entity["id"])
+            and (pattern is None or pattern.fullmatch(entity["id"]))
             for t, eid, pattern in self.selectors
         ):
             return False
-        if self.watched is not None:
-            before = (old or {}).get("attrs", {})
-            changed = {a for a, v in new["attrs"].items() if before.get(a) != v}
-            changed |= {a for a in before if a not in new["attrs"]}
-            if not changed & self.watched:
-                return False
-        if self.q is not None and not match_q(new, self.q):
+        if self.q is not None and not match_q(entity, self.q):
             return False
-        if self.scope is not None and not match_scope(new, self.scope):
+        if self.scope is not None and not match_scope(entity, self.scope):
             return False
         if self.geo is not None:
-            shapes = [i.get("value") for i in new["attrs"].get(self.geo.geoproperty, [])]
+            shapes = [i.get("value") for i in entity["attrs"].get(self.geo.geoproperty, [])]
             if not any(isinstance(s, dict) and geo_match(s, self.geo) for s in shapes):
                 return False
         return True
 
-    def payload(self, hits: list[tuple[Entity | None, Entity]]) -> dict[str, Any]:
+    def matches(self, old: Entity | None, new: Entity | None) -> bool:
+        """Whether a change (None before: created; None after: deleted) is notified."""
+        if self.periodic or not self.live():
+            return False
+        if new is None:  # deleted: judged on what it was
+            if old is None or not self.triggers & {"entityDeleted", "attributeDeleted"}:
+                return False
+            if self.watched is not None and not self.watched & old["attrs"].keys():
+                return False
+            return self.selects(old)
+        if old is None:
+            if not self.triggers & {"entityCreated", "attributeCreated"}:
+                return False
+            if self.watched is not None and not self.watched & new["attrs"].keys():
+                return False
+            return self.selects(new)
+        before, after = old.get("attrs", {}), new["attrs"]
+        created = after.keys() - before.keys()
+        deleted = before.keys() - after.keys()
+        updated = {a for a in after.keys() & before.keys() if before[a] != after[a]}
+        if self.watched is not None:
+            created, deleted, updated = (
+                created & self.watched,
+                deleted & self.watched,
+                updated & self.watched,
+            )
+        fired = (
+            ("entityUpdated" in self.triggers and bool(created | deleted | updated))
+            or ("attributeCreated" in self.triggers and bool(created))
+            or ("attributeUpdated" in self.triggers and bool(updated))
+            or ("attributeDeleted" in self.triggers and bool(deleted))
+        )
+        return fired and self.selects(new)
+
+    def payload(self, hits: list[tuple[Entity | None, Entity | None]]) -> dict[str, Any]:
         fmt = self.sub["notification"].get("format", "normalized")
         fmt = "keyValues" if fmt == "simplified" else fmt
         show = bool(self.sub["notification"].get("showChanges")) and fmt == "normalized"
+        now = now_iso()
+        data = []
+        for old, new in hits:
+            if new is None:  # a deleted entity: who it was and when it went
+                assert old is not None
+                gone = render_entity({**old, "attrs": {}}, self.ctx, fmt=fmt)
+                data.append({"id": gone["id"], "type": gone["type"], "deletedAt": now})
+            else:
+                shown = _with_previous(old, new) if show else new
+                data.append(render_entity(shown, self.ctx, fmt=fmt, attrs=self.attrs))
         return {
             "id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}",
             "type": "Notification",
             "subscriptionId": self.sub["id"],
-            "notifiedAt": now_iso(),
-            "data": [
-                render_entity(
-                    _with_previous(old, new) if show else new, self.ctx, fmt=fmt, attrs=self.attrs
-                )
-                for old, new in hits
-            ],
+            "notifiedAt": now,
+            "data": data,
         }
 
     def throttled(self, now: float) -> bool:
@@ -235,14 +303,20 @@ class SubscriptionIndex:
         self.store = store
         self.resolver = resolver
         self._by_tenant: dict[str, list[Matcher]] | None = None
+        self._version: int | None = None
         self._lock = threading.Lock()
 
     def invalidate(self) -> None:
         with self._lock:
             self._by_tenant = None
 
-    def for_tenant(self, tenant: str) -> list[Matcher]:
+    def for_tenant(self, tenant: str, version: int | None = None) -> list[Matcher]:
+        """The tenant's matchers; ``version`` (read in the write transaction) reloads them
+        when another worker changed a subscription since they were compiled."""
         with self._lock:
+            if version is not None and version != self._version:
+                self._by_tenant = None
+                self._version = version
             if self._by_tenant is None:
                 by: dict[str, list[Matcher]] = {}
                 for t, sub in self.store.list_subscriptions():
@@ -254,17 +328,49 @@ class SubscriptionIndex:
             return self._by_tenant.get(tenant, [])
 
     def notifications(
-        self, tenant: str, changes: list[tuple[Entity | None, Entity]]
+        self,
+        tenant: str,
+        changes: list[tuple[Entity | None, Entity | None]],
+        version: int | None = None,
     ) -> list[tuple[str, dict[str, Any]]]:
         """(subscription id, payload) for every subscription a batch of changes matches."""
         out = []
         now = time.monotonic()
-        for matcher in self.for_tenant(tenant):
+        for matcher in self.for_tenant(tenant, version):
             hits = [(old, new) for old, new in changes if matcher.matches(old, new)]
             if hits and not matcher.throttled(now):
                 out.append((matcher.sub["id"], matcher.payload(hits)))
         return out
 
+    def periodic_payload(self, tenant: str, sub_id: str) -> tuple[dict[str, Any] | None, float]:
+        """A ``timeInterval`` subscription's notification now: every entity it selects as it
+        stands (None when there is none, or it is paused or gone), and the interval."""
+        sub = self.store.get_subscription(tenant, sub_id)
+        if sub is None or not sub.get("timeInterval"):
+            return None, 0.0
+        interval = float(sub["timeInterval"])
+        matcher = Matcher.compile(sub, self.resolver)
+        if not matcher.live():
+            return None, interval
+        found: dict[str, Entity] = {}
+        for type_iri, eid, pattern in matcher.selectors:
+            query = EntityQuery(
+                types=TypeName(type_iri),
+                ids=[eid] if eid else None,
+                id_pattern=pattern.pattern if pattern else None,
+                q=matcher.q,
+                geo=matcher.geo,
+                scope=matcher.scope,
+                limit=PERIODIC_MAX_ENTITIES,
+            )
+            for entity in self.store.query(tenant, query).entities:
+                found.setdefault(entity["id"], entity)
+        if not found:
+            return None, interval
+        return matcher.payload([(None, e) for e in found.values()]), interval
+
+
+PERIODIC_MAX_ENTITIES = 1000  # per selector and notification; a bigger set wants a query
 
 _PREVIOUS = {
     "value": "previousValue",

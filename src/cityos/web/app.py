@@ -112,6 +112,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
             max_attempts=settings.notify_max_attempts,
             poll_s=settings.notify_poll_s,
             local=hub.local_receivers,
+            index=hub.subscriptions,
         )
         delivery = asyncio.create_task(deliverer.run_forever())
         mqtt_ingest = None

@@ -261,3 +261,95 @@ def test_show_changes_and_throttling(live, receiver) -> None:
         ).status_code
         == 400
     )
+
+
+def test_deletions_are_notified_only_when_asked_for(live, receiver) -> None:
+    on_delete = subscription(receiver.url, notificationTrigger=["entityDeleted"])
+    del on_delete["q"], on_delete["watchedAttributes"]
+    assert live.post(f"{BASE}/subscriptions", json=on_delete).status_code == 201
+    default = subscription(receiver.url)  # creations and changes only
+    assert live.post(f"{BASE}/subscriptions", json=default).status_code == 201
+    assert live.post(f"{BASE}/entities", json=flow(1, 900)).status_code == 201
+    [created] = receiver.wait(1)
+    assert created["data"][0]["intensity"] == 900
+    assert live.delete(f"{BASE}/entities/urn:ngsi-ld:TrafficFlowObserved:1").status_code == 204
+    bodies = receiver.wait(2)
+    time.sleep(0.3)
+    assert len(receiver.received) == 2
+    gone = bodies[1]["data"]
+    assert [(e["id"], e["type"]) for e in gone] == [
+        ("urn:ngsi-ld:TrafficFlowObserved:1", "TrafficFlowObserved")
+    ]
+    assert gone[0]["deletedAt"].endswith("Z")
+    bad = live.post(
+        f"{BASE}/subscriptions", json=subscription(receiver.url, notificationTrigger=["nope"])
+    )
+    assert bad.status_code == 400
+
+
+def test_periodic_subscription_sends_the_current_state(live, receiver) -> None:
+    periodic = subscription(receiver.url, timeInterval=0.3)
+    del periodic["watchedAttributes"]
+    live.post(f"{BASE}/entities", json=flow(1, 900))
+    live.post(f"{BASE}/entities", json=flow(2, 100))  # q intensity>500 leaves it out
+    r = live.post(f"{BASE}/subscriptions", json=periodic)
+    assert r.status_code == 201
+    first = receiver.wait(1)[0]
+    assert [e["intensity"] for e in first["data"]] == [900]
+    live.patch(
+        f"{BASE}/entities/urn:ngsi-ld:TrafficFlowObserved:2/attrs",
+        json={"intensity": {"type": "Property", "value": 800}},
+    )
+    deadline = time.monotonic() + 10
+    while True:  # a later period carries both, without a change having triggered it
+        latest = receiver.wait(len(receiver.received) + 1)[-1]
+        if sorted(e["intensity"] for e in latest["data"]) == [800, 900]:
+            break
+        assert time.monotonic() < deadline
+    sub_id = r.headers["Location"].rsplit("/", 1)[1]
+    assert live.get(f"{BASE}/subscriptions/{sub_id}").json()["timesSent"] >= 2
+    mixed = subscription(receiver.url, timeInterval=5)  # watchedAttributes: change-driven
+    assert live.post(f"{BASE}/subscriptions", json=mixed).status_code == 400
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def two_workers(request, tmp_path) -> Iterator[tuple[TestClient, TestClient]]:
+    """Two hubs, each with its own delivery worker, over one database."""
+    from cityos.web.app import create_app
+
+    settings = Settings(notify_backoff_s=0.05, notify_poll_s=0.05, notify_timeout_s=2)
+    if request.param == "sqlite":
+        from cityos.hub.store.sqlite import SqliteStore
+
+        stores = [SqliteStore(tmp_path / "w.db"), SqliteStore(tmp_path / "w.db")]
+    else:
+        from cityos.hub.store.postgres import PostgresStore
+
+        url = request.getfixturevalue("postgres_url")
+        schema = f"cityos_test_{uuid.uuid4().hex[:10]}"
+        stores = [PostgresStore(url, schema=schema), PostgresStore(url, schema=schema)]
+    stores[0].migrate()
+    hubs = [Hub(settings, store=s) for s in stores]
+    with (
+        TestClient(create_app(settings, hubs[0])) as a,
+        TestClient(create_app(settings, hubs[1])) as b,
+    ):
+        yield a, b
+    if request.param == "postgresql":
+        from cityos.hub.store.postgres import PostgresStore
+
+        PostgresStore(url, schema=schema).drop_schema()
+
+
+def test_each_change_is_notified_once_whichever_worker_took_it(two_workers, receiver) -> None:
+    a, b = two_workers
+    # b has compiled its (empty) set of subscriptions before a gets one
+    assert b.post(f"{BASE}/entities", json=flow(99, 1)).status_code == 201
+    assert a.post(f"{BASE}/subscriptions", json=subscription(receiver.url)).status_code == 201
+    for n in range(20):  # the subscription was made on a; writes alternate between workers
+        client = a if n % 2 else b
+        assert client.post(f"{BASE}/entities", json=flow(n, 600 + n)).status_code == 201
+    receiver.wait(20)
+    time.sleep(0.5)
+    seen = [e["intensity"] for body in receiver.wait(20) for e in body["data"]]
+    assert sorted(seen) == [600 + n for n in range(20)]  # every change, none twice

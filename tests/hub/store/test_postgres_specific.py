@@ -533,20 +533,3 @@ def test_synchronous_commit_setting(postgres_url) -> None:
             store.close()
     with pytest.raises(ValueError, match="synchronous_commit"):
         PostgresStore(postgres_url, synchronous_commit="sometimes")
-
-
-@pytest.mark.postgres
-def test_one_deliverer_per_database_with_failover(postgres_url) -> None:
-    first = PostgresStore.throwaway(postgres_url, pool_size=1)
-    second = PostgresStore(postgres_url, schema=first.schema, pool_size=1)
-    try:
-        assert first.delivery_lease() is True
-        assert first.delivery_lease() is True  # held
-        assert second.delivery_lease() is False  # another process delivers
-        first.close()  # that process goes away: its lock goes with its session
-        deadline = time.monotonic() + 5
-        while not second.delivery_lease():
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-    finally:
-        second.drop_schema()

@@ -19,6 +19,7 @@ Results are ordered by insertion (a stable order, so ``offset`` paging is repeat
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -48,6 +49,15 @@ class HistoryRow:
     observed_at: str | None
     recorded_at: str  # the hub's time of the change (= modifiedAt)
     instance_id: int | None = None  # the store's id of this history row (set on reads)
+
+
+@dataclass
+class Claimed:
+    """What one worker may deliver now: due notifications (oldest first) and the
+    periodic subscriptions whose next notification is due, of subscriptions it claimed."""
+
+    notifications: list[Notification]
+    periodic: list[tuple[str, str]]
 
 
 @dataclass
@@ -142,6 +152,10 @@ class Transaction(ABC):
     @abstractmethod
     def add_history(self, rows: list[HistoryRow]) -> None:
         """Append attribute changes to history."""
+
+    @abstractmethod
+    def subscriptions_version(self) -> int:
+        """The store's subscriptions version as this transaction sees it."""
 
     @abstractmethod
     def add_notifications(self, rows: list[tuple[str, dict[str, Any]]], now: str) -> None:
@@ -249,14 +263,36 @@ class Store(ABC):
     @abstractmethod
     def delete_subscription(self, tenant: str, sub_id: str) -> bool: ...
 
-    def delivery_lease(self) -> bool:
-        """Whether this process may deliver the outbox now. One deliverer per database keeps
-        each subscription's order and sends nothing twice; a single-process engine always may."""
-        return True
+    @abstractmethod
+    def put_subscription_status(self, tenant: str, sub_id: str, fields: dict[str, Any]) -> None:
+        """Merge delivery status fields into a subscription without touching what it selects
+        (so no worker has to recompile its matchers for a ``timesSent`` bump)."""
 
     @abstractmethod
-    def due_notifications(self, now: str, limit: int = 100) -> list[Notification]:
-        """Pending notifications whose next attempt is due, in the order they were written."""
+    def subscriptions_version(self) -> int:
+        """A number that changes whenever a subscription is created, changed or deleted, read
+        inside write transactions so every worker matches against the current set."""
+
+    @abstractmethod
+    def claim_deliveries(self, owner: str, now: str, until: str, limit: int = 500) -> Claimed:
+        """Claim, until ``until``, every subscription with something due that no other live
+        worker has claimed, and return what is due for them. One owner per subscription keeps
+        its order and sends nothing twice; several workers split the subscriptions."""
+
+    @abstractmethod
+    def release_deliveries(self, owner: str) -> None:
+        """Give back this owner's claims (a dead owner's claims lapse at their ``until``)."""
+
+    @abstractmethod
+    def add_periodic_notification(
+        self, tenant: str, sub_id: str, payload: dict[str, Any] | None, now: str, next_at: str
+    ) -> None:
+        """Queue a ``timeInterval`` notification (None: nothing to send) and schedule the next,
+        in one transaction."""
+
+    def wait_for_outbox(self, timeout: float) -> None:
+        """Block until a notification may be waiting (or ``timeout`` seconds pass)."""
+        time.sleep(timeout)
 
     @abstractmethod
     def finish_notification(self, nid: int, *, delivered: bool, next_at: str | None) -> None:

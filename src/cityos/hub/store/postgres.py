@@ -18,6 +18,7 @@ import math
 import re
 import secrets
 import struct
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ from cityos.hub.query.model import (
 from cityos.hub.store.base import (
     DEFAULT_TENANT,
     AttributeUse,
+    Claimed,
     HistoryRow,
     Notification,
     QueryResult,
@@ -53,6 +55,13 @@ from cityos.hub.store.base import (
     StoredContext,
     Transaction,
     history_where,
+)
+from cityos.hub.store.claims import (
+    CLAIM_SQL,
+    DUE_SQL,
+    PERIODIC_SQL,
+    claim_params,
+    periodic_start,
 )
 
 # Each step carries the schema one version forward; never edit a released step, add one.
@@ -148,11 +157,26 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         """,
     ),
+    (
+        "0005_delivery_claims_and_periodic",
+        """
+        CREATE TABLE delivery_claims(
+            tenant text NOT NULL, subscription_id text NOT NULL,
+            owner text NOT NULL, until text NOT NULL,
+            PRIMARY KEY(tenant, subscription_id)
+        );
+        ALTER TABLE subscriptions ADD COLUMN periodic_at text;
+        CREATE TABLE subscription_version(
+            one integer PRIMARY KEY CHECK (one = 1), v bigint NOT NULL
+        );
+        INSERT INTO subscription_version VALUES (1, 0);
+        CREATE INDEX outbox_subscription ON outbox(tenant, subscription_id, nid);
+        """,
+    ),
 ]
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _MIGRATION_LOCK = 0x43495459  # "CITY": one migration at a time per database
-_DELIVERY_LOCK = 0x4E4F5449  # "NOTI": one outbox deliverer per database schema
 
 UNREACHABLE_HINT = "start it with 'pg_ctlcluster 15 main start'"
 
@@ -467,6 +491,10 @@ class PostgresTransaction(Transaction):
         )
         return cur.rowcount > 0
 
+    def subscriptions_version(self) -> int:
+        row = self.conn.execute("SELECT v FROM subscription_version").fetchone()
+        return int(row[0]) if row else 0
+
     def add_notifications(self, rows: list[tuple[str, dict[str, Any]]], now: str) -> None:
         if not rows:
             return
@@ -477,6 +505,8 @@ class PostgresTransaction(Transaction):
                 " VALUES (%s, %s, %s::jsonb, %s, %s)",
                 [(self.tenant, sid, _dumps(payload), now, now) for sid, payload in rows],
             )
+        # delivered at COMMIT, to every worker's deliverer: no polling delay
+        self.conn.execute("SELECT pg_notify(%s, '')", (self.store.outbox_channel,))
 
     def add_history(self, rows: list[HistoryRow]) -> None:
         if not rows:
@@ -734,7 +764,8 @@ class PostgresStore(Store):
             ) from exc
         self._known_tenants: set[str] = set()
         self._kwargs = kwargs
-        self._lease_conn: psycopg.Connection[Any] | None = None
+        self.outbox_channel = f"cityos_outbox_{schema or 'public'}"
+        self._listen_conn: psycopg.Connection[Any] | None = None
 
     # -- test and tool helpers ------------------------------------------------------------
     @classmethod
@@ -799,28 +830,23 @@ class PostgresStore(Store):
         return applied
 
     def close(self) -> None:
-        if self._lease_conn is not None:
-            self._lease_conn.close()
-            self._lease_conn = None
+        if self._listen_conn is not None:
+            self._listen_conn.close()
+            self._listen_conn = None
         self._pool.close()
 
-    def delivery_lease(self) -> bool:
-        """A session advisory lock on a connection of its own: held while this process lives,
-        released by PostgreSQL when it dies, so another worker takes over delivery."""
-        if self._lease_conn is not None and not self._lease_conn.closed:
-            return True
+    def wait_for_outbox(self, timeout: float) -> None:
+        """LISTEN on the outbox channel (its own connection); a NOTIFY from any worker's
+        commit wakes this one at once."""
         try:
-            conn = psycopg.connect(self.url, **self._kwargs)
-            got = conn.execute(
-                "SELECT pg_try_advisory_lock(%s, hashtext(current_schema()))", (_DELIVERY_LOCK,)
-            ).fetchone()
+            if self._listen_conn is None or self._listen_conn.closed:
+                self._listen_conn = psycopg.connect(self.url, **self._kwargs)
+                self._listen_conn.execute(f'LISTEN "{self.outbox_channel}"')
+            for _ in self._listen_conn.notifies(timeout=timeout, stop_after=1):
+                pass
         except psycopg.Error:
-            return False
-        if got and got[0]:
-            self._lease_conn = conn
-            return True
-        conn.close()
-        return False
+            self._listen_conn = None
+            time.sleep(timeout)
 
     def stats(self) -> dict[str, Any]:
         with self._pool.connection() as conn:
@@ -1008,11 +1034,55 @@ class PostgresStore(Store):
 
     # -- subscriptions and the outbox ---------------------------------------------------
     def put_subscription(self, tenant: str, sub: dict[str, Any]) -> None:
+        periodic = periodic_start(sub)
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute(
+                "INSERT INTO subscriptions(tenant, id, doc, periodic_at)"
+                " VALUES (%s, %s, %s::jsonb, %s)"
+                " ON CONFLICT (tenant, id) DO UPDATE SET doc = excluded.doc, periodic_at ="
+                " CASE WHEN excluded.periodic_at IS NULL THEN NULL"
+                " ELSE coalesce(subscriptions.periodic_at, excluded.periodic_at) END",
+                (tenant, sub["id"], _dumps(sub), periodic),
+            )
+            conn.execute("UPDATE subscription_version SET v = v + 1")
+
+    def put_subscription_status(self, tenant: str, sub_id: str, fields: dict[str, Any]) -> None:
         with self._pool.connection() as conn:
             conn.execute(
-                "INSERT INTO subscriptions(tenant, id, doc) VALUES (%s, %s, %s::jsonb)"
-                " ON CONFLICT (tenant, id) DO UPDATE SET doc = excluded.doc",
-                (tenant, sub["id"], _dumps(sub)),
+                "UPDATE subscriptions SET doc = doc || %s::jsonb WHERE tenant = %s AND id = %s",
+                (_dumps(fields), tenant, sub_id),
+            )
+
+    def subscriptions_version(self) -> int:
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT v FROM subscription_version").fetchone()
+        return int(row[0]) if row else 0
+
+    def claim_deliveries(self, owner: str, now: str, until: str, limit: int = 500) -> Claimed:
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute(CLAIM_SQL.replace("?", "%s"), claim_params(owner, now, until))
+            rows = conn.execute(DUE_SQL.replace("?", "%s"), (owner, now, now, limit)).fetchall()
+            periodic = conn.execute(PERIODIC_SQL.replace("?", "%s"), (owner, now)).fetchall()
+        return Claimed([Notification(*r) for r in rows], [(r[0], r[1]) for r in periodic])
+
+    def release_deliveries(self, owner: str) -> None:
+        with self._pool.connection() as conn:
+            conn.execute("DELETE FROM delivery_claims WHERE owner = %s", (owner,))
+
+    def add_periodic_notification(
+        self, tenant: str, sub_id: str, payload: dict[str, Any] | None, now: str, next_at: str
+    ) -> None:
+        with self._pool.connection() as conn, conn.transaction():
+            if payload is not None:
+                conn.execute(
+                    "INSERT INTO outbox(tenant, subscription_id, payload, created_at, next_at)"
+                    " VALUES (%s, %s, %s::jsonb, %s, %s)",
+                    (tenant, sub_id, _dumps(payload), now, now),
+                )
+            conn.execute(
+                "UPDATE subscriptions SET periodic_at = %s WHERE tenant = %s AND id = %s"
+                " AND periodic_at IS NOT NULL",
+                (next_at, tenant, sub_id),
             )
 
     def get_subscription(self, tenant: str, sub_id: str) -> dict[str, Any] | None:
@@ -1040,16 +1110,8 @@ class PostgresStore(Store):
             conn.execute(
                 "DELETE FROM outbox WHERE tenant = %s AND subscription_id = %s", (tenant, sub_id)
             )
+            conn.execute("UPDATE subscription_version SET v = v + 1")
         return cur.rowcount > 0
-
-    def due_notifications(self, now: str, limit: int = 100) -> list[Notification]:
-        with self._pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT nid, tenant, subscription_id, payload, attempts FROM outbox"
-                " WHERE state = 'pending' AND next_at <= %s ORDER BY nid LIMIT %s",
-                (now, limit),
-            ).fetchall()
-        return [Notification(*r) for r in rows]
 
     def finish_notification(self, nid: int, *, delivered: bool, next_at: str | None) -> None:
         with self._pool.connection() as conn:

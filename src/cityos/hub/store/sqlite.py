@@ -30,6 +30,7 @@ from cityos.hub.query.model import EntityQuery, GeoQuery, TypeAnd, TypeExpr, Typ
 from cityos.hub.store.base import (
     DEFAULT_TENANT,
     AttributeUse,
+    Claimed,
     HistoryRow,
     Notification,
     QueryResult,
@@ -37,6 +38,13 @@ from cityos.hub.store.base import (
     StoredContext,
     Transaction,
     history_where,
+)
+from cityos.hub.store.claims import (
+    CLAIM_SQL,
+    DUE_SQL,
+    PERIODIC_SQL,
+    claim_params,
+    periodic_start,
 )
 
 # Each step carries the schema one version forward; never edit a released step, add one.
@@ -132,6 +140,22 @@ MIGRATIONS: list[tuple[str, str]] = [
             doc TEXT NOT NULL,
             PRIMARY KEY(kind, tenant, id)
         );
+        """,
+    ),
+    (
+        "0005_delivery_claims_and_periodic",
+        """
+        CREATE TABLE delivery_claims(
+            tenant TEXT NOT NULL, subscription_id TEXT NOT NULL,
+            owner TEXT NOT NULL, until TEXT NOT NULL,
+            PRIMARY KEY(tenant, subscription_id)
+        );
+        ALTER TABLE subscriptions ADD COLUMN periodic_at TEXT;
+        CREATE TABLE subscription_version(
+            one INTEGER PRIMARY KEY CHECK (one = 1), v INTEGER NOT NULL
+        );
+        INSERT INTO subscription_version VALUES (1, 0);
+        CREATE INDEX outbox_subscription ON outbox(tenant, subscription_id, nid);
         """,
     ),
 ]
@@ -252,6 +276,10 @@ class SqliteTransaction(Transaction):
             ],
         )
 
+    def subscriptions_version(self) -> int:
+        row = self.conn.execute("SELECT v FROM subscription_version").fetchone()
+        return int(row[0]) if row else 0
+
     def add_notifications(self, rows: list[tuple[str, dict[str, Any]]], now: str) -> None:
         if rows:
             self.conn.executemany(
@@ -259,6 +287,7 @@ class SqliteTransaction(Transaction):
                 " VALUES (?,?,?,?,?)",
                 [(self.tenant, sid, _dumps(payload), now, now) for sid, payload in rows],
             )
+            self.store._outbox_written = True
 
     # -- secondary indexes -------------------------------------------------------------
     def _index(self, pk: int, entity: Entity) -> None:
@@ -351,6 +380,10 @@ class SqliteStore(Store):
         qsql.register_sqlite_functions(c)
         c.create_function("geo_match", 2, _geo_match_sql, deterministic=True)
         self._known_tenants: set[str] = set()
+        # wakes this process's deliverer when a commit queued notifications (other
+        # processes on the same file find them by polling)
+        self._outbox_event = threading.Event()
+        self._outbox_written = False
 
     @classmethod
     def from_url(cls, url: str) -> SqliteStore:
@@ -454,6 +487,9 @@ class SqliteStore(Store):
                 self._known_tenants = known
                 raise
             self._conn.execute("COMMIT")
+            if self._outbox_written:
+                self._outbox_written = False
+                self._outbox_event.set()
 
     def get_entity(self, tenant: str, entity_id: str) -> Entity | None:
         with self._lock:
@@ -633,13 +669,74 @@ class SqliteStore(Store):
 
     # -- subscriptions and the outbox ---------------------------------------------------
     def put_subscription(self, tenant: str, sub: dict[str, Any]) -> None:
+        with self._write() as c:
+            c.execute(
+                "INSERT INTO subscriptions(tenant, id, doc, seq, periodic_at) VALUES (?, ?, ?,"
+                " (SELECT coalesce(max(seq), 0) + 1 FROM subscriptions), ?)"
+                " ON CONFLICT(tenant, id) DO UPDATE SET doc = excluded.doc, periodic_at ="
+                " CASE WHEN excluded.periodic_at IS NULL THEN NULL"
+                " ELSE coalesce(subscriptions.periodic_at, excluded.periodic_at) END",
+                (tenant, sub["id"], _dumps(sub), periodic_start(sub)),
+            )
+            c.execute("UPDATE subscription_version SET v = v + 1")
+
+    def put_subscription_status(self, tenant: str, sub_id: str, fields: dict[str, Any]) -> None:
         with self._lock:
             self._conn.execute(
-                "INSERT INTO subscriptions(tenant, id, doc, seq) VALUES (?, ?, ?,"
-                " (SELECT coalesce(max(seq), 0) + 1 FROM subscriptions))"
-                " ON CONFLICT(tenant, id) DO UPDATE SET doc = excluded.doc",
-                (tenant, sub["id"], _dumps(sub)),
+                "UPDATE subscriptions SET doc = json_patch(doc, ?) WHERE tenant = ? AND id = ?",
+                (_dumps(fields), tenant, sub_id),
             )
+
+    def subscriptions_version(self) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT v FROM subscription_version").fetchone()
+        return int(row[0]) if row else 0
+
+    def claim_deliveries(self, owner: str, now: str, until: str, limit: int = 500) -> Claimed:
+        with self._write() as c:
+            c.execute(CLAIM_SQL, claim_params(owner, now, until))
+            rows = c.execute(DUE_SQL, (owner, now, now, limit)).fetchall()
+            periodic = c.execute(PERIODIC_SQL, (owner, now)).fetchall()
+        return Claimed(
+            [Notification(r[0], r[1], r[2], orjson.loads(r[3]), r[4]) for r in rows],
+            [(r[0], r[1]) for r in periodic],
+        )
+
+    def release_deliveries(self, owner: str) -> None:
+        with self._lock:
+            self._conn.execute("DELETE FROM delivery_claims WHERE owner = ?", (owner,))
+
+    def add_periodic_notification(
+        self, tenant: str, sub_id: str, payload: dict[str, Any] | None, now: str, next_at: str
+    ) -> None:
+        with self._write() as c:
+            if payload is not None:
+                c.execute(
+                    "INSERT INTO outbox(tenant, subscription_id, payload, created_at, next_at)"
+                    " VALUES (?,?,?,?,?)",
+                    (tenant, sub_id, _dumps(payload), now, now),
+                )
+            c.execute(
+                "UPDATE subscriptions SET periodic_at = ? WHERE tenant = ? AND id = ?"
+                " AND periodic_at IS NOT NULL",
+                (next_at, tenant, sub_id),
+            )
+
+    def wait_for_outbox(self, timeout: float) -> None:
+        if self._outbox_event.wait(timeout):
+            self._outbox_event.clear()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A short write transaction of its own (BEGIN IMMEDIATE … COMMIT)."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
 
     def get_subscription(self, tenant: str, sub_id: str) -> dict[str, Any] | None:
         with self._lock:
@@ -659,23 +756,15 @@ class SqliteStore(Store):
         return [(r[0], orjson.loads(r[1])) for r in rows]
 
     def delete_subscription(self, tenant: str, sub_id: str) -> bool:
-        with self._lock:
-            cur = self._conn.execute(
+        with self._write() as c:
+            cur = c.execute(
                 "DELETE FROM subscriptions WHERE tenant = ? AND id = ?", (tenant, sub_id)
             )
-            self._conn.execute(
+            c.execute(
                 "DELETE FROM outbox WHERE tenant = ? AND subscription_id = ?", (tenant, sub_id)
             )
+            c.execute("UPDATE subscription_version SET v = v + 1")
         return cur.rowcount > 0
-
-    def due_notifications(self, now: str, limit: int = 100) -> list[Notification]:
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT nid, tenant, subscription_id, payload, attempts FROM outbox"
-                " WHERE state = 'pending' AND next_at <= ? ORDER BY nid LIMIT ?",
-                (now, limit),
-            ).fetchall()
-        return [Notification(r[0], r[1], r[2], orjson.loads(r[3]), r[4]) for r in rows]
 
     def finish_notification(self, nid: int, *, delivered: bool, next_at: str | None) -> None:
         with self._lock:
