@@ -115,3 +115,31 @@ def test_server_applies_retention_on_a_schedule(tmp_path) -> None:
         while len(store.history("", "urn:ngsi-ld:Sensor:1")) != 2:
             assert time.monotonic() < deadline, "retention did not run"
             time.sleep(0.1)
+
+
+@pytest.mark.postgres
+def test_postgres_retention_drops_whole_months(postgres_url) -> None:
+    from cityos.hub.store.postgres import PostgresStore
+
+    store = PostgresStore.throwaway(postgres_url)
+    try:
+        made = store.ensure_history_partitions(datetime(2020, 1, 1, tzinfo=UTC), months=1)
+        assert made == ["history_y2020m01", "history_y2020m02"]
+
+        def row(at: str) -> HistoryRow:
+            p = {"type": "Property", "value": 0}
+            return HistoryRow("urn:x:1", EX + "S", EX + "a", None, p, "update", None, at)
+
+        with store.transaction("") as tx:
+            tx.add_history([row("2020-01-15T00:00:00.000000Z")] * 3)
+            tx.add_history([row("2020-02-15T00:00:00.000000Z")] * 2)
+        deleted = store.purge_history("2020-02-10T00:00:00.000000Z")
+        assert deleted == 3
+        names = [n for n, _ in store.history_partitions()]
+        assert "history_y2020m01" not in names and "history_y2020m02" in names  # dropped whole
+        assert len(store.history("", "urn:x:1")) == 2
+        # this month and the next ones exist, so new rows land in droppable partitions
+        now = datetime.now(UTC)
+        assert f"history_y{now.year:04d}m{now.month:02d}" in names
+    finally:
+        store.drop_schema()

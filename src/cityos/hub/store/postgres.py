@@ -14,6 +14,7 @@ share one database; :meth:`PostgresStore.throwaway` makes one with a random sche
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import secrets
@@ -179,6 +180,14 @@ _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _MIGRATION_LOCK = 0x43495459  # "CITY": one migration at a time per database
 
 UNREACHABLE_HINT = "start it with 'pg_ctlcluster 15 main start'"
+
+
+log = logging.getLogger("cityos.store.postgres")
+HISTORY_MONTHS_AHEAD = 2  # partitions made ahead; later rows wait in the default one
+
+
+def _next_month(d: datetime) -> datetime:
+    return d.replace(year=d.year + d.month // 12, month=d.month % 12 + 1)
 
 
 def _dumps(obj: Any) -> str:
@@ -827,7 +836,56 @@ class PostgresStore(Store):
                 applied.append(name)
             rows = conn.execute("SELECT name FROM tenants").fetchall()
         self._known_tenants = {r[0] for r in rows}
+        self.ensure_history_partitions()
         return applied
+
+    # -- history partitions: retention drops whole months -----------------------------
+    def ensure_history_partitions(
+        self, first: datetime | None = None, months: int = HISTORY_MONTHS_AHEAD
+    ) -> list[str]:
+        """Monthly history partitions from ``first`` (default: this month) for ``months``
+        months; called at startup and by each retention run. A month whose rows already sit
+        in the default partition keeps them there (PostgreSQL refuses the new partition);
+        those rows are purged row by row like any others."""
+        start = (first or datetime.now(UTC)).replace(
+            day=1, hour=0, minute=0, second=0, microsecond=0
+        )
+        made = []
+        with self._pool.connection() as conn:
+            for _ in range(months + 1):
+                end = _next_month(start)
+                name = f"history_y{start.year:04d}m{start.month:02d}"
+                try:
+                    with conn.transaction():
+                        conn.execute(
+                            psql.SQL(
+                                "CREATE TABLE IF NOT EXISTS {} PARTITION OF history"
+                                " FOR VALUES FROM ({}) TO ({})"
+                            ).format(
+                                psql.Identifier(name),
+                                psql.Literal(start.isoformat()),
+                                psql.Literal(end.isoformat()),
+                            )
+                        )
+                    made.append(name)
+                except psycopg.Error as exc:  # rows of that month already in the default one
+                    log.info("history partition %s not created: %s", name, exc)
+                start = end
+        return made
+
+    def history_partitions(self) -> list[tuple[str, datetime]]:
+        """(name, end) of each monthly history partition, oldest first."""
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                " WHERE i.inhparent = 'history'::regclass AND c.relname LIKE 'history_y%%'"
+                " ORDER BY c.relname"
+            ).fetchall()
+        out = []
+        for (name,) in rows:
+            year, month = int(name[9:13]), int(name[14:16])
+            out.append((name, _next_month(datetime(year, month, 1, tzinfo=UTC))))
+        return out
 
     def close(self) -> None:
         if self._listen_conn is not None:
@@ -1021,16 +1079,30 @@ class PostgresStore(Store):
         entity_type: str | None = None,
         attr: str | None = None,
     ) -> int:
-        # recorded_at is the partition key, so only partitions that can hold such rows are
-        # scanned; dropping whole monthly partitions is the next step (docs/api.md)
+        # a rule over everything drops each month that ended before the cutoff whole; the
+        # rest is deleted by rows, and recorded_at (the partition key) prunes what is scanned
+        cutoff = _parse_time(before)
+        deleted = 0
+        if tenant is None and entity_type is None and attr is None and cutoff is not None:
+            for name, end in self.history_partitions():
+                if end > cutoff:
+                    break
+                with self._pool.connection() as conn, conn.transaction():
+                    table = psql.Identifier(name)
+                    count = conn.execute(
+                        psql.SQL("SELECT count(*) FROM {}").format(table)
+                    ).fetchone()
+                    conn.execute(psql.SQL("DROP TABLE {}").format(table))
+                deleted += int(count[0]) if count else 0
+            self.ensure_history_partitions()
         sql = "DELETE FROM history WHERE recorded_at < %s"
-        params: list[Any] = [_parse_time(before)]
+        params: list[Any] = [cutoff]
         for column, value in (("tenant", tenant), ("entity_type", entity_type), ("attr", attr)):
             if value is not None:
                 sql += f" AND {column} = %s"
                 params.append(value)
         with self._pool.connection() as conn:
-            return conn.execute(sql, params).rowcount
+            return deleted + conn.execute(sql, params).rowcount
 
     # -- subscriptions and the outbox ---------------------------------------------------
     def put_subscription(self, tenant: str, sub: dict[str, Any]) -> None:
