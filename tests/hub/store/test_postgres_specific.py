@@ -18,7 +18,12 @@ import pytest
 from cityos.hub.errors import AlreadyExists
 from cityos.hub.query.model import EntityQuery, GeoQuery, TypeAnd, TypeName, TypeOr
 from cityos.hub.store.base import HistoryRow, StoredContext
-from cityos.hub.store.postgres import MIGRATIONS, PostgresStore, server_unreachable
+from cityos.hub.store.postgres import (
+    HISTORY_MONTHS_AHEAD,
+    MIGRATIONS,
+    PostgresStore,
+    server_unreachable,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -111,7 +116,7 @@ def test_history_is_partitioned_and_postgis_is_available(pg: PostgresStore) -> N
     kind = raw(pg, "SELECT relkind FROM pg_class WHERE oid = to_regclass('history')")
     assert kind == [("p",)]
     parts = raw(pg, "SELECT count(*) FROM pg_inherits WHERE inhparent = to_regclass('history')")
-    assert parts == [(1,)]
+    assert parts == [(1 + 1 + HISTORY_MONTHS_AHEAD,)]  # default, this month, months ahead
     assert raw(pg, "SELECT ST_AsText(ST_Point(1, 2))") == [("POINT(1 2)",)]
 
 
