@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CODE := src tests benchmarks
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup interop demo test lint bench clean
 
 # Reinstall only when pyproject.toml changes (the stamp is older than it).
 setup: $(STAMP)
@@ -16,10 +16,24 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -e '.[test]'
 	touch $(STAMP)
 
+# Third-party NGSI-LD clients that tests/interop drives the hub with, each in its own
+# virtualenv (their pinned dependencies clash with ours and with each other's); each is
+# rebuilt when its tests/interop/requirements-<client>.txt changes.
+INTEROP := .venv-interop
+INTEROP_CLIENTS := ngsildclient filip
+
+interop: $(INTEROP_CLIENTS:%=$(INTEROP)/%/.installed)
+
+$(INTEROP)/%/.installed: tests/interop/requirements-%.txt
+	test -x $(INTEROP)/$*/bin/python || $(PY) -m venv $(INTEROP)/$*
+	echo '*' > $(INTEROP)/.gitignore
+	$(INTEROP)/$*/bin/pip install -q -r $<
+	touch $@
+
 demo: setup
 	$(BIN)/cityos demo
 
-test: setup
+test: setup interop
 	$(BIN)/pytest -q
 
 lint: setup

@@ -31,6 +31,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 import orjson
 
+from cityos.hub.ldcontext import CORE_CONTEXT_URL
 from cityos.hub.model import now_iso
 from cityos.hub.store.base import Notification, Store
 from cityos.hub.subscriptions import SubscriptionIndex
@@ -123,7 +124,19 @@ class Deliverer:
         if sub is None:
             return
         endpoint = sub["notification"]["endpoint"]
-        headers = {"Content-Type": endpoint.get("accept") or "application/json"}
+        media = endpoint.get("accept") or "application/json"
+        headers = {"Content-Type": media}
+        # the receiver reads the terms with the subscription's own @context (clause 5.3.2):
+        # in the body for JSON-LD, as a Link header for plain JSON
+        context = sub.get("@context") or CORE_CONTEXT_URL
+        extra: dict[str, Any] = {}
+        if media == "application/ld+json":
+            extra["@context"] = context
+        elif media == "application/json":
+            headers["Link"] = (
+                f'<{_link_target(context)}>; rel="http://www.w3.org/ns/json-ld#context";'
+                ' type="application/ld+json"'
+            )
         if tenant:
             headers["NGSILD-Tenant"] = tenant
         for info in endpoint.get("receiverInfo") or []:
@@ -132,7 +145,8 @@ class Deliverer:
         for n in queue:
             if time.monotonic() > deadline:
                 return  # the claim runs out: the rest go next round, still in order
-            ok, error = await self._post(endpoint["uri"], n.payload, headers)
+            payload = {**n.payload, **extra} if extra else n.payload
+            ok, error = await self._post(endpoint["uri"], payload, headers)
             attempts = n.attempts + 1
             if ok:
                 await asyncio.to_thread(
@@ -205,6 +219,16 @@ class Deliverer:
 
     async def close(self) -> None:
         await self._client.aclose()
+
+
+def _link_target(context: Any) -> str:
+    """A Link header names one URL: the context's own, else its first URL, else the core
+    (an inline context object cannot be linked; JSON-LD receivers should ask for ld+json)."""
+    if isinstance(context, str):
+        return context
+    if isinstance(context, list):
+        return next((c for c in context if isinstance(c, str)), CORE_CONTEXT_URL)
+    return CORE_CONTEXT_URL
 
 
 def publish_mqtt(uri: str, payload: dict[str, Any], timeout_s: float) -> tuple[bool, str | None]:

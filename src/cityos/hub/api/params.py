@@ -60,7 +60,7 @@ def render_options(request: Request, ctx: Context) -> RenderOptions:
         raise BadRequestData(f"conflicting representation options: {', '.join(sorted(opts))}")
     if chosen:
         fmt = chosen[0]
-    unknown = opts - set(FORMATS) - {"sysAttrs"}
+    unknown = opts - set(FORMATS) - {"sysAttrs", "count"}  # options=count: see entity_query
     if unknown:
         raise BadRequestData(f"unknown option(s): {', '.join(sorted(unknown))}")
     attrs = csv_param(request, "attrs")
@@ -119,7 +119,8 @@ def entity_query(request: Request, ctx: Context, *, require_filter: bool = True)
         )
     query.limit = int_param(request, "limit", settings.default_page_size)
     query.offset = int_param(request, "offset", 0)
-    query.count = flag(request, "count")
+    # count=true, or options=count as older clients send it (Orion-LD takes both)
+    query.count = flag(request, "count") or "count" in options_of(request)
     if query.limit > settings.max_page_size:
         raise TooManyResults(
             f"limit {query.limit} is over the maximum page size of {settings.max_page_size}"

@@ -50,7 +50,7 @@ def _temporal_options(request: Request) -> dict[str, Any]:
     )
     last_n = int_param(request, "lastN", 0, low=1) if p.get("lastN") is not None else None
     opts = options_of(request)
-    unknown = opts - {"temporalValues", "aggregatedValues", "sysAttrs"}
+    unknown = opts - {"temporalValues", "aggregatedValues", "sysAttrs", "count"}
     if unknown:
         raise BadRequestData(
             f"unknown option(s) for the temporal API: {', '.join(sorted(unknown))}"
