@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Annotated
 
@@ -70,6 +71,15 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port (NGSI-LD clients expect 1026).")] = None,
     database_url: DbOption = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Worker processes sharing the port and the database (use PostgreSQL for more "
+            "than one); they split notification delivery and, with CITYOS_MQTT_URL, the device "
+            "stream (MQTT 5 shared subscription).",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the NGSI-LD API (default http://127.0.0.1:1026/ngsi-ld/v1)."""
     import uvicorn
@@ -77,13 +87,39 @@ def serve(
     from cityos.web.app import create_app
 
     settings = _settings(database_url, host=host, port=port)
-    application = create_app(settings)
+    where = f"http://{settings.host}:{settings.port}/ngsi-ld/v1"
+    if workers == 1:
+        application = create_app(settings)
+        console.print(
+            f"CityOS hub on [bold]{where}[/bold] ({settings.database_url}) — Ctrl-C to stop"
+        )
+        uvicorn.run(
+            application,
+            host=settings.host,
+            port=settings.port,
+            log_level=log_level,
+            access_log=False,
+        )
+        return
+    # each worker process builds its app from the environment: hand it what the flags said
+    os.environ["CITYOS_DATABASE_URL"] = settings.database_url
+    if settings.mqtt_url and not settings.mqtt_shared_group:
+        os.environ["CITYOS_MQTT_SHARED_GROUP"] = "cityos"
+    store = _open_store(settings)
+    store.migrate()  # once, before the workers race to do it
+    store.close()
     console.print(
-        f"CityOS hub on [bold]http://{settings.host}:{settings.port}/ngsi-ld/v1[/bold] "
-        f"({settings.database_url}) — Ctrl-C to stop"
+        f"CityOS hub on [bold]{where}[/bold] ({settings.database_url}), {workers} workers"
+        " — Ctrl-C to stop"
     )
     uvicorn.run(
-        application, host=settings.host, port=settings.port, log_level=log_level, access_log=False
+        "cityos.web.app:create_app",
+        factory=True,
+        workers=workers,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        access_log=False,
     )
 
 
@@ -220,7 +256,8 @@ def devices_stats(
     service: Annotated[str, typer.Option("--service", "-s", help="fiware-service (tenant).")] = "",
     json_out: JsonOption = False,
 ) -> None:
-    """What each device sent: accepted and rejected measures, and why."""
+    """What each device sent: accepted and rejected messages, and why (kept across restarts
+    as the devices' Device entities, urn:ngsi-ld:Device:<device_id>)."""
     import httpx
 
     headers = {"fiware-service": service} if service else {}
@@ -237,7 +274,7 @@ def devices_stats(
         print(json.dumps([{"device_id": r["device_id"], **r["stats"]} for r in rows]))
         return
     table = Table(title=f"Devices ({service or 'default tenant'})")
-    for col in ("device", "accepted", "rejected", "reasons", "last error"):
+    for col in ("device", "accepted", "rejected", "reasons", "last value", "last error"):
         table.add_column(col)
     for r in rows:
         s = r["stats"]
@@ -246,6 +283,7 @@ def devices_stats(
             str(s["accepted"]),
             str(s["rejected"]),
             json.dumps(s["reasons"]),
+            s.get("dateLastValueReported") or "",
             s["lastError"] or "",
         )
     console.print(table)

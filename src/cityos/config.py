@@ -27,6 +27,12 @@ class Settings:
     max_batch_entities: int = 10_000
     context_allow_hosts: list[str] = field(default_factory=list)
     mqtt_url: str = ""  # e.g. mqtt://127.0.0.1:1883: devices publish to /<apikey>/<device>/attrs
+    mqtt_shared_group: str = ""  # set: workers share the device stream ($share/<group>/...)
+    device_max_message_bytes: int = 65_536  # a device message over this is rejected and counted
+    device_rate_per_s: float = 10.0  # per-device token bucket: sustained messages/s (0: no limit)
+    device_burst: int = 50  # ... and how many a device may send at once
+    device_stats_flush_s: float = 5.0  # device counters are written to Device entities this often
+    device_command_timeout_s: float = 60.0  # a command unanswered this long: ERROR (EXPIRED)
     notify_timeout_s: float = 5.0  # a webhook slower than this counts as failed
     notify_backoff_s: float = 1.0  # first retry after this, doubling each time
     notify_max_attempts: int = 6  # then the subscription is marked failed

@@ -105,7 +105,7 @@ def test_simulate_into_a_served_hub(tmp_path, mosquitto) -> None:
                 break
             assert time.monotonic() < deadline, stats
             time.sleep(0.2)
-        assert all(d["rejected"] == 0 for d in stats.values())
+        assert all(d["rejected"] == 0 for d in stats.values()), stats
         kv = httpx.get(
             f"{url}/ngsi-ld/v1/entities/urn:ngsi-ld:TrafficFlowObserved:sim-0",
             params={"options": "keyValues"},

@@ -3,26 +3,42 @@ them, and measures (UltraLight 2.0 or JSON) turned into entity updates with hist
 
 Provisioning bodies are those of the FIWARE IoT Agent API (``/iot/services``,
 ``/iot/devices``), so existing provisioning scripts work unchanged; ``fiware-service``
-names the tenant. A measure from an unknown API key or device, or a value of the wrong
-type, is rejected and counted for the device; it never stops other devices' ingest.
+names the tenant. A measure from an unknown API key or device, a value of the wrong type,
+a message over ``device_max_message_bytes`` or beyond the device's token bucket
+(``device_rate_per_s``, ``device_burst``) is rejected and counted for the device; it never
+stops other devices' ingest. Counters live in memory and are flushed in batches to one
+Smart Data Models ``Device`` entity per device (:mod:`cityos.devices.stats`); commands are
+in :mod:`cityos.devices.commands`.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections import Counter
-from dataclasses import dataclass, field
+import time
 from typing import Any
 
+from cityos.devices.commands import RECEIVER, Commands
+from cityos.devices.limits import RateLimiter
+from cityos.devices.stats import DeviceStats, StatsBook
 from cityos.hub.core import Hub
-from cityos.hub.errors import AlreadyExists, BadRequestData, NgsiLdError, ResourceNotFound
+from cityos.hub.errors import (
+    AlreadyExists,
+    BadRequestData,
+    NgsiLdError,
+    PayloadTooLarge,
+    ResourceNotFound,
+)
 from cityos.hub.ldcontext import core_context
 from cityos.hub.model import now_iso, to_hub_time
 from cityos.hub.representation import is_uri, parse_attributes, parse_entity
 
 GROUP, DEVICE = "iot-group", "iot-device"
+log = logging.getLogger("cityos.devices")
+__all__ = ["DEVICE", "GROUP", "Agent", "DeviceStats", "RateLimited"]
 NUMBER_TYPES = {"Number", "Float", "float", "number", "Integer", "integer", "int"}
 BOOL_TYPES = {"Boolean", "boolean", "bool"}
+_NOT_IN_COMMAND = " \t\r\n<>\"'=;()|@#/&?"  # attribute-name rules, plus what UltraLight uses
 
 
 def validate_group(body: Any) -> dict[str, Any]:
@@ -55,33 +71,196 @@ def _check_attrs(body: dict[str, Any], where: str) -> None:
             isinstance(a, dict) and a.get("name") for a in items
         ):
             raise BadRequestData(f"{where}: {key} must be a list of objects with a name")
+    for command in body.get("commands", []):
+        name = command["name"]
+        if not isinstance(name, str) or any(c in _NOT_IN_COMMAND for c in name):
+            raise BadRequestData(
+                f"{where}: command name {name!r} must be text without spaces or any of "
+                f"{_NOT_IN_COMMAND.strip()!r}"
+            )
 
 
-@dataclass
-class DeviceStats:
-    accepted: int = 0
-    rejected: int = 0
-    reasons: Counter[str] = field(default_factory=Counter)
-    last_error: str | None = None
+class RateLimited(NgsiLdError):
+    """A device sent more than its token bucket allows (HTTP 429); counted as RateLimited."""
+
+    type_name = "InvalidRequest"
+    status = 429
+    title = "Too many requests"
 
 
 class Agent:
+    """The IoT agent of one process: provisioning, ingest, limits, counters and commands.
+
+    Every process that serves the hub makes one; it registers the command receiver
+    (``local://cityos-device-commands``) in the hub's in-process receivers, so whichever
+    worker delivers a command notification can send it. :meth:`start` runs the background
+    work (counters flushed to Device entities, commands expired); :meth:`stop` ends it with a
+    last flush.
+    """
+
+    DEVICE, GROUP = DEVICE, GROUP
+    TENANTS_TTL_S = 5.0
+
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
         self.ctx = core_context()
-        self.stats: dict[tuple[str, str], DeviceStats] = {}
-        self._lock = threading.Lock()
+        settings = hub.settings
+        self.max_message_bytes = settings.device_max_message_bytes
+        self.limiter = RateLimiter(settings.device_rate_per_s, settings.device_burst)
+        self.book = StatsBook(hub, self.ctx, self._describe)
+        self.commands = Commands(self)
+        hub.local_receivers[RECEIVER] = self.commands.receive
+        self.flush_interval_s = settings.device_stats_flush_s
+        self._tenants: dict[str, tuple[float, list[str]]] = {}
+        self.unknown_key_messages = 0  # MQTT messages under an API key no tenant has
+        self._tenants_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
 
     # -- provisioning --------------------------------------------------------------------
     def add_group(self, tenant: str, body: Any) -> None:
         group = validate_group(body)
         self.hub.store.put_doc(GROUP, tenant, group["apikey"], group)
+        self._forget_tenants(group["apikey"])
+
+    def delete_group(self, tenant: str, apikey: str) -> bool:
+        self._forget_tenants(apikey)
+        return self.hub.store.delete_doc(GROUP, tenant, apikey)
 
     def add_device(self, tenant: str, body: Any) -> None:
         device = validate_device(body)
         if self.hub.store.get_doc(DEVICE, tenant, device["device_id"]) is not None:
             raise AlreadyExists(f"device {device['device_id']} already exists")
         self.hub.store.put_doc(DEVICE, tenant, device["device_id"], device)
+        try:
+            self.commands.provision(tenant, device)
+        except Exception:
+            self.hub.store.delete_doc(DEVICE, tenant, device["device_id"])
+            raise
+
+    def delete_device(self, tenant: str, device_id: str) -> bool:
+        device = self.hub.store.get_doc(DEVICE, tenant, device_id)
+        if device is None or not self.hub.store.delete_doc(DEVICE, tenant, device_id):
+            return False
+        self.commands.forget(tenant, device)
+        return True
+
+    # -- what a device is ------------------------------------------------------------------
+    def group_of(
+        self, tenant: str, device: dict[str, Any], apikey: str | None = None
+    ) -> dict[str, Any] | None:
+        """The device's service group: by the message's API key, the device's own, or the
+        tenant's only group (FIWARE devices may leave the API key to their group)."""
+        key = apikey or device.get("apikey")
+        if key:
+            return self.hub.store.get_doc(GROUP, tenant, key)
+        groups = self.hub.store.list_docs(GROUP, tenant)
+        return groups[0] if len(groups) == 1 else None
+
+    def device_and_group(
+        self, tenant: str, apikey: str, device_id: str
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        store = self.hub.store
+        group = store.get_doc(GROUP, tenant, apikey)
+        if group is None:
+            raise ResourceNotFound(f"unknown API key {apikey!r}")
+        device = store.get_doc(DEVICE, tenant, device_id)
+        if device is None:
+            raise ResourceNotFound(
+                f"unknown device {device_id!r} (provision it under /iot/devices)"
+            )
+        if device.get("apikey") not in (None, apikey):
+            raise ResourceNotFound(f"device {device_id!r} does not belong to API key {apikey!r}")
+        return device, group
+
+    @staticmethod
+    def command_names(device: dict[str, Any], group: dict[str, Any] | None) -> list[str]:
+        names = [
+            c["name"] for c in [*device.get("commands", []), *(group or {}).get("commands", [])]
+        ]
+        return list(dict.fromkeys(names))
+
+    @staticmethod
+    def entity_of(device: dict[str, Any], group: dict[str, Any] | None) -> tuple[str, str]:
+        """The (id, type) of the entity a device's measures update."""
+        entity_type = device.get("entity_type") or (group or {}).get("entity_type")
+        if not entity_type:
+            raise BadRequestData(
+                f"device {device['device_id']!r}: no entity_type (none on the device or its group)"
+            )
+        return device.get(
+            "entity_name"
+        ) or f"urn:ngsi-ld:{entity_type}:{device['device_id']}", entity_type
+
+    @staticmethod
+    def static_attrs(device: dict[str, Any], group: dict[str, Any] | None) -> dict[str, Any]:
+        """The group's, then the device's (which win), static attributes as NGSI-LD."""
+        out: dict[str, Any] = {}
+        for static in [
+            *(group or {}).get("static_attributes", []),
+            *device.get("static_attributes", []),
+        ]:
+            out[static["name"]] = {"type": "Property", "value": static.get("value")}
+        return out
+
+    def parse_entity(self, body: dict[str, Any]) -> Any:
+        return parse_entity(body, self.ctx)
+
+    def _describe(self, tenant: str, device_id: str) -> dict[str, Any] | None:
+        """For the Device entity: None when the device is not provisioned (not persisted)."""
+        device = self.hub.store.get_doc(DEVICE, tenant, device_id)
+        if device is None:
+            return None
+        try:
+            entity_id, _ = self.entity_of(device, self.group_of(tenant, device))
+        except BadRequestData:
+            return {}
+        return {"controlledAsset": {"type": "Relationship", "object": entity_id}}
+
+    # -- admission: flood and size limits ------------------------------------------------
+    def tenants_for(self, apikey: str) -> list[str]:
+        """The tenants whose service group owns an API key (cached briefly when found)."""
+        now = time.monotonic()
+        with self._tenants_lock:
+            hit = self._tenants.get(apikey)
+            if hit is not None and hit[0] > now:
+                return hit[1]
+        tenants = self.hub.store.doc_tenants(GROUP, apikey)
+        if tenants:
+            with self._tenants_lock:
+                if len(self._tenants) > 10_000:
+                    self._tenants.clear()
+                self._tenants[apikey] = (now + self.TENANTS_TTL_S, tenants)
+        return tenants
+
+    def _forget_tenants(self, apikey: str) -> None:
+        with self._tenants_lock:
+            self._tenants.pop(apikey, None)
+
+    def admit(self, tenants: list[str], apikey: str, device_id: str, size: int) -> bool:
+        """Whether a message may be ingested: under the device's rate and the size limit.
+        A refused message is counted for the device in each tenant and goes no further."""
+        try:
+            self.check(apikey, device_id, size)
+        except NgsiLdError as err:
+            for tenant in tenants or [""]:
+                self.count(
+                    tenant, device_id, ok=False, reason=type(err).__name__, detail=err.detail
+                )
+            return False
+        return True
+
+    def check(self, apikey: str, device_id: str, size: int | None = None) -> None:
+        """Raise RateLimited or PayloadTooLarge (not counted: the caller counts)."""
+        if not self.limiter.allow((apikey, device_id)):
+            raise RateLimited(
+                f"device {device_id!r} sends more than {self.limiter.rate:g} messages/s "
+                f"(burst {self.limiter.burst}); message dropped"
+            )
+        if size is not None and size > self.max_message_bytes:
+            raise PayloadTooLarge(
+                f"a device message is limited to {self.max_message_bytes} bytes, got {size}"
+            )
 
     # -- ingest ----------------------------------------------------------------------------
     def ingest(
@@ -96,7 +275,7 @@ class Agent:
         try:
             return self._ingest(tenant, apikey, device_id, measures, timestamp)
         except NgsiLdError as err:
-            self._count(tenant, device_id, ok=False, reason=type(err).__name__, detail=err.detail)
+            self.count(tenant, device_id, ok=False, reason=type(err).__name__, detail=err.detail)
             raise
 
     def _ingest(
@@ -108,18 +287,8 @@ class Agent:
         timestamp: str | None,
     ) -> str:
         store = self.hub.store
-        group = store.get_doc(GROUP, tenant, apikey)
-        if group is None:
-            raise ResourceNotFound(f"unknown API key {apikey!r}")
-        device = store.get_doc(DEVICE, tenant, device_id)
-        if device is None:
-            raise ResourceNotFound(
-                f"unknown device {device_id!r} (provision it under /iot/devices)"
-            )
-        if device.get("apikey") not in (None, apikey):
-            raise ResourceNotFound(f"device {device_id!r} does not belong to API key {apikey!r}")
-        entity_type = device.get("entity_type") or group["entity_type"]
-        entity_id = device.get("entity_name") or f"urn:ngsi-ld:{entity_type}:{device_id}"
+        device, group = self.device_and_group(tenant, apikey, device_id)
+        entity_id, entity_type = self.entity_of(device, group)
         mapping = {a.get("object_id", a["name"]): a for a in group.get("attributes", [])}
         mapping.update({a.get("object_id", a["name"]): a for a in device.get("attributes", [])})
         observed = to_hub_time(timestamp) if timestamp else now_iso()
@@ -134,40 +303,86 @@ class Agent:
             raise BadRequestData(f"device {device_id!r}: no measures")
         attrs = parse_attributes(fragment, self.ctx)
         entities = self.hub.entities
+        created = False
         if store.get_entity(tenant, entity_id) is None:
             body = {"id": entity_id, "type": entity_type, **fragment}
-            for static in [
-                *group.get("static_attributes", []),
-                *device.get("static_attributes", []),
-            ]:
-                body.setdefault(static["name"], {"type": "Property", "value": static.get("value")})
-            entities.create(tenant, parse_entity(body, self.ctx))
-        else:
+            for name, static in self.static_attrs(device, group).items():
+                body.setdefault(name, static)
+            try:
+                entities.create(tenant, parse_entity(body, self.ctx))
+                created = True
+            except AlreadyExists:  # another worker (or the counters' flush) was first
+                pass
+        if not created:
             entities.append_attrs(tenant, entity_id, attrs)
-        self._count(tenant, device_id, ok=True)
+        self.count(tenant, device_id, ok=True)
         return entity_id
 
-    def _count(
+    def command_result(
+        self, tenant: str, apikey: str, device_id: str, results: dict[str, Any]
+    ) -> str:
+        """A device's answer to commands ({command: result}); counted like a measure."""
+        try:
+            entity_id = self.commands.result(tenant, apikey, device_id, results)
+        except NgsiLdError as err:
+            self.count(tenant, device_id, ok=False, reason=type(err).__name__, detail=err.detail)
+            raise
+        self.count(tenant, device_id, ok=True)
+        return entity_id
+
+    # -- counters ------------------------------------------------------------------------
+    def count(
         self, tenant: str, device_id: str, *, ok: bool, reason: str = "", detail: str = ""
     ) -> None:
-        with self._lock:
-            stats = self.stats.setdefault((tenant, device_id), DeviceStats())
-            if ok:
-                stats.accepted += 1
-            else:
-                stats.rejected += 1
-                stats.reasons[reason] += 1
-                stats.last_error = detail
+        self.book.count(tenant, device_id, ok=ok, reason=reason, detail=detail)
 
     def device_stats(self, tenant: str, device_id: str) -> dict[str, Any]:
-        with self._lock:
-            s = self.stats.get((tenant, device_id), DeviceStats())
-            return {
-                "accepted": s.accepted,
-                "rejected": s.rejected,
-                "reasons": dict(s.reasons),
-                "lastError": s.last_error,
-            }
+        """The device's counters: persisted in its Device entity plus this process's unwritten."""
+        return self.book.totals(tenant, device_id).as_json()
+
+    def flush_stats(self) -> int:
+        """Write the counters to the Device entities now; how many entities were written."""
+        return self.book.flush()
+
+    # -- background work -------------------------------------------------------------------
+    def tick(self) -> None:
+        """One round of background work: flush counters, expire commands, drop idle buckets."""
+        self.flush_stats()
+        try:
+            self.commands.expire()
+        except Exception:
+            log.exception("expiring device commands failed")
+        self.limiter.prune()
+        now = time.monotonic()
+        with self._tenants_lock:
+            for key in [k for k, (until, _) in self._tenants.items() if until <= now]:
+                del self._tenants[key]
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="cityos-device-agent", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        interval = max(0.05, self.flush_interval_s)
+        while not self._stop.wait(interval):
+            try:
+                self.tick()
+            except Exception:  # the loop outlives any one failure
+                log.exception("device agent background work failed")
+
+    def stop(self) -> None:
+        """Stop the background work and write the counters one last time."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+        try:
+            self.flush_stats()
+        except Exception:
+            log.exception("the last flush of device counters failed")
 
 
 def _convert(raw: Any, declared: str | None, where: str) -> Any:

@@ -10,10 +10,16 @@ from starlette.routing import Route
 
 from cityos.devices import ultralight
 from cityos.devices.agent import DEVICE, GROUP, Agent
+from cityos.devices.commands import parse_ul_result
 from cityos.hub.api.common import endpoint, hub_of, json_response, path_param, read_body
-from cityos.hub.errors import BadRequestData, PayloadTooLarge, ResourceNotFound
-
-MAX_MEASURE_BYTES = 64 * 1024
+from cityos.hub.errors import (
+    BadRequestData,
+    NgsiLdError,
+    PayloadTooLarge,
+    ResourceNotFound,
+    UnsupportedMediaType,
+)
+from cityos.hub.jsonbody import parse_json
 
 
 def _agent(request: Request) -> Agent:
@@ -52,7 +58,7 @@ async def delete_service(request: Request) -> Response:
     apikey = request.query_params.get("apikey")
     if not apikey:
         raise BadRequestData("give the service group's apikey as a query parameter")
-    if not hub_of(request).store.delete_doc(GROUP, _tenant(request), apikey):
+    if not _agent(request).delete_group(_tenant(request), apikey):
         raise ResourceNotFound(f"no service group with apikey {apikey!r}")
     return Response(status_code=204)
 
@@ -84,17 +90,20 @@ async def get_device(request: Request) -> Response:
 @endpoint
 async def delete_device(request: Request) -> Response:
     device_id = path_param(request, "device_id")
-    if not hub_of(request).store.delete_doc(DEVICE, _tenant(request), device_id):
+    if not _agent(request).delete_device(_tenant(request), device_id):
         raise ResourceNotFound(f"no device {device_id!r}")
     return Response(status_code=204)
 
 
-async def _raw(request: Request) -> bytes:
+async def _raw(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"a device message is limited to {limit} bytes, got {declared}")
     body = b""
     async for chunk in request.stream():
         body += chunk
-        if len(body) > MAX_MEASURE_BYTES:
-            raise PayloadTooLarge(f"a measure message is limited to {MAX_MEASURE_BYTES} bytes")
+        if len(body) > limit:
+            raise PayloadTooLarge(f"a device message is limited to {limit} bytes")
     return body
 
 
@@ -105,26 +114,60 @@ def _keys(request: Request) -> tuple[str, str]:
     return k, i
 
 
+async def _admitted(request: Request, tenant: str, apikey: str, device_id: str) -> bytes:
+    """The message body, once the device's flood limit and the size limit let it in; a
+    refusal (429, 413) is counted for the device."""
+    agent = _agent(request)
+    try:
+        agent.check(apikey, device_id)
+        return await _raw(request, agent.max_message_bytes)
+    except NgsiLdError as err:
+        agent.count(tenant, device_id, ok=False, reason=type(err).__name__, detail=err.detail)
+        raise
+
+
+def _malformed(agent: Agent, tenant: str, device_id: str, what: str, exc: Exception) -> Exception:
+    err = BadRequestData(f"device {device_id!r}: malformed {what}: {exc}")
+    agent.count(tenant, device_id, ok=False, reason="MalformedPayload", detail=err.detail)
+    return err
+
+
 @endpoint
 async def ingest_ultralight(request: Request) -> Response:
-    """POST /iot/d?k=<apikey>&i=<device_id> with ``t|25.1|h|60`` (text/plain)."""
+    """POST /iot/d?k=<apikey>&i=<device_id> with ``t|25.1|h|60`` (text/plain), or a command
+    result ``<device_id>@<command>|<result>``."""
     tenant = _tenant(request)
     apikey, device_id = _keys(request)
     agent = _agent(request)
+    raw = await _admitted(request, tenant, apikey, device_id)
     try:
-        raw = await _raw(request)
-    except PayloadTooLarge as err:
-        agent._count(tenant, device_id, ok=False, reason="PayloadTooLarge", detail=err.detail)
-        raise
-    try:
-        groups = ultralight.parse(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        if text.lstrip().startswith(f"{device_id}@"):
+            results = parse_ul_result(device_id, text)
+            agent.command_result(tenant, apikey, device_id, results)
+            return Response(status_code=200)
+        groups = ultralight.parse(text)
     except (ultralight.UltraLightError, UnicodeDecodeError) as exc:
-        err = BadRequestData(f"device {device_id!r}: malformed UltraLight: {exc}")
-        agent._count(tenant, device_id, ok=False, reason="MalformedPayload", detail=err.detail)
-        raise err from None
+        raise _malformed(agent, tenant, device_id, "UltraLight", exc) from None
     for group in groups:
         agent.ingest(tenant, apikey, device_id, group.measures, group.timestamp)
     return Response(status_code=200)
+
+
+async def _json_message(request: Request, tenant: str, apikey: str, device_id: str) -> dict:
+    agent = _agent(request)
+    media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if media != "application/json":
+        raise UnsupportedMediaType(f"Content-Type {media or '(none)'}: use application/json")
+    raw = await _admitted(request, tenant, apikey, device_id)
+    try:
+        body = parse_json(raw, max_depth=hub_of(request).settings.max_json_depth)
+        if not isinstance(body, dict):
+            raise ValueError("a JSON message must be an object")
+    except (NgsiLdError, ValueError) as exc:
+        detail = exc.detail if isinstance(exc, NgsiLdError) else str(exc)
+        raise _malformed(agent, tenant, device_id, "JSON", ValueError(detail)) from None
+    return body
 
 
 @endpoint
@@ -132,11 +175,19 @@ async def ingest_json(request: Request) -> Response:
     """POST /iot/json?k=<apikey>&i=<device_id> with ``{"t": 25.1, "h": 60}``."""
     tenant = _tenant(request)
     apikey, device_id = _keys(request)
-    body = await read_body(request, allow=("application/json",))
-    if not isinstance(body, dict):
-        raise BadRequestData(f"device {device_id!r}: a JSON measure must be an object")
+    body = await _json_message(request, tenant, apikey, device_id)
     timestamp = body.pop("TimeInstant", None)
     _agent(request).ingest(tenant, apikey, device_id, body, timestamp)
+    return Response(status_code=200)
+
+
+@endpoint
+async def json_command_result(request: Request) -> Response:
+    """POST /iot/json/commands?k=<apikey>&i=<device_id> with ``{"<command>": <result>}``."""
+    tenant = _tenant(request)
+    apikey, device_id = _keys(request)
+    body = await _json_message(request, tenant, apikey, device_id)
+    _agent(request).command_result(tenant, apikey, device_id, body)
     return Response(status_code=200)
 
 
@@ -150,6 +201,7 @@ ROUTES = [
     ("/iot/devices/{device_id}", "DELETE", delete_device, "Delete a device"),
     ("/iot/d", "POST", ingest_ultralight, "UltraLight 2.0 measures over HTTP (k=, i=)"),
     ("/iot/json", "POST", ingest_json, "JSON measures over HTTP (k=, i=)"),
+    ("/iot/json/commands", "POST", json_command_result, "JSON command results over HTTP"),
 ]
 
 

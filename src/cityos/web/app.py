@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -90,7 +91,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
         return json_response(openapi_document())
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "engine": hub.store.engine})
+        return JSONResponse({"status": "ok", "engine": hub.store.engine, "worker": os.getpid()})
 
     async def version(request: Request) -> Response:
         return JSONResponse({"name": "cityos", "version": cityos.__version__, "ngsi-ld": "1.8.1"})
@@ -115,11 +116,14 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
             index=hub.subscriptions,
         )
         delivery = asyncio.create_task(deliverer.run_forever())
+        app.state.agent.start()  # devices: counters flushed to Device entities, command expiry
         mqtt_ingest = None
         if settings.mqtt_url:
             from cityos.devices.mqtt import MqttIngest
 
-            mqtt_ingest = MqttIngest(app.state.agent, settings.mqtt_url)
+            mqtt_ingest = MqttIngest(
+                app.state.agent, settings.mqtt_url, shared_group=settings.mqtt_shared_group or None
+            )
             mqtt_ingest.start()
         task = None
         if settings.retention and settings.retention_interval_s > 0:
@@ -130,6 +134,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
             task.cancel()
         if mqtt_ingest is not None:
             mqtt_ingest.stop()
+        await asyncio.to_thread(app.state.agent.stop)  # a last flush of the device counters
         delivery.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await delivery
