@@ -4,18 +4,39 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from typer.testing import CliRunner
 
 from cityos.cli import app
+from cityos.hub.store.sqlite import SqliteStore
+
+CORE_VOCAB = "https://uri.etsi.org/ngsi-ld/default-context/"
+SDM = "https://smartdatamodels.org/"
 
 runner = CliRunner()
 
 
-def test_demo_no_serve_loads_replays_and_answers(tmp_path) -> None:
+@pytest.mark.parametrize("transport", ["mqtt", "http"])
+def test_demo_no_serve_loads_replays_and_answers(tmp_path, transport, request, monkeypatch) -> None:
+    if transport == "mqtt":
+        host, port = request.getfixturevalue("mosquitto")
+        monkeypatch.setenv("CITYOS_MQTT_URL", f"mqtt://{host}:{port}")
+    else:  # no broker answers there: the replay falls back to HTTP
+        monkeypatch.setenv("CITYOS_MQTT_URL", "mqtt://127.0.0.1:9")
     url = f"sqlite:///{tmp_path}/demo.db"
     result = runner.invoke(app, ["demo", "--no-serve", "--json", "--minutes", "5", "-d", url])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout[result.stdout.index("{") :])
+    assert summary["replay_transport"] == transport
+    assert summary["congestion_alerts"] > 0  # the subscription heard the morning peak
+    store = SqliteStore(tmp_path / "demo.db")
+    flow = store.get_entity("", "urn:ngsi-ld:TrafficFlowObserved:norodom-blvd-1-fwd-1")
+    store.close()
+    assert flow is not None
+    # readings landed on the district's attributes (its @context), not on look-alikes
+    assert not [a for a in flow["attrs"] if a.startswith(CORE_VOCAB)]
+    speeds = flow["attrs"][SDM + "dataModel.Transportation/averageVehicleSpeed"]
+    assert speeds[0]["observedAt"] == "2026-11-30T01:04:00.000000Z"  # the 5th minute
     assert summary["loaded"] == sum(summary["entities"].values()) > 200
     assert summary["entities"]["TrafficFlowObserved"] == 40
     assert summary["updates"] > 0
@@ -37,7 +58,9 @@ def test_demo_no_serve_loads_replays_and_answers(tmp_path) -> None:
     )
     stats = runner.invoke(app, ["db", "stats", "--json", "-d", url])
     assert stats.exit_code == 0, stats.output
-    assert json.loads(stats.stdout)["entities"] == summary["loaded"]
+    # and, with devices, each sensor's Device entity holding its message counters
+    assert json.loads(stats.stdout)["entities"] == summary["loaded"] + summary["devices"]
+    assert (summary["devices"] == 106) == (transport == "mqtt")
 
 
 def test_db_init_migrate_stats(tmp_path) -> None:

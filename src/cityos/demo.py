@@ -1,20 +1,31 @@
 """``cityos demo``: the sample district of Phnom Penh loaded and replayed through the hub's API.
 
-Everything goes through the real HTTP API (in process), exactly as an outside client would
-send it: the district as batch upserts, then an hour of sensor readings as batch updates.
+Everything goes through the real interfaces, exactly as outside clients would use them: the
+district as batch upserts over the NGSI-LD API; then an hour of sensor readings, published by
+the sensors themselves as MQTT devices (``/<apikey>/<device>/attrs``, provisioned over the
+IoT Agent API) when a broker is reachable, else sent as batch updates over HTTP. A
+subscription prints congestion alerts as the replay raises them.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import time
 import warnings
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from cityos.config import Settings
@@ -22,6 +33,7 @@ from cityos.config import Settings
 with warnings.catch_warnings():  # Starlette nudges towards httpx2; httpx is what ships today
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
+from cityos.hub.client import HubClient
 from cityos.hub.core import Hub
 from cityos.hub.model import now_iso
 from cityos.hub.store.base import StoredContext
@@ -81,6 +93,10 @@ def run_demo(
     _reset_sqlite(settings.database_url)
     from cityos.web.app import create_app
 
+    broker = _reachable_broker(settings.mqtt_url or DEFAULT_BROKER)
+    if broker:
+        settings.mqtt_url = broker
+        settings.device_rate_per_s = 0  # the replay squeezes an hour into seconds
     hub = Hub(settings)
     hub.store.put_context(
         StoredContext("district", CONTEXT_URL, DISTRICT_CONTEXT, "hosted", now_iso())
@@ -112,17 +128,31 @@ def run_demo(
                 _check(r, "loading the district")
                 progress.advance(task, len(chunk))
             load_s = time.perf_counter() - t0
+            alerts = _watch_congestion(hub, progress.console)
             t0 = time.perf_counter()
-            task = progress.add_task(f"Replaying {minutes} min of sensor data", total=len(updates))
-            for batch in steps:
-                body = [{"id": eid, **frag} for eid, frag in batch]
-                r = client.post(
-                    f"{BASE}/entityOperations/update", content=json.dumps(body), headers=HEADERS
-                )
-                _check(r, "replaying sensor data")
-                progress.advance(task, len(batch))
+            how = "over MQTT" if broker else "over HTTP"
+            task = progress.add_task(
+                f"Replaying {minutes} min of sensor data {how}", total=len(updates)
+            )
+            devices = 0
+            if broker:
+                devices = _replay_mqtt(client, broker, steps, progress, task)
+            else:
+                for batch in steps:
+                    body = [{"id": eid, **frag} for eid, frag in batch]
+                    r = client.post(
+                        f"{BASE}/entityOperations/update",
+                        content=json.dumps(body),
+                        headers=HEADERS,
+                    )
+                    _check(r, "replaying sensor data")
+                    progress.advance(task, len(batch))
             replay_s = time.perf_counter() - t0
+            alerts.wait_quiet()
         summary.update(
+            replay_transport="mqtt" if broker else "http",
+            devices=devices,
+            congestion_alerts=alerts.count,
             loaded=len(entities),
             load_seconds=round(load_s, 3),
             updates=len(updates),
@@ -137,7 +167,8 @@ def run_demo(
         console.print(table)
         console.print(
             f"Loaded {len(entities)} entities in {load_s:.2f} s; replayed {len(updates)} sensor "
-            f"updates ({minutes} min) in {replay_s:.2f} s ({summary['updates_per_second']}/s)."
+            f"updates ({minutes} min) {how} in {replay_s:.2f} s "
+            f"({summary['updates_per_second']}/s); {alerts.count} congestion notifications received."
         )
         summary["queries"] = []
         for title, params in EXAMPLE_QUERIES:
@@ -169,6 +200,167 @@ def run_demo(
 
 
 AQ_WAT_PHNOM = "urn:ngsi-ld:AirQualityObserved:wat-phnom"
+DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
+ALERTS_SHOWN = 5
+IN_FLIGHT_MAX = 400  # published, not yet applied
+
+
+def _reachable_broker(url: str) -> str | None:
+    """The broker's URL when something answers on its port within a second, else None."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        return None
+    try:
+        with socket.create_connection((parts.hostname, parts.port or 1883), timeout=1):
+            return url
+    except OSError:
+        return None
+
+
+class _Alerts:
+    """Congestion notifications as they arrive: the first few printed, all counted."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.count = 0
+        self.last = time.monotonic()
+
+    def __call__(self, notification: dict[str, Any]) -> None:
+        for seg in notification["data"]:
+            self.count += 1
+            self.last = time.monotonic()
+            if self.count <= ALERTS_SHOWN:
+                name = seg["id"].rsplit(":", 1)[-1]
+                self.console.print(
+                    f"  [yellow]congestion[/yellow] {name}: {seg.get('averageVehicleSpeed')} km/h,"
+                    f" {seg.get('intensity')} vehicles/h at {seg.get('dateObserved')}",
+                    highlight=False,
+                )
+            elif self.count == ALERTS_SHOWN + 1:
+                self.console.print("  … (more alerts counted, not shown)")
+
+    def wait_quiet(self, quiet_s: float = 1.0, limit_s: float = 30.0) -> None:
+        """Let the last notifications of the replay arrive (delivery runs in the background)."""
+        deadline = time.monotonic() + limit_s
+        while time.monotonic() - self.last < quiet_s and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+
+def _watch_congestion(hub: Hub, console: Console) -> _Alerts:
+    """An in-process subscription: a road segment becoming congested is news."""
+    alerts = _Alerts(console)
+    HubClient(hub, context=CONTEXT_URL).subscribe(
+        alerts,
+        entity_type="TrafficFlowObserved",
+        watched_attributes=["congested"],
+        q="congested==true",
+        attributes=["averageVehicleSpeed", "intensity", "dateObserved"],
+        fmt="keyValues",
+    )
+    return alerts
+
+
+def _replay_mqtt(
+    client: TestClient,
+    broker: str,
+    steps: list[list[tuple[str, dict[str, Any]]]],
+    progress: Progress,
+    task: TaskID,
+) -> int:
+    """Provision every sensor as a device, then publish its readings as it would; how many
+    devices there are."""
+    import paho.mqtt.client as mqtt
+
+    devices = _provision_devices(client, steps)
+    agent = client.app.state.agent  # type: ignore[attr-defined]
+    ingest = client.app.state.mqtt_ingest  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 10
+    while not ingest.subscribed:  # the hub listens before the sensors talk
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the hub did not subscribe at {broker} within 10 s")
+        time.sleep(0.05)
+    parts = urlsplit(broker)
+    pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    pub.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
+    pub.loop_start()
+    start = agent.accepted_total
+    sent = 0
+    try:
+        for batch in steps:
+            for eid, frag in batch:
+                apikey, device_id = devices[eid]
+                payload = {a: v["value"] for a, v in frag.items() if isinstance(v, dict)}
+                observed = next(v.get("observedAt") for v in frag.values() if isinstance(v, dict))
+                payload["TimeInstant"] = observed
+                pub.publish(f"/{apikey}/{device_id}/attrs", json.dumps(payload), qos=1)
+                sent += 1
+            # the broker queues a bounded number of messages for a busy subscriber (Mosquitto:
+            # max_queued_messages, 1000 by default) and drops the rest: keep within it
+            while sent - (agent.accepted_total - start) > IN_FLIGHT_MAX:
+                progress.update(task, completed=agent.accepted_total - start)
+                time.sleep(0.01)
+            progress.update(task, completed=agent.accepted_total - start)
+        deadline = time.monotonic() + 60
+        while agent.accepted_total - start < sent:
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"only {agent.accepted_total - start} of {sent} MQTT readings arrived in 60 s"
+                )
+            progress.update(task, completed=agent.accepted_total - start)
+            time.sleep(0.05)
+        progress.update(task, completed=sent)
+    finally:
+        pub.loop_stop()
+        pub.disconnect()
+    return len(devices)
+
+
+def _provision_devices(
+    client: TestClient, steps: list[list[tuple[str, dict[str, Any]]]]
+) -> dict[str, tuple[str, str]]:
+    """One service group per sensor type (read with the district's @context, units mapped)
+    and one device per sensor, through the FIWARE IoT Agent provisioning API."""
+    first: dict[str, dict[str, Any]] = {}
+    for batch in steps:
+        for eid, frag in batch:
+            first.setdefault(eid, frag)
+    kinds: dict[str, dict[str, Any]] = {}
+    for eid, frag in first.items():
+        kinds.setdefault(eid.split(":")[2], frag)
+    groups = []
+    for kind, frag in kinds.items():
+        units = [
+            {"object_id": a, "name": a, "type": "Number", "unitCode": v["unitCode"]}
+            for a, v in frag.items()
+            if isinstance(v, dict) and v.get("unitCode")
+        ]
+        groups.append(
+            {
+                "apikey": f"daunpenh-{kind.lower()}",
+                "entity_type": kind,
+                "resource": "/iot/json",
+                "jsonLdContext": CONTEXT_URL,
+                "attributes": units,
+            }
+        )
+    _check(client.post("/iot/services", json={"services": groups}), "provisioning groups")
+    devices: dict[str, tuple[str, str]] = {}
+    body = []
+    for eid in first:
+        kind, name = eid.split(":")[2], eid.split(":", 3)[3]
+        devices[eid] = (f"daunpenh-{kind.lower()}", f"{kind}-{name}")
+        body.append(
+            {
+                "device_id": devices[eid][1],
+                "entity_name": eid,
+                "entity_type": kind,
+                "apikey": devices[eid][0],
+                "protocol": "PDI-IoTA-JSON",
+                "transport": "MQTT",
+            }
+        )
+    _check(client.post("/iot/devices", json={"devices": body}), "provisioning devices")
+    return devices
 
 
 def _history_example(client: TestClient, console: Console, minutes: int) -> dict[str, Any]:

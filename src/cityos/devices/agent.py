@@ -29,7 +29,7 @@ from cityos.hub.errors import (
     PayloadTooLarge,
     ResourceNotFound,
 )
-from cityos.hub.ldcontext import core_context
+from cityos.hub.ldcontext import Context, core_context
 from cityos.hub.model import now_iso, to_hub_time
 from cityos.hub.representation import is_uri, parse_attributes, parse_entity
 
@@ -47,6 +47,9 @@ def validate_group(body: Any) -> dict[str, Any]:
     if not isinstance(body.get("entity_type"), str) or not body["entity_type"]:
         raise BadRequestData(f"service group {body['apikey']!r} needs an entity_type")
     _check_attrs(body, f"service group {body['apikey']!r}")
+    context = body.get("jsonLdContext")
+    if context is not None and not (isinstance(context, str) and context):
+        raise BadRequestData(f"service group {body['apikey']!r}: jsonLdContext must be a URL")
     return {**body, "resource": body.get("resource") or "/iot/d"}
 
 
@@ -113,6 +116,7 @@ class Agent:
         self.flush_interval_s = settings.device_stats_flush_s
         self._tenants: dict[str, tuple[float, list[str]]] = {}
         self.unknown_key_messages = 0  # MQTT messages under an API key no tenant has
+        self.accepted_total = 0  # messages applied by this process (progress of a replay)
         self._tenants_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -262,6 +266,12 @@ class Agent:
                 f"a device message is limited to {self.max_message_bytes} bytes, got {size}"
             )
 
+    def context_of(self, group: dict[str, Any]) -> Context:
+        """The @context a group's measure and type names are read with: its ``jsonLdContext``
+        (hosted in the hub or on an allowed host), else the core context."""
+        url = group.get("jsonLdContext")
+        return self.hub.contexts.resolve(url) if url else self.ctx
+
     # -- ingest ----------------------------------------------------------------------------
     def ingest(
         self,
@@ -301,7 +311,8 @@ class Agent:
                 fragment[spec["name"]]["unitCode"] = spec["unitCode"]
         if not fragment:
             raise BadRequestData(f"device {device_id!r}: no measures")
-        attrs = parse_attributes(fragment, self.ctx)
+        ctx = self.context_of(group)
+        attrs = parse_attributes(fragment, ctx)
         entities = self.hub.entities
         created = False
         if store.get_entity(tenant, entity_id) is None:
@@ -309,7 +320,7 @@ class Agent:
             for name, static in self.static_attrs(device, group).items():
                 body.setdefault(name, static)
             try:
-                entities.create(tenant, parse_entity(body, self.ctx))
+                entities.create(tenant, parse_entity(body, ctx))
                 created = True
             except AlreadyExists:  # another worker (or the counters' flush) was first
                 pass
@@ -335,6 +346,8 @@ class Agent:
         self, tenant: str, device_id: str, *, ok: bool, reason: str = "", detail: str = ""
     ) -> None:
         self.book.count(tenant, device_id, ok=ok, reason=reason, detail=detail)
+        if ok:
+            self.accepted_total += 1
 
     def device_stats(self, tenant: str, device_id: str) -> dict[str, Any]:
         """The device's counters: persisted in its Device entity plus this process's unwritten."""

@@ -125,6 +125,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
                 app.state.agent, settings.mqtt_url, shared_group=settings.mqtt_shared_group or None
             )
             mqtt_ingest.start()
+        app.state.mqtt_ingest = mqtt_ingest
         task = None
         if settings.retention and settings.retention_interval_s > 0:
             rules = retention_rules(hub)  # bad rules stop the server here, with the reason
