@@ -16,12 +16,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from cityos.devices.commands import RECEIVER, Commands
 from cityos.devices.limits import RateLimiter
 from cityos.devices.stats import DeviceStats, StatsBook
 from cityos.hub.core import Hub
+from cityos.hub.entities import Attrs
 from cityos.hub.errors import (
     AlreadyExists,
     BadRequestData,
@@ -282,52 +284,73 @@ class Agent:
         timestamp: str | None,
     ) -> str:
         """Apply one device's measures; the entity id updated. Rejections are counted."""
-        try:
-            return self._ingest(tenant, apikey, device_id, measures, timestamp)
-        except NgsiLdError as err:
-            self.count(tenant, device_id, ok=False, reason=type(err).__name__, detail=err.detail)
-            raise
+        [(entity_id, error)] = self.ingest_many(
+            [Measure(tenant, apikey, device_id, measures, timestamp)]
+        )
+        if error is not None:
+            raise error
+        return entity_id
 
-    def _ingest(
-        self,
-        tenant: str,
-        apikey: str,
-        device_id: str,
-        measures: dict[str, Any],
-        timestamp: str | None,
-    ) -> str:
-        store = self.hub.store
-        device, group = self.device_and_group(tenant, apikey, device_id)
+    def ingest_many(self, measures: list[Measure]) -> list[tuple[str, NgsiLdError | None]]:
+        """Apply many devices' measures, one transaction per tenant (what a busy MQTT
+        stream is cut into); per measure, the entity id and the error that refused it (each
+        counted for its device). One bad measure never stops the others."""
+        out: list[tuple[str, NgsiLdError | None]] = [("", None)] * len(measures)
+        by_tenant: dict[str, list[tuple[int, str, Attrs, Any]]] = {}
+        for n, m in enumerate(measures):
+            try:
+                entity_id, attrs, create = self._prepare(m)
+            except NgsiLdError as err:
+                self.count(
+                    m.tenant, m.device_id, ok=False, reason=type(err).__name__, detail=err.detail
+                )
+                out[n] = ("", err)
+                continue
+            by_tenant.setdefault(m.tenant, []).append((n, entity_id, attrs, create))
+        for tenant, writes in by_tenant.items():
+            batch = [(eid, attrs, create) for _, eid, attrs, create in writes]
+            try:
+                results = self.hub.entities.apply_measures(tenant, batch)
+            except AlreadyExists:  # another worker created one of the entities first: again
+                results = self.hub.entities.apply_measures(tenant, batch)
+            for (n, eid, _, _), error in zip(writes, results, strict=True):
+                m = measures[n]
+                if error is None:
+                    self.count(tenant, m.device_id, ok=True)
+                else:
+                    self.count(
+                        tenant,
+                        m.device_id,
+                        ok=False,
+                        reason=type(error).__name__,
+                        detail=error.detail,
+                    )
+                out[n] = (eid, error)
+        return out
+
+    def _prepare(self, m: Measure) -> tuple[str, Attrs, Any]:
+        """What a measure writes: (entity id, attributes, the entity to create if missing)."""
+        device, group = self.device_and_group(m.tenant, m.apikey, m.device_id)
         entity_id, entity_type = self.entity_of(device, group)
         mapping = {a.get("object_id", a["name"]): a for a in group.get("attributes", [])}
         mapping.update({a.get("object_id", a["name"]): a for a in device.get("attributes", [])})
-        observed = to_hub_time(timestamp) if timestamp else now_iso()
+        observed = to_hub_time(m.timestamp) if m.timestamp else now_iso()
         fragment: dict[str, Any] = {}
-        for object_id, raw in measures.items():
+        for object_id, raw in m.measures.items():
             spec = mapping.get(object_id, {"name": object_id})
-            value = _convert(raw, spec.get("type"), f"device {device_id!r}: measure {object_id!r}")
+            value = _convert(
+                raw, spec.get("type"), f"device {m.device_id!r}: measure {object_id!r}"
+            )
             fragment[spec["name"]] = {"type": "Property", "value": value, "observedAt": observed}
             if spec.get("unitCode"):
                 fragment[spec["name"]]["unitCode"] = spec["unitCode"]
         if not fragment:
-            raise BadRequestData(f"device {device_id!r}: no measures")
+            raise BadRequestData(f"device {m.device_id!r}: no measures")
         ctx = self.context_of(group)
-        attrs = parse_attributes(fragment, ctx)
-        entities = self.hub.entities
-        created = False
-        if store.get_entity(tenant, entity_id) is None:
-            body = {"id": entity_id, "type": entity_type, **fragment}
-            for name, static in self.static_attrs(device, group).items():
-                body.setdefault(name, static)
-            try:
-                entities.create(tenant, parse_entity(body, ctx))
-                created = True
-            except AlreadyExists:  # another worker (or the counters' flush) was first
-                pass
-        if not created:
-            entities.append_attrs(tenant, entity_id, attrs)
-        self.count(tenant, device_id, ok=True)
-        return entity_id
+        body = {"id": entity_id, "type": entity_type, **fragment}
+        for name, static in self.static_attrs(device, group).items():
+            body.setdefault(name, static)
+        return entity_id, parse_attributes(fragment, ctx), parse_entity(body, ctx)
 
     def command_result(
         self, tenant: str, apikey: str, device_id: str, results: dict[str, Any]
@@ -396,6 +419,17 @@ class Agent:
             self.flush_stats()
         except Exception:
             log.exception("the last flush of device counters failed")
+
+
+@dataclass
+class Measure:
+    """One device message's measures, as they arrived."""
+
+    tenant: str
+    apikey: str
+    device_id: str
+    measures: dict[str, Any]
+    timestamp: str | None
 
 
 def _convert(raw: Any, declared: str | None, where: str) -> Any:

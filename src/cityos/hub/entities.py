@@ -127,33 +127,35 @@ def _is_null_instance(inst: Instance) -> bool:
 
 
 class _Tracked(Transaction):
-    """A transaction that remembers each entity before and after, to notify subscribers."""
+    """A transaction that remembers each change of each entity, to notify subscribers."""
 
     def __init__(self, tx: Transaction) -> None:
         self.tx = tx
         self.tenant = tx.tenant
-        self.before: dict[str, Entity | None] = {}
-        self.after: dict[str, Entity | None] = {}
+        self.current: dict[str, Entity | None] = {}  # each entity as this transaction left it
+        self.transitions: list[tuple[Entity | None, Entity | None]] = []
 
     def get(self, ids: list[str]) -> dict[str, Entity]:
         found = self.tx.get(ids)
         for eid in ids:
-            self.before.setdefault(eid, found.get(eid))
+            self.current.setdefault(eid, found.get(eid))
         return found
 
     def insert(self, entity: Entity) -> None:
         self.tx.insert(entity)
-        self.before.setdefault(entity["id"], None)
-        self.after[entity["id"]] = entity
+        self.transitions.append((None, entity))
+        self.current[entity["id"]] = entity
 
     def update(self, entity: Entity) -> None:
         self.tx.update(entity)
-        self.after[entity["id"]] = entity
+        self.transitions.append((self.current.get(entity["id"]), entity))
+        self.current[entity["id"]] = entity
 
     def delete(self, entity_id: str) -> bool:
         deleted = self.tx.delete(entity_id)
         if deleted:
-            self.after[entity_id] = None
+            self.transitions.append((self.current.get(entity_id), None))
+            self.current[entity_id] = None
         return deleted
 
     def add_history(self, rows: list[HistoryRow]) -> None:
@@ -166,12 +168,9 @@ class _Tracked(Transaction):
         return self.tx.subscriptions_version()
 
     def changes(self) -> list[tuple[Entity | None, Entity | None]]:
-        """(before, after) per entity written; None before: created, None after: deleted."""
-        return [
-            (self.before.get(eid), new)
-            for eid, new in self.after.items()
-            if new is not None or self.before.get(eid) is not None
-        ]
+        """(before, after) of every change, in order (an entity written twice in one
+        transaction gives two); None before: created, None after: deleted."""
+        return [(old, new) for old, new in self.transitions if old is not None or new is not None]
 
 
 class EntityService:
@@ -302,6 +301,36 @@ class EntityService:
             tx.update(new)
             tx.add_history(history)
         return result
+
+    def apply_measures(
+        self, tenant: str, writes: list[tuple[str, Attrs, Entity | None]]
+    ) -> list[NgsiLdError | None]:
+        """Device measures, many in one transaction (the ingest's group commit): each
+        ``(entity id, attributes, entity to create when it is missing)`` is appended as
+        ``POST /entities/{id}/attrs`` would, in order, each with its own history and
+        notifications; one that fails leaves the others to commit."""
+        now = now_iso()
+        out: list[NgsiLdError | None] = []
+        with self._transaction(tenant) as tx:
+            current: dict[str, Entity | None] = dict(tx.get(list({w[0] for w in writes})))
+            for entity_id, attrs, create in writes:
+                try:
+                    old = current.get(entity_id)
+                    if old is None:
+                        if create is None:
+                            raise ResourceNotFound(f"entity {entity_id} not found")
+                        new = _new_entity(create, now)
+                        tx.insert(new)
+                        tx.add_history(_creation_history(new, now))
+                    else:
+                        new, history, _ = self._appended(old, attrs, now, False, None)
+                        tx.update(new)
+                        tx.add_history(history)
+                    current[entity_id] = new
+                    out.append(None)
+                except NgsiLdError as err:
+                    out.append(err)
+        return out
 
     def _appended(
         self, old: Entity, attrs: Attrs, now: str, no_overwrite: bool, types: list[str] | None
