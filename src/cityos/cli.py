@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -20,7 +21,9 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Create, migrate and inspect the hub's database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
-devices_app = typer.Typer(help="Devices: counters and a telemetry simulator.", no_args_is_help=True)
+devices_app = typer.Typer(
+    help="Devices: provisioning, counters and a telemetry simulator.", no_args_is_help=True
+)
 app.add_typer(devices_app, name="devices")
 retention_app = typer.Typer(
     help="Delete history older than the retention rules allow.", no_args_is_help=True
@@ -248,6 +251,100 @@ def retention_run(
     for r in results:
         table.add_row(r.rule, r.cutoff, f"{r.deleted:,}")
     console.print(table)
+
+
+UrlOption = Annotated[str, typer.Option(help="The hub's base URL.")]
+ServiceOption = Annotated[str, typer.Option("--service", "-s", help="fiware-service (tenant).")]
+
+
+def _iot(method: str, url: str, service: str, **kwargs: Any) -> Any:
+    """One call to the hub's IoT Agent API; a refusal or an unreachable hub ends the command
+    with the hub's reason."""
+    import httpx
+
+    headers = {"fiware-service": service} if service else {}
+    try:
+        r = httpx.request(method, url, headers=headers, timeout=30, **kwargs)
+    except httpx.HTTPError as exc:
+        err.print(f"[red]cannot reach the hub at {url}:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    if r.status_code >= 300:
+        detail = r.json().get("detail", r.text) if r.content else r.reason_phrase
+        err.print(f"[red]{method} {url}: HTTP {r.status_code}:[/red] {detail}")
+        raise typer.Exit(1)
+    return r.json() if r.content else None
+
+
+@devices_app.command("provision")
+def devices_provision(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            help='JSON with "services" and/or "devices", as the FIWARE IoT Agent API takes them.',
+        ),
+    ],
+    url: UrlOption = "http://127.0.0.1:1026",
+    service: ServiceOption = "",
+) -> None:
+    """Provision service groups and devices from a file (existing FIWARE provisioning files
+    work unchanged)."""
+    try:
+        body = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        err.print(f"[red]{file}:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    if not isinstance(body, dict) or not ({"services", "devices"} & body.keys()):
+        err.print(f'[red]{file}:[/red] expected an object with "services" and/or "devices"')
+        raise typer.Exit(2)
+    if body.get("services"):
+        _iot("POST", f"{url}/iot/services", service, json={"services": body["services"]})
+    if body.get("devices"):
+        _iot("POST", f"{url}/iot/devices", service, json={"devices": body["devices"]})
+    console.print(
+        f"provisioned {len(body.get('services') or [])} service group(s) and "
+        f"{len(body.get('devices') or [])} device(s)"
+    )
+
+
+@devices_app.command("list")
+def devices_list(
+    url: UrlOption = "http://127.0.0.1:1026",
+    service: ServiceOption = "",
+    json_out: JsonOption = False,
+) -> None:
+    """The provisioned service groups and devices."""
+    groups = _iot("GET", f"{url}/iot/services", service).get("services", [])
+    devices = _iot("GET", f"{url}/iot/devices", service).get("devices", [])
+    if json_out:
+        print(json.dumps({"services": groups, "devices": devices}))
+        return
+    table = Table(title=f"Service groups ({service or 'default tenant'})")
+    for col in ("apikey", "entity type", "resource", "attributes"):
+        table.add_column(col)
+    for g in groups:
+        names = ", ".join(a["name"] for a in g.get("attributes", []))
+        table.add_row(g["apikey"], g.get("entity_type", ""), g.get("resource", ""), names)
+    console.print(table)
+    table = Table(title="Devices")
+    for col in ("device", "entity", "protocol", "commands"):
+        table.add_column(col)
+    for d in devices:
+        commands = ", ".join(c["name"] for c in d.get("commands", []))
+        table.add_row(d["device_id"], d.get("entity_name", ""), d.get("protocol", ""), commands)
+    console.print(table)
+
+
+@devices_app.command("delete")
+def devices_delete(
+    device_id: Annotated[str, typer.Argument(help="The device to remove.")],
+    url: UrlOption = "http://127.0.0.1:1026",
+    service: ServiceOption = "",
+) -> None:
+    """Remove a device (its entity and history stay)."""
+    _iot("DELETE", f"{url}/iot/devices/{device_id}", service)
+    console.print(f"deleted device {device_id}")
 
 
 @devices_app.command("stats")

@@ -71,11 +71,20 @@ def test_simulate_into_a_served_hub(tmp_path, mosquitto) -> None:
                 }
             ]
         }
-        assert httpx.post(f"{url}/iot/services", json=group).status_code == 201
-        devices = {"devices": [{"device_id": f"sim-{i}"} for i in range(4)]}
-        assert httpx.post(f"{url}/iot/devices", json=devices).status_code == 201
-        time.sleep(0.5)
+        provisioning = tmp_path / "provision.json"  # as a FIWARE provisioning file holds it
+        provisioning.write_text(
+            json.dumps({**group, "devices": [{"device_id": f"sim-{i}"} for i in range(4)]})
+        )
         runner = CliRunner()
+        r = runner.invoke(app, ["devices", "provision", str(provisioning), "--url", url])
+        assert r.exit_code == 0 and "1 service group(s) and 4 device(s)" in r.output, r.output
+        r = runner.invoke(app, ["devices", "provision", str(provisioning), "--url", url])
+        assert r.exit_code == 1 and "409" in r.output  # the hub's refusal, said plainly
+        r = runner.invoke(app, ["devices", "list", "--url", url, "--json"])
+        listed = json.loads(r.stdout)
+        assert [d["device_id"] for d in listed["devices"]] == [f"sim-{i}" for i in range(4)]
+        assert [g["apikey"] for g in listed["services"]] == [apikey]
+        time.sleep(0.5)
         r = runner.invoke(
             app,
             [
@@ -111,6 +120,10 @@ def test_simulate_into_a_served_hub(tmp_path, mosquitto) -> None:
             params={"options": "keyValues"},
         ).json()
         assert isinstance(kv["intensity"], int) and kv["averageVehicleSpeed"] > 0
+        r = runner.invoke(app, ["devices", "delete", "sim-3", "--url", url])
+        assert r.exit_code == 0, r.output
+        r = runner.invoke(app, ["devices", "list", "--url", url, "--json"])
+        assert "sim-3" not in {d["device_id"] for d in json.loads(r.stdout)["devices"]}
     finally:
         proc.send_signal(signal.SIGINT)
         try:
