@@ -25,6 +25,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -64,6 +65,8 @@ class Deliverer:
         # a claim outlives the longest round: every send is bounded by timeout_s and a
         # subscription's queue is cut off once half the claim has been used
         self.claim_s = claim_s if claim_s is not None else max(10.0, 4 * timeout_s)
+        self._inflight: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
         # in-process receivers (``local://name`` endpoints, see cityos.hub.client)
         self.local = local if local is not None else {}
         self.timeout_s = timeout_s
@@ -74,38 +77,71 @@ class Deliverer:
 
     async def run_forever(self) -> None:
         while True:
+            self._wake.clear()
             try:
                 sent = await self.run_once()
             except Exception:  # the worker must outlive any one bad notification
                 log.exception("notification delivery failed; retrying")
                 sent = 0
-            if not sent:
+            if not sent and not self._wake.is_set():
                 # woken at once by a commit that queued notifications (PostgreSQL: NOTIFY)
-                await asyncio.to_thread(self.store.wait_for_outbox, self.poll_s)
+                # or by a subscription's task finishing (its newer notifications are due)
+                waiting = asyncio.ensure_future(
+                    asyncio.to_thread(self.store.wait_for_outbox, self.poll_s)
+                )
+                woken = asyncio.ensure_future(self._wake.wait())
+                await asyncio.wait({waiting, woken}, return_when=asyncio.FIRST_COMPLETED)
+                woken.cancel()
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait for the subscriptions being sent now (tests, shutdown)."""
+        if self._inflight:
+            await asyncio.wait(list(self._inflight.values()), timeout=timeout)
 
     async def run_once(self) -> int:
-        """Deliver what is due now; how many notifications were attempted."""
-        started = time.monotonic()
+        """Start sending what is due now; how many notifications were started.
+
+        Each subscription is sent by a task of its own that gives its claim back when its
+        queue is done, so a hanging webhook holds up its own subscription and nothing else:
+        the next round starts the others' new notifications while it hangs (and renews its
+        claim, which the claim query does for subscriptions this worker already holds)."""
+        # taken before claiming: a task that ends while the claim runs may already have sent
+        # what the claim returns for its subscription
+        busy = set(self._inflight)
         until = _later(self.claim_s)
         claimed = await asyncio.to_thread(
             self.store.claim_deliveries, self.owner, now_iso(), until, 500
         )
-        try:
-            if claimed.periodic:
-                await asyncio.to_thread(self._queue_periodic, claimed.periodic)
-                claimed = await asyncio.to_thread(
-                    self.store.claim_deliveries, self.owner, now_iso(), until, 500
-                )
-            by_sub: dict[tuple[str, str], list[Notification]] = defaultdict(list)
-            for n in claimed.notifications:
-                by_sub[(n.tenant, n.subscription_id)].append(n)
-            deadline = started + self.claim_s / 2
-            await asyncio.gather(
-                *(self._deliver_in_order(k, v, deadline) for k, v in by_sub.items())
+        if claimed.periodic:
+            await asyncio.to_thread(self._queue_periodic, claimed.periodic)
+            claimed = await asyncio.to_thread(
+                self.store.claim_deliveries, self.owner, now_iso(), until, 500
             )
-        finally:
-            await asyncio.to_thread(self.store.release_deliveries, self.owner)
-        return len(claimed.notifications)
+        by_sub: dict[tuple[str, str], list[Notification]] = defaultdict(list)
+        for n in claimed.notifications:
+            by_sub[(n.tenant, n.subscription_id)].append(n)
+        started = 0
+        deadline = time.monotonic() + self.claim_s / 2
+        for key, queue in by_sub.items():
+            if key in busy or key in self._inflight:
+                continue  # still sending (its claim was renewed): these come again after
+            self._inflight[key] = asyncio.create_task(self._send(key, queue, deadline))
+            started += len(queue)
+        # what was claimed but is not being sent (nothing due after all) goes back now
+        await asyncio.to_thread(
+            partial(self.store.release_deliveries, self.owner, keep=set(self._inflight))
+        )
+        return started
+
+    async def _send(self, key: tuple[str, str], queue: list[Notification], deadline: float) -> None:
+        try:
+            await self._deliver_in_order(key, queue, deadline)
+        except Exception:  # the worker must outlive any one bad notification
+            log.exception("delivery to subscription %s failed; retrying", key[1])
+        finally:  # the claim goes before the task: a round in between skips this one
+            await asyncio.to_thread(self.store.release_deliveries, self.owner, [key])
+            self._inflight.pop(key, None)
+            self._wake.set()
 
     def _queue_periodic(self, due: list[tuple[str, str]]) -> None:
         for tenant, sub_id in due:
@@ -218,6 +254,10 @@ class Deliverer:
         return True, None
 
     async def close(self) -> None:
+        for task in list(self._inflight.values()):
+            task.cancel()
+        await asyncio.gather(*self._inflight.values(), return_exceptions=True)
+        await asyncio.to_thread(self.store.release_deliveries, self.owner)
         await self._client.aclose()
 
 

@@ -356,3 +356,26 @@ def test_each_change_is_notified_once_whichever_worker_took_it(two_workers, rece
     time.sleep(0.5)
     seen = [e["intensity"] for body in receiver.wait(20) for e in body["data"]]
     assert sorted(seen) == [600 + n for n in range(20)]  # every change, none twice
+
+
+def test_a_hanging_webhook_slows_only_its_own_subscription(live, receiver) -> None:
+    import socket
+
+    hang = socket.socket()  # accepts connections and never answers (timeout here: 2 s)
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(16)
+    try:
+        stuck = subscription(f"http://127.0.0.1:{hang.getsockname()[1]}/")
+        assert live.post(f"{BASE}/subscriptions", json=stuck).status_code == 201
+        assert (
+            live.post(f"{BASE}/subscriptions", json=subscription(receiver.url)).status_code == 201
+        )
+        start = time.monotonic()
+        for n in range(3):  # while the first one's notification hangs, more changes come
+            assert live.post(f"{BASE}/entities", json=flow(n, 700 + n)).status_code == 201
+            time.sleep(0.2)
+        receiver.wait(3, timeout=1.8)  # all before the hanging send has even timed out
+        assert time.monotonic() - start < 2.0
+        assert sorted(b["data"][0]["intensity"] for b in receiver.wait(3)) == [700, 701, 702]
+    finally:
+        hang.close()

@@ -280,8 +280,15 @@ class Store(ABC):
         its order and sends nothing twice; several workers split the subscriptions."""
 
     @abstractmethod
-    def release_deliveries(self, owner: str) -> None:
-        """Give back this owner's claims (a dead owner's claims lapse at their ``until``)."""
+    def release_deliveries(
+        self,
+        owner: str,
+        subscriptions: list[tuple[str, str]] | None = None,
+        *,
+        keep: set[tuple[str, str]] | None = None,
+    ) -> None:
+        """Give back this owner's claims on these (tenant, subscription id)s, or all of them
+        but ``keep`` (a dead owner's claims lapse at their ``until``)."""
 
     @abstractmethod
     def add_periodic_notification(

@@ -1137,9 +1137,27 @@ class PostgresStore(Store):
             periodic = conn.execute(PERIODIC_SQL.replace("?", "%s"), (owner, now)).fetchall()
         return Claimed([Notification(*r) for r in rows], [(r[0], r[1]) for r in periodic])
 
-    def release_deliveries(self, owner: str) -> None:
+    def release_deliveries(
+        self,
+        owner: str,
+        subscriptions: list[tuple[str, str]] | None = None,
+        *,
+        keep: set[tuple[str, str]] | None = None,
+    ) -> None:
         with self._pool.connection() as conn:
-            conn.execute("DELETE FROM delivery_claims WHERE owner = %s", (owner,))
+            if subscriptions is None:
+                rows = conn.execute(
+                    "SELECT tenant, subscription_id FROM delivery_claims WHERE owner = %s",
+                    (owner,),
+                ).fetchall()
+                subscriptions = [(t, s) for t, s in rows if (t, s) not in (keep or set())]
+            if subscriptions:
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        "DELETE FROM delivery_claims WHERE owner = %s AND tenant = %s"
+                        " AND subscription_id = %s",
+                        [(owner, t, s) for t, s in subscriptions],
+                    )
 
     def add_periodic_notification(
         self, tenant: str, sub_id: str, payload: dict[str, Any] | None, now: str, next_at: str

@@ -702,9 +702,25 @@ class SqliteStore(Store):
             [(r[0], r[1]) for r in periodic],
         )
 
-    def release_deliveries(self, owner: str) -> None:
+    def release_deliveries(
+        self,
+        owner: str,
+        subscriptions: list[tuple[str, str]] | None = None,
+        *,
+        keep: set[tuple[str, str]] | None = None,
+    ) -> None:
         with self._lock:
-            self._conn.execute("DELETE FROM delivery_claims WHERE owner = ?", (owner,))
+            if subscriptions is None:
+                rows = self._conn.execute(
+                    "SELECT tenant, subscription_id FROM delivery_claims WHERE owner = ?",
+                    (owner,),
+                ).fetchall()
+                subscriptions = [(t, s) for t, s in rows if (t, s) not in (keep or set())]
+            self._conn.executemany(
+                "DELETE FROM delivery_claims WHERE owner = ? AND tenant = ?"
+                " AND subscription_id = ?",
+                [(owner, t, s) for t, s in subscriptions],
+            )
 
     def add_periodic_notification(
         self, tenant: str, sub_id: str, payload: dict[str, Any] | None, now: str, next_at: str
