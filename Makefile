@@ -42,6 +42,7 @@ lint: setup
 
 bench: setup
 	$(BIN)/python benchmarks/hub.py
+	$(BIN)/python benchmarks/flow.py
 
 # Build outputs and caches; the virtualenv stays (remove it with `rm -rf .venv`).
 clean:
