@@ -178,32 +178,33 @@ class Deliverer:
         for info in endpoint.get("receiverInfo") or []:
             if isinstance(info, dict) and "key" in info and "value" in info:
                 headers[str(info["key"])] = str(info["value"])
-        for n in queue:
+        sent = 0
+        for run in _runs(queue):
             if time.monotonic() > deadline:
-                return  # the claim runs out: the rest go next round, still in order
-            payload = {**n.payload, **extra} if extra else n.payload
+                break  # the claim runs out: the rest go next round, still in order
+            payload = _merged(run)
+            if extra:
+                payload = {**payload, **extra}
             ok, error = await self._post(endpoint["uri"], payload, headers)
-            attempts = n.attempts + 1
+            ids = [n.id for n in run]
             if ok:
                 await asyncio.to_thread(
-                    self.store.finish_notification, n.id, delivered=True, next_at=None
+                    partial(self.store.finish_notifications, ids, delivered=True, next_at=None)
                 )
-            else:
-                give_up = attempts >= self.max_attempts
-                next_at = None if give_up else _later(self.backoff_s * 2 ** (attempts - 1))
-                await asyncio.to_thread(
-                    self.store.finish_notification, n.id, delivered=False, next_at=next_at
-                )
+                sent += 1
+                continue
+            attempts = max(n.attempts for n in run) + 1
+            give_up = attempts >= self.max_attempts
+            next_at = None if give_up else _later(self.backoff_s * 2 ** (attempts - 1))
             await asyncio.to_thread(
-                self._record,
-                tenant,
-                sub_id,
-                ok,
-                error,
-                give_up=not ok and attempts >= self.max_attempts,
+                partial(self.store.finish_notifications, ids, delivered=False, next_at=next_at)
             )
-            if not ok:
-                return  # keep this subscription's order: the rest wait for the retry
+            if sent:
+                await asyncio.to_thread(self._record, tenant, sub_id, True, None, sent=sent)
+            await asyncio.to_thread(self._record, tenant, sub_id, False, error, give_up=give_up)
+            return  # keep this subscription's order: the rest wait for the retry
+        if sent:  # one status write for the whole run of successes
+            await asyncio.to_thread(self._record, tenant, sub_id, True, None, sent=sent)
 
     async def _post(
         self, uri: str, payload: dict[str, Any], headers: dict[str, str]
@@ -221,7 +222,14 @@ class Deliverer:
         return False, f"HTTP {r.status_code}"
 
     def _record(
-        self, tenant: str, sub_id: str, ok: bool, error: str | None, *, give_up: bool
+        self,
+        tenant: str,
+        sub_id: str,
+        ok: bool,
+        error: str | None,
+        *,
+        give_up: bool = False,
+        sent: int = 1,
     ) -> None:
         sub = self.store.get_subscription(tenant, sub_id)
         if sub is None:
@@ -229,7 +237,7 @@ class Deliverer:
         now = now_iso()
         fields: dict[str, Any] = {"lastNotification": now}
         if ok:
-            fields["timesSent"] = sub.get("timesSent", 0) + 1
+            fields["timesSent"] = sub.get("timesSent", 0) + sent
             fields["lastSuccess"] = now
             if sub.get("status") == "failed":
                 fields["status"] = "active"
@@ -259,6 +267,34 @@ class Deliverer:
         await asyncio.gather(*self._inflight.values(), return_exceptions=True)
         await asyncio.to_thread(self.store.release_deliveries, self.owner)
         await self._client.aclose()
+
+
+MERGE_MAX_ENTITIES = 100  # entities in one notification made of several queued ones
+
+
+def _runs(queue: list[Notification]) -> list[list[Notification]]:
+    """Consecutive notifications of one subscription, grouped to go out as one (up to
+    MERGE_MAX_ENTITIES entities): under a backlog one POST carries many changes, in order."""
+    runs: list[list[Notification]] = []
+    size = 0
+    for n in queue:
+        count = len(n.payload.get("data", []))
+        if runs and size + count <= MERGE_MAX_ENTITIES:
+            runs[-1].append(n)
+            size += count
+        else:
+            runs.append([n])
+            size = count
+    return runs
+
+
+def _merged(run: list[Notification]) -> dict[str, Any]:
+    """One notification carrying the data of a run, in order (the first one's id)."""
+    if len(run) == 1:
+        return run[0].payload
+    first = run[0].payload
+    data = [e for n in run for e in n.payload.get("data", [])]
+    return {**first, "notifiedAt": now_iso(), "data": data}
 
 
 def _link_target(context: Any) -> str:

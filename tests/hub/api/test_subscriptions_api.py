@@ -40,6 +40,16 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.server.server_port}/notify"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
+    def wait_entities(self, n: int, timeout: float = 10) -> list[dict]:
+        """The entities notified, once there are ``n`` (several may share a notification)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = [e for _, body in self.received for e in body["data"]]
+            if len(got) >= n:
+                return got
+            assert time.monotonic() < deadline, f"got {len(got)} of {n} notified entities"
+            time.sleep(0.05)
+
     def wait(self, n: int, timeout: float = 10) -> list[dict]:
         deadline = time.monotonic() + timeout
         while len(self.received) < n:
@@ -352,9 +362,9 @@ def test_each_change_is_notified_once_whichever_worker_took_it(two_workers, rece
     for n in range(20):  # the subscription was made on a; writes alternate between workers
         client = a if n % 2 else b
         assert client.post(f"{BASE}/entities", json=flow(n, 600 + n)).status_code == 201
-    receiver.wait(20)
+    receiver.wait_entities(20)
     time.sleep(0.5)
-    seen = [e["intensity"] for body in receiver.wait(20) for e in body["data"]]
+    seen = [e["intensity"] for e in receiver.wait_entities(20)]
     assert sorted(seen) == [600 + n for n in range(20)]  # every change, none twice
 
 

@@ -302,8 +302,14 @@ class Store(ABC):
         time.sleep(timeout)
 
     @abstractmethod
+    def finish_notifications(
+        self, nids: list[int], *, delivered: bool, next_at: str | None
+    ) -> None:
+        """Delivered: remove them. Else: count the attempt and retry at ``next_at`` (None:
+        give up)."""
+
     def finish_notification(self, nid: int, *, delivered: bool, next_at: str | None) -> None:
-        """Delivered: remove it. Else: count the attempt and retry at ``next_at`` (None: give up)."""
+        self.finish_notifications([nid], delivered=delivered, next_at=next_at)
 
     # -- registries (device groups, devices, …): small documents by kind ----------------
     @abstractmethod

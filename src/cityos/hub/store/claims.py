@@ -37,17 +37,23 @@ WHERE delivery_claims.until <= ? OR delivery_claims.owner = excluded.owner
 """
 
 # What the claimed subscriptions have due, oldest first; a notification waiting for a retry
-# holds back the newer ones of its subscription (order per subscription).
+# holds back the newer ones of its subscription (order per subscription). The first such
+# row is found once per subscription, so the cost follows the backlog, not its square.
 DUE_SQL = """
+WITH mine AS (
+    SELECT tenant, subscription_id FROM delivery_claims WHERE owner = ?
+), blocked AS (
+    SELECT o.tenant, o.subscription_id, min(o.nid) AS nid
+    FROM outbox o JOIN mine m
+      ON m.tenant = o.tenant AND m.subscription_id = o.subscription_id
+    WHERE o.state = 'pending' AND o.next_at > ?
+    GROUP BY o.tenant, o.subscription_id
+)
 SELECT o.nid, o.tenant, o.subscription_id, o.payload, o.attempts
-FROM outbox o JOIN delivery_claims c
-  ON c.tenant = o.tenant AND c.subscription_id = o.subscription_id
-WHERE c.owner = ? AND o.state = 'pending' AND o.next_at <= ?
-  AND NOT EXISTS (
-    SELECT 1 FROM outbox p
-    WHERE p.tenant = o.tenant AND p.subscription_id = o.subscription_id
-      AND p.state = 'pending' AND p.nid < o.nid AND p.next_at > ?
-  )
+FROM outbox o
+JOIN mine m ON m.tenant = o.tenant AND m.subscription_id = o.subscription_id
+LEFT JOIN blocked b ON b.tenant = o.tenant AND b.subscription_id = o.subscription_id
+WHERE o.state = 'pending' AND o.next_at <= ? AND (b.nid IS NULL OR o.nid < b.nid)
 ORDER BY o.nid LIMIT ?
 """
 

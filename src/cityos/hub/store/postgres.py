@@ -1203,19 +1203,22 @@ class PostgresStore(Store):
             conn.execute("UPDATE subscription_version SET v = v + 1")
         return cur.rowcount > 0
 
-    def finish_notification(self, nid: int, *, delivered: bool, next_at: str | None) -> None:
+    def finish_notifications(
+        self, nids: list[int], *, delivered: bool, next_at: str | None
+    ) -> None:
         with self._pool.connection() as conn:
             if delivered:
-                conn.execute("DELETE FROM outbox WHERE nid = %s", (nid,))
+                conn.execute("DELETE FROM outbox WHERE nid = ANY(%s)", (nids,))
             elif next_at is None:
                 conn.execute(
-                    "UPDATE outbox SET attempts = attempts + 1, state = 'failed' WHERE nid = %s",
-                    (nid,),
+                    "UPDATE outbox SET attempts = attempts + 1, state = 'failed'"
+                    " WHERE nid = ANY(%s)",
+                    (nids,),
                 )
             else:
                 conn.execute(
-                    "UPDATE outbox SET attempts = attempts + 1, next_at = %s WHERE nid = %s",
-                    (next_at, nid),
+                    "UPDATE outbox SET attempts = attempts + 1, next_at = %s WHERE nid = ANY(%s)",
+                    (next_at, nids),
                 )
 
     # -- registries -----------------------------------------------------------------------

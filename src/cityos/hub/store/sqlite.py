@@ -782,20 +782,19 @@ class SqliteStore(Store):
             c.execute("UPDATE subscription_version SET v = v + 1")
         return cur.rowcount > 0
 
-    def finish_notification(self, nid: int, *, delivered: bool, next_at: str | None) -> None:
-        with self._lock:
-            if delivered:
-                self._conn.execute("DELETE FROM outbox WHERE nid = ?", (nid,))
-            elif next_at is None:
-                self._conn.execute(
-                    "UPDATE outbox SET attempts = attempts + 1, state = 'failed' WHERE nid = ?",
-                    (nid,),
-                )
-            else:
-                self._conn.execute(
-                    "UPDATE outbox SET attempts = attempts + 1, next_at = ? WHERE nid = ?",
-                    (next_at, nid),
-                )
+    def finish_notifications(
+        self, nids: list[int], *, delivered: bool, next_at: str | None
+    ) -> None:
+        if delivered:
+            sql, rows = "DELETE FROM outbox WHERE nid = ?", [(n,) for n in nids]
+        elif next_at is None:
+            sql = "UPDATE outbox SET attempts = attempts + 1, state = 'failed' WHERE nid = ?"
+            rows = [(n,) for n in nids]
+        else:
+            sql = "UPDATE outbox SET attempts = attempts + 1, next_at = ? WHERE nid = ?"
+            rows = [(next_at, n) for n in nids]
+        with self._write() as c:
+            c.executemany(sql, rows)
 
     # -- registries -----------------------------------------------------------------------
     def put_doc(self, kind: str, tenant: str, doc_id: str, doc: dict[str, Any]) -> None:
