@@ -174,6 +174,20 @@ MIGRATIONS: list[tuple[str, str]] = [
         CREATE INDEX outbox_subscription ON outbox(tenant, subscription_id, nid);
         """,
     ),
+    (
+        "0006_outbox_notify_trigger",
+        # every commit that queued notifications wakes every worker's deliverer (LISTEN),
+        # with no extra round trip for the writer
+        """
+        CREATE FUNCTION cityos_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_notify('cityos_outbox_' || TG_TABLE_SCHEMA, '');
+            RETURN NULL;
+        END $$;
+        CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
+            FOR EACH STATEMENT EXECUTE FUNCTION cityos_outbox_notify();
+        """,
+    ),
 ]
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -363,6 +377,8 @@ class PostgresTransaction(Transaction):
         self._absent: set[str] = set()  # ids ``get`` looked for and did not find
         self._pending: list[tuple[str, _Write]] = []  # (insert|update|delete, write)
         self._history: list[HistoryRow] = []
+        self._outbox: list[tuple[str, str, str, str, str]] = []
+        self._sub_version: int | None = None
 
     def _ensure_tenant(self) -> None:
         if not self._tenant_known:
@@ -397,6 +413,14 @@ class PostgresTransaction(Transaction):
         if self._history:
             rows, self._history = self._history, []
             self._write_history(rows)
+        if self._outbox:
+            outbox, self._outbox = self._outbox, []
+            with self.conn.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO outbox(tenant, subscription_id, payload, created_at, next_at)"
+                    " VALUES (%s, %s, %s::jsonb, %s, %s)",
+                    outbox,
+                )
 
     def _insert_many(self, ops: list[_Write], *, geo: bool = True) -> psycopg.Cursor[Any]:
         cur = self.conn.execute(
@@ -449,11 +473,21 @@ class PostgresTransaction(Transaction):
         self.flush()
         if not ids:
             return {}
-        rows = self.conn.execute(
-            "SELECT id, doc FROM entities WHERE tenant = %s AND id = ANY(%s)"
-            " ORDER BY pk FOR UPDATE",
-            (self.tenant, list(ids)),
-        ).fetchall()
+        with self.conn.pipeline():  # one round trip: the rows, and the subscriptions version
+            cur = self.conn.execute(
+                "SELECT id, doc FROM entities WHERE tenant = %s AND id = ANY(%s)"
+                " ORDER BY pk FOR UPDATE",
+                (self.tenant, list(ids)),
+            )
+            version = (
+                self.conn.execute("SELECT v FROM subscription_version")
+                if self._sub_version is None
+                else None
+            )
+        rows = cur.fetchall()
+        if version is not None:
+            row = version.fetchone()
+            self._sub_version = int(row[0]) if row else 0
         out: dict[str, Entity] = {}
         for eid, doc in rows:
             out[eid] = doc
@@ -501,21 +535,14 @@ class PostgresTransaction(Transaction):
         return cur.rowcount > 0
 
     def subscriptions_version(self) -> int:
-        row = self.conn.execute("SELECT v FROM subscription_version").fetchone()
-        return int(row[0]) if row else 0
+        if self._sub_version is None:  # read with the rows by ``get`` as a rule
+            row = self.conn.execute("SELECT v FROM subscription_version").fetchone()
+            self._sub_version = int(row[0]) if row else 0
+        return self._sub_version
 
     def add_notifications(self, rows: list[tuple[str, dict[str, Any]]], now: str) -> None:
-        if not rows:
-            return
-        self.flush()
-        with self.conn.cursor() as cur:
-            cur.executemany(
-                "INSERT INTO outbox(tenant, subscription_id, payload, created_at, next_at)"
-                " VALUES (%s, %s, %s::jsonb, %s, %s)",
-                [(self.tenant, sid, _dumps(payload), now, now) for sid, payload in rows],
-            )
-        # delivered at COMMIT, to every worker's deliverer: no polling delay
-        self.conn.execute("SELECT pg_notify(%s, '')", (self.store.outbox_channel,))
+        # sent with the queued writes at the flush; the insert trigger NOTIFYs the workers
+        self._outbox.extend((self.tenant, sid, _dumps(p), now, now) for sid, p in rows)
 
     def add_history(self, rows: list[HistoryRow]) -> None:
         if not rows:
