@@ -105,6 +105,7 @@ class Agent:
 
     DEVICE, GROUP = DEVICE, GROUP
     TENANTS_TTL_S = 5.0
+    DOCS_TTL_S = 5.0
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
@@ -120,6 +121,7 @@ class Agent:
         self.unknown_key_messages = 0  # MQTT messages under an API key no tenant has
         self.accepted_total = 0  # messages applied by this process (progress of a replay)
         self._tenants_lock = threading.Lock()
+        self._docs: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -128,9 +130,11 @@ class Agent:
         group = validate_group(body)
         self.hub.store.put_doc(GROUP, tenant, group["apikey"], group)
         self._forget_tenants(group["apikey"])
+        self._forget_doc(GROUP, tenant, group["apikey"])
 
     def delete_group(self, tenant: str, apikey: str) -> bool:
         self._forget_tenants(apikey)
+        self._forget_doc(GROUP, tenant, apikey)
         return self.hub.store.delete_doc(GROUP, tenant, apikey)
 
     def add_device(self, tenant: str, body: Any) -> None:
@@ -138,6 +142,7 @@ class Agent:
         if self.hub.store.get_doc(DEVICE, tenant, device["device_id"]) is not None:
             raise AlreadyExists(f"device {device['device_id']} already exists")
         self.hub.store.put_doc(DEVICE, tenant, device["device_id"], device)
+        self._forget_doc(DEVICE, tenant, device["device_id"])
         try:
             self.commands.provision(tenant, device)
         except Exception:
@@ -146,12 +151,32 @@ class Agent:
 
     def delete_device(self, tenant: str, device_id: str) -> bool:
         device = self.hub.store.get_doc(DEVICE, tenant, device_id)
+        self._forget_doc(DEVICE, tenant, device_id)
         if device is None or not self.hub.store.delete_doc(DEVICE, tenant, device_id):
             return False
         self.commands.forget(tenant, device)
         return True
 
     # -- what a device is ------------------------------------------------------------------
+    def doc(self, kind: str, tenant: str, doc_id: str) -> dict[str, Any] | None:
+        """A group or device document, kept DOCS_TTL_S seconds once found: the ingest reads
+        both for every message. This process forgets a document it changes at once;
+        another worker's change is seen within DOCS_TTL_S."""
+        key = (kind, tenant, doc_id)
+        now = time.monotonic()
+        hit = self._docs.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        doc = self.hub.store.get_doc(kind, tenant, doc_id)
+        if doc is not None:
+            if len(self._docs) > 100_000:
+                self._docs.clear()
+            self._docs[key] = (now + self.DOCS_TTL_S, doc)
+        return doc
+
+    def _forget_doc(self, kind: str, tenant: str, doc_id: str) -> None:
+        self._docs.pop((kind, tenant, doc_id), None)
+
     def group_of(
         self, tenant: str, device: dict[str, Any], apikey: str | None = None
     ) -> dict[str, Any] | None:
@@ -159,18 +184,17 @@ class Agent:
         tenant's only group (FIWARE devices may leave the API key to their group)."""
         key = apikey or device.get("apikey")
         if key:
-            return self.hub.store.get_doc(GROUP, tenant, key)
+            return self.doc(GROUP, tenant, key)
         groups = self.hub.store.list_docs(GROUP, tenant)
         return groups[0] if len(groups) == 1 else None
 
     def device_and_group(
         self, tenant: str, apikey: str, device_id: str
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        store = self.hub.store
-        group = store.get_doc(GROUP, tenant, apikey)
+        group = self.doc(GROUP, tenant, apikey)
         if group is None:
             raise ResourceNotFound(f"unknown API key {apikey!r}")
-        device = store.get_doc(DEVICE, tenant, device_id)
+        device = self.doc(DEVICE, tenant, device_id)
         if device is None:
             raise ResourceNotFound(
                 f"unknown device {device_id!r} (provision it under /iot/devices)"
@@ -214,7 +238,7 @@ class Agent:
 
     def _describe(self, tenant: str, device_id: str) -> dict[str, Any] | None:
         """For the Device entity: None when the device is not provisioned (not persisted)."""
-        device = self.hub.store.get_doc(DEVICE, tenant, device_id)
+        device = self.doc(DEVICE, tenant, device_id)
         if device is None:
             return None
         try:
@@ -347,10 +371,14 @@ class Agent:
         if not fragment:
             raise BadRequestData(f"device {m.device_id!r}: no measures")
         ctx = self.context_of(group)
-        body = {"id": entity_id, "type": entity_type, **fragment}
-        for name, static in self.static_attrs(device, group).items():
-            body.setdefault(name, static)
-        return entity_id, parse_attributes(fragment, ctx), parse_entity(body, ctx)
+
+        def create() -> Any:  # only for a device's first measure
+            body = {"id": entity_id, "type": entity_type, **fragment}
+            for name, static in self.static_attrs(device, group).items():
+                body.setdefault(name, static)
+            return parse_entity(body, ctx)
+
+        return entity_id, parse_attributes(fragment, ctx), create
 
     def command_result(
         self, tenant: str, apikey: str, device_id: str, results: dict[str, Any]

@@ -303,10 +303,11 @@ class EntityService:
         return result
 
     def apply_measures(
-        self, tenant: str, writes: list[tuple[str, Attrs, Entity | None]]
+        self, tenant: str, writes: list[tuple[str, Attrs, Callable[[], Entity] | None]]
     ) -> list[NgsiLdError | None]:
         """Device measures, many in one transaction (the ingest's group commit): each
-        ``(entity id, attributes, entity to create when it is missing)`` is appended as
+        ``(entity id, attributes, maker of the entity to create when it is missing)`` is
+        appended as
         ``POST /entities/{id}/attrs`` would, in order, each with its own history and
         notifications; one that fails leaves the others to commit."""
         now = now_iso()
@@ -319,7 +320,7 @@ class EntityService:
                     if old is None:
                         if create is None:
                             raise ResourceNotFound(f"entity {entity_id} not found")
-                        new = _new_entity(create, now)
+                        new = _new_entity(create(), now)
                         tx.insert(new)
                         tx.add_history(_creation_history(new, now))
                     else:
