@@ -1,0 +1,1 @@
+"""Security: authentication, authorisation, the audit log, detection."""
