@@ -324,7 +324,8 @@ def hub_server(
     cores = str(SERVER_CORE) if workers == 1 else f"{SERVER_CORE},{CLIENT_CORE}"
     cmd = ["taskset", "-c", cores, str(VENV_BIN / "cityos"), "serve", "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--database-url", url, "--workers", str(workers)]
-    full_env = {**os.environ, **env}
+    # the per-client request limit (docs/security.md) would throttle the load generators
+    full_env = {**os.environ, "CITYOS_RATE_PER_S": "0", **env}
     proc = subprocess.Popen(
         cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=full_env
     )

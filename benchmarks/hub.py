@@ -249,7 +249,11 @@ def hub_server(url: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
         "--database-url",
         url,
     ]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # the per-client request limit (docs/security.md) would throttle wrk
+    env = {**os.environ, "CITYOS_RATE_PER_S": "0"}
+    proc = subprocess.Popen(
+        cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
+    )
     proc.cityos_log = log  # type: ignore[attr-defined]
     try:
         deadline = time.monotonic() + 60

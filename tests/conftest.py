@@ -57,3 +57,24 @@ def mosquitto() -> tuple[str, int]:
         "Mosquitto", reachable, f"start it ({MQTT_HOST}:{MQTT_PORT}) with 'mosquitto -d'"
     )
     return MQTT_HOST, MQTT_PORT
+
+
+REDIS_URL = os.environ.get("CITYOS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A Redis server (rate limits shared by workers); skipped without one, failed under CI."""
+    try:
+        import redis
+
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+        reachable = True
+    except Exception:
+        reachable = False
+    require_server(
+        "Redis",
+        reachable,
+        f"start it ({REDIS_URL}) with 'redis-server --daemonize yes' or set CITYOS_TEST_REDIS_URL",
+    )
+    return REDIS_URL

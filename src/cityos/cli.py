@@ -83,6 +83,14 @@ def serve(
             "stream (MQTT 5 shared subscription).",
         ),
     ] = 1,
+    insecure_listen_anywhere: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-listen-anywhere",
+            help="Lab use only: listen on a non-loopback address WITHOUT authentication "
+            "(anyone who can reach the port can read and change everything).",
+        ),
+    ] = False,
 ) -> None:
     """Serve the NGSI-LD API (default http://127.0.0.1:1026/ngsi-ld/v1)."""
     import uvicorn
@@ -90,6 +98,25 @@ def serve(
     from cityos.web.app import create_app
 
     settings = _settings(database_url, host=host, port=port)
+    # -- hardening: no open hub on the network (docs/security.md) -------------------------
+    from cityos.security.netguard import is_loopback_host
+
+    if not is_loopback_host(settings.host) and not settings.auth_required:
+        if not insecure_listen_anywhere:
+            err.print(
+                f"[red]refusing to listen on {settings.host}:[/red] it is reachable from other "
+                "machines and authentication is not configured, so anyone could read and change "
+                "the city's data.\n"
+                "Configure authentication (CITYOS_AUTH_REQUIRED=true, with tokens or API keys: "
+                "see docs/security.md), or listen on 127.0.0.1 behind an authenticating proxy, "
+                "or for a lab only pass --insecure-listen-anywhere."
+            )
+            raise typer.Exit(2)
+        err.print(
+            f"[yellow]warning:[/yellow] listening on {settings.host} WITHOUT authentication "
+            "(--insecure-listen-anywhere)"
+        )
+    # -- end hardening --------------------------------------------------------------------
     where = f"http://{settings.host}:{settings.port}/ngsi-ld/v1"
     if workers == 1:
         application = create_app(settings)
@@ -106,6 +133,7 @@ def serve(
         return
     # each worker process builds its app from the environment: hand it what the flags said
     os.environ["CITYOS_DATABASE_URL"] = settings.database_url
+    os.environ["CITYOS_HOST"] = settings.host  # hardening: notify_allow_private=auto reads it
     if settings.mqtt_url and not settings.mqtt_shared_group:
         os.environ["CITYOS_MQTT_SHARED_GROUP"] = "cityos"
     store = _open_store(settings)
@@ -436,6 +464,450 @@ def devices_simulate(
         console.print(
             f"published {result.messages:,} messages in {result.seconds:.1f} s ({result.rate:,.0f}/s)"
         )
+
+
+# -- identity: users, tokens, API keys (docs/security.md, "Identity") -----------------------
+users_app = typer.Typer(
+    help="CityOS's own users (for deployments without an identity provider).",
+    no_args_is_help=True,
+)
+app.add_typer(users_app, name="users")
+token_app = typer.Typer(help="Tokens CityOS issues to its own users.", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+keys_app = typer.Typer(
+    help="API keys for devices and services (stored only as hashes).", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
+
+TenantsOption = Annotated[
+    list[str],
+    typer.Option(
+        "--tenant",
+        "-t",
+        help="A tenant (repeatable); @default for the default tenant, * for all of them.",
+    ),
+]
+RolesOption = Annotated[list[str], typer.Option("--role", "-r", help="A role (repeatable).")]
+PasswordStdinOption = Annotated[
+    bool, typer.Option("--password-stdin", help="Read the password from the first stdin line.")
+]
+
+
+def _identity_store(database_url: str | None) -> tuple[Settings, Any]:
+    settings = _settings(database_url)
+    store = _open_store(settings)
+    store.migrate()  # the registry the users and keys live in
+    return settings, store
+
+
+def _read_password(from_stdin: bool, *, confirm: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return typer.prompt("Password", hide_input=True, confirmation_prompt=confirm)
+
+
+def _when(epoch: float | None) -> str:
+    import time as _time
+
+    return "" if epoch is None else _time.strftime("%Y-%m-%d %H:%M:%SZ", _time.gmtime(epoch))
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="The user's name (what they log in with).")],
+    tenant: TenantsOption,
+    role: RolesOption,
+    password_stdin: PasswordStdinOption = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace an existing user (ends its tokens).")
+    ] = False,
+    database_url: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Add a user: password hashed with argon2id, tenants and roles for its tokens."""
+    from cityos.security.users import UserError, add_user
+
+    password = _read_password(password_stdin, confirm=True)
+    _, store = _identity_store(database_url)
+    try:
+        doc = add_user(store, name, password, tenants=tenant, roles=role, replace=replace)
+    except UserError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    finally:
+        store.close()
+    if json_out:
+        print(json.dumps(doc))
+    else:
+        console.print(f"user {name} {'replaced' if replace else 'added'}")
+
+
+@users_app.command("list")
+def users_list(database_url: DbOption = None, json_out: JsonOption = False) -> None:
+    """The users (never their password hashes)."""
+    from cityos.security.principal import tenant_label
+    from cityos.security.users import list_users
+
+    _, store = _identity_store(database_url)
+    try:
+        docs = list_users(store)
+    finally:
+        store.close()
+    if json_out:
+        print(json.dumps(docs))
+        return
+    table = Table(title="Users")
+    for col in ("name", "tenants", "roles", "created"):
+        table.add_column(col)
+    for d in docs:
+        tenants = ", ".join(tenant_label(t) for t in d["tenants"])
+        table.add_row(d["name"], tenants, ", ".join(d["roles"]), _when(d["created"]))
+    console.print(table)
+
+
+@users_app.command("remove")
+def users_remove(
+    name: Annotated[str, typer.Argument(help="The user to remove.")],
+    database_url: DbOption = None,
+) -> None:
+    """Remove a user; the tokens it holds are refused within auth_recheck_s."""
+    from cityos.security.users import remove_user
+
+    _, store = _identity_store(database_url)
+    try:
+        removed = remove_user(store, name)
+    finally:
+        store.close()
+    if not removed:
+        err.print(f"[red]no user {name!r}[/red]")
+        raise typer.Exit(1)
+    console.print(f"user {name} removed")
+
+
+@token_app.command("create")
+def token_create(
+    user: Annotated[str, typer.Option("--user", "-u", help="The user the token is for.")],
+    password_stdin: PasswordStdinOption = False,
+    ttl: Annotated[
+        str | None,
+        typer.Option(help="Lifetime: 15m, 1h, 7d (default: the token_ttl_s setting)."),
+    ] = None,
+    database_url: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Print a token (JWT, EdDSA-signed by CityOS's issuer key) for a user, after checking
+    their password; send it as 'Authorization: Bearer <token>'."""
+    from cityos.security.keys import parse_duration
+    from cityos.security.tokens import issue_token, own_key
+    from cityos.security.users import check_password
+
+    try:
+        ttl_s = parse_duration(ttl) if ttl else None
+    except ValueError as exc:
+        err.print(f"[red]--ttl: {exc}[/red]")
+        raise typer.Exit(2) from exc
+    password = _read_password(password_stdin, confirm=False)
+    settings, store = _identity_store(database_url)
+    try:
+        doc = check_password(store, user, password)
+    finally:
+        store.close()
+    if doc is None:
+        err.print("[red]wrong user name or password[/red]")
+        raise typer.Exit(1)
+    try:
+        token, claims = issue_token(
+            own_key(settings.token_key_path), doc, ttl_s or settings.token_ttl_s
+        )
+    except (ValueError, OSError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    if json_out:
+        body = {"access_token": token, "token_type": "Bearer"}
+        body.update(expires_in=claims["exp"] - claims["iat"], expires_at=claims["exp"])
+        print(json.dumps(body))
+    else:
+        print(token)
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: TenantsOption,
+    role: Annotated[
+        list[str] | None,
+        typer.Option("--role", "-r", help="A role (repeatable); device keys: 'device' if none."),
+    ] = None,
+    expires: Annotated[
+        str | None, typer.Option(help="Lifetime: 90d, 12h, P1Y… (default: never expires).")
+    ] = None,
+    name: Annotated[str, typer.Option(help="What the key is for (shown in lists).")] = "",
+    device: Annotated[
+        str | None,
+        typer.Option(
+            "--device",
+            help="A device key for the service group with this apikey (in its one --tenant).",
+        ),
+    ] = None,
+    device_id: Annotated[
+        str | None, typer.Option(help="With --device: bind the key to this one device.")
+    ] = None,
+    database_url: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Create an API key and print it — once: only its hash is kept. Send it as
+    'X-API-Key: <key>' (or 'Authorization: ApiKey <key>')."""
+    from cityos.security.keys import ApiKeyError, create_key, parse_duration
+
+    try:
+        expires_s = parse_duration(expires) if expires else None
+    except ValueError as exc:
+        err.print(f"[red]--expires: {exc}[/red]")
+        raise typer.Exit(2) from exc
+    _, store = _identity_store(database_url)
+    try:
+        key, doc = create_key(
+            store,
+            tenants=tenant,
+            roles=role or (["device"] if device else []),
+            name=name,
+            expires_in_s=expires_s,
+            service_group=device,
+            device_id=device_id,
+        )
+    except ApiKeyError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    finally:
+        store.close()
+    if json_out:
+        print(json.dumps({"key": key, **doc}))
+        return
+    print(key)
+    err.print(f"API key {doc['id']} — copy it now, it is not shown again")
+
+
+@keys_app.command("list")
+def keys_list(
+    tenant: Annotated[
+        str | None, typer.Option("--tenant", "-t", help="Only keys that reach this tenant.")
+    ] = None,
+    database_url: DbOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """The API keys (ids, scopes, expiry, status; never the keys)."""
+    from cityos.security.keys import key_status, list_keys
+    from cityos.security.principal import tenant_label, tenant_name
+
+    try:
+        wanted = tenant_name(tenant) if tenant is not None else None
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    _, store = _identity_store(database_url)
+    try:
+        docs = [{**d, "status": key_status(d)} for d in list_keys(store, wanted)]
+    finally:
+        store.close()
+    if json_out:
+        print(json.dumps(docs))
+        return
+    table = Table(title="API keys")
+    table.add_column("id", no_wrap=True)
+    for col in ("name", "kind", "tenants", "roles", "device", "expires"):
+        table.add_column(col)
+    table.add_column("status", no_wrap=True)
+    for d in docs:
+        group = d.get("service_group") or ""
+        if group and d.get("device_id"):
+            group += f"/{d['device_id']}"
+        table.add_row(
+            d["id"],
+            d["name"],
+            d["kind"],
+            ", ".join(tenant_label(t) for t in d["tenants"]),
+            ", ".join(d["roles"]),
+            group,
+            _when(d["expires"]) or "never",
+            d["status"],
+        )
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (or the whole key).")],
+    reason: Annotated[str, typer.Option(help="Why (told to whoever still uses it).")] = "",
+    database_url: DbOption = None,
+) -> None:
+    """Revoke an API key: refused from then on (within auth_recheck_s in running hubs)."""
+    from cityos.security.keys import parse_key, revoke_key
+
+    parsed = parse_key(key_id)
+    if parsed is not None:  # the whole key was given: its id
+        key_id = parsed[0]
+    _, store = _identity_store(database_url)
+    try:
+        doc = revoke_key(store, key_id, reason)
+    finally:
+        store.close()
+    if doc is None:
+        err.print(f"[red]no API key {key_id!r}[/red]")
+        raise typer.Exit(1)
+    console.print(f"API key {key_id} revoked")
+
+
+# -- end identity ----------------------------------------------------------------------------
+
+
+# -- audit: the Merkle audit log (docs/security.md, "Audit") ---------------------------------
+audit_app = typer.Typer(
+    help="The audit log: verify it, export a checkpoint, sign a tree head.", no_args_is_help=True
+)
+app.add_typer(audit_app, name="audit")
+
+AuditKeyOption = Annotated[
+    str | None,
+    typer.Option("--key", help="The signing key, PEM (default: CITYOS_AUDIT_KEY_PATH)."),
+]
+
+
+def _audit_log(database_url: str | None, key: str | None):  # type: ignore[no-untyped-def]
+    from cityos.security.audit import AuditLog
+
+    settings = _settings(database_url)
+    store = _open_store(settings)
+    if store.schema_version() == 0:
+        store.close()
+        err.print(f"{settings.database_url} has no CityOS schema yet: run 'cityos db init'")
+        raise typer.Exit(1)
+    return AuditLog(store, key_path=key or settings.audit_key_path), store
+
+
+@audit_app.command("verify")
+def audit_verify(
+    database_url: DbOption = None,
+    key: AuditKeyOption = None,
+    public_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--public-key", exists=True, dir_okay=False, help="Check signatures with this PEM."
+        ),
+    ] = None,
+    json_out: JsonOption = False,
+) -> None:
+    """Recompute the audit log from its records and check every signed tree head. Exit 1,
+    naming the records, if any was edited, deleted, inserted or reordered."""
+    from cityos.security.audit import AuditError, AuditKey, verify_log
+
+    log, store = _audit_log(database_url, key)
+    try:
+        try:
+            checker = AuditKey.from_pem(public_key.read_bytes()) if public_key else log.public_key()
+        except (AuditError, ValueError) as exc:
+            if store.audit_heads(latest=True):
+                err.print(f"[red]cannot check the signed tree heads:[/red] {exc} (--public-key)")
+                raise typer.Exit(2) from exc
+            checker = None  # nothing signed yet: nothing to check signatures of
+        report = verify_log(store, checker)
+    finally:
+        store.close()
+    if json_out:
+        print(json.dumps(report.to_json()))
+    elif report.ok:
+        console.print(
+            f"audit log intact: {report.rows:,} records, {report.heads_checked:,} signed tree"
+            f" heads verified" + (f" (log id {report.key_id})" if report.key_id else "")
+        )
+    else:
+        count = len(report.findings) + report.more
+        err.print(f"[red bold]audit log TAMPERED[/red bold]: {count} finding(s)")
+        for f in report.findings:
+            err.print(f"  [red]{f.kind:<9}[/red] {f.message}", highlight=False, soft_wrap=True)
+        if report.more:
+            err.print(f"  … and {report.more:,} more")
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@audit_app.command("export")
+def audit_export(
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the checkpoint here (else stdout).")
+    ] = None,
+    since: Annotated[
+        Path | None,
+        typer.Option(
+            "--since",
+            exists=True,
+            dir_okay=False,
+            help="An earlier checkpoint: add the consistency proof from it.",
+        ),
+    ] = None,
+    database_url: DbOption = None,
+    key: AuditKeyOption = None,
+) -> None:
+    """Write a checkpoint (the latest signed tree head and the log's public key) for a
+    third party to keep and check later ones against (verify_checkpoint in
+    cityos.security.audit)."""
+    from cityos.security.audit import AuditError, InvalidCheckpoint
+
+    log, store = _audit_log(database_url, key)
+    try:
+        earlier = json.loads(since.read_text()) if since else None
+        checkpoint = log.checkpoint(since=earlier)
+    except (AuditError, InvalidCheckpoint, ValueError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    finally:
+        store.close()
+    text = json.dumps(checkpoint, indent=2)
+    if out is None:
+        print(text)
+    else:
+        out.write_text(text + "\n")
+        console.print(f"checkpoint at size {checkpoint['tree_size']:,} written to {out}")
+
+
+@audit_app.command("head")
+def audit_head(
+    sign: Annotated[
+        bool, typer.Option("--sign", help="Sign a tree head of the log as it is now.")
+    ] = False,
+    database_url: DbOption = None,
+    key: AuditKeyOption = None,
+    json_out: JsonOption = False,
+) -> None:
+    """The latest signed tree head (with --sign: a new one)."""
+    from datetime import UTC, datetime
+
+    from cityos.security.audit import AuditError, head_json
+
+    log, store = _audit_log(database_url, key)
+    try:
+        head = log.sign_head() if sign else log.latest_head()
+        size = log.size()
+    except AuditError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    finally:
+        store.close()
+    if head is None:
+        err.print("no signed tree head yet: 'cityos audit head --sign' signs one")
+        raise typer.Exit(1)
+    body = {**head_json(head), "records_now": size}
+    if json_out:
+        print(json.dumps(body))
+        return
+    signed = datetime.fromtimestamp(head.timestamp / 1000, UTC).isoformat(timespec="milliseconds")
+    table = Table(title="Audit log: latest signed tree head")
+    table.add_column("what")
+    table.add_column("value")
+    for name, value in body.items():
+        text = f"{value:,}" if name in ("tree_size", "records_now") else str(value)
+        table.add_row(name, text + (f" ({signed})" if name == "timestamp" else ""))
+    console.print(table)
+
+
+# -- end audit --------------------------------------------------------------------------------
 
 
 def main() -> None:

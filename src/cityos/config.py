@@ -43,6 +43,53 @@ class Settings:
     retention_context: str = ""  # @context URL the rules' terms are expanded with (core if empty)
     context_fetch_timeout_s: float = 5.0
     context_max_bytes: int = 1_048_576
+    # -- hardening (docs/security.md, "Hardening"; cityos.security.netguard/ratelimit/headers)
+    # hosts in context_allow_hosts that may also resolve to loopback/private addresses
+    context_allow_private_hosts: list[str] = field(default_factory=list)
+    # notification endpoints on loopback/private addresses: "auto" (allowed only while `host`
+    # is a loopback address: the single-machine set-up), "true" or "false"
+    notify_allow_private: str = "auto"
+    rate_per_s: float = 200.0  # per-client token bucket: sustained requests/s (0: no limit)
+    rate_burst: int = 400  # ... and how many a client may send at once
+    redis_url: str = ""  # redis://host:6379/0: rate-limit buckets shared by all workers
+    cors_origins: list[str] = field(default_factory=list)  # none: no CORS headers at all
+    hsts_max_age_s: int = 0  # > 0 (served over TLS): Strict-Transport-Security max-age
+    # -- end hardening --------------------------------------------------------------------
+    # the audit log's Ed25519 signing key (PEM, made with 0600 on first use) and how often
+    # `cityos serve` signs a tree head (docs/security.md)
+    audit_key_path: str = "data/audit-ed25519.pem"
+    audit_sign_interval_s: float = 60.0
+    # -- identity (docs/security.md, "Identity"; cityos.security.identity) --------------
+    auth_required: bool = False  # true: a request without credentials is refused (401)
+    jwt_issuer: str = ""  # an external OIDC issuer (its tokens' "iss", exactly)
+    jwt_audience: str = ""  # the "aud" its tokens must carry for CityOS
+    jwks_url: str = ""  # the issuer's JWKS (https, or http to a host in jwks_allow_hosts)
+    jwks_path: str = ""  # ... or a JWKS file
+    jwks_allow_hosts: list[str] = field(default_factory=list)  # hosts jwks_url may use http to
+    jwt_tenants_claim: str = "tenants"  # claim (dotted path) with the tenants; list or spaced
+    jwt_roles_claim: str = "roles"  # claim (dotted path) with the roles; else realm_access.roles
+    jwt_leeway_s: float = 30.0  # clock skew allowed on exp / nbf / iat
+    token_key_path: str = "data/token-key.pem"  # CityOS's own Ed25519 issuer key (made on use)
+    token_ttl_s: int = 3600  # lifetime of tokens CityOS issues itself
+    auth_recheck_s: float = 5.0  # revoked keys / removed users are refused within this
+    # -- end identity ---------------------------------------------------------------------
+    # the roles' rules (JSON, cityos.security.policy); none: the example roles
+    policy_path: str = ""
+
+    def notify_private_allowed(self) -> bool:
+        """Whether notifications may go to loopback/private addresses (notify_allow_private)."""
+        mode = self.notify_allow_private.strip().lower()
+        if mode == "auto":
+            from cityos.security.netguard import is_loopback_host
+
+            return is_loopback_host(self.host)
+        if mode in ("1", "true", "yes", "on"):
+            return True
+        if mode in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(
+            f"setting notify_allow_private: {self.notify_allow_private!r} is not auto, true or false"
+        )
 
     @classmethod
     def load(cls, env: dict[str, str] | None = None, path: str | None = None) -> Settings:
@@ -77,6 +124,15 @@ def _coerce(kind: Any, raw: Any, name: str) -> Any:
             return int(raw)
         if kind == "float":
             return float(raw)
+        if kind == "bool":
+            if isinstance(raw, bool):
+                return raw
+            text = str(raw).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(text)
         if kind.startswith("list"):
             if isinstance(raw, list):
                 return [str(x) for x in raw]

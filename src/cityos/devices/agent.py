@@ -112,7 +112,9 @@ class Agent:
         self.ctx = core_context()
         settings = hub.settings
         self.max_message_bytes = settings.device_max_message_bytes
-        self.limiter = RateLimiter(settings.device_rate_per_s, settings.device_burst)
+        self.limiter = RateLimiter(
+            settings.device_rate_per_s, settings.device_burst, redis_url=settings.redis_url
+        )
         self.book = StatsBook(hub, self.ctx, self._describe)
         self.commands = Commands(self)
         hub.local_receivers[RECEIVER] = self.commands.receive

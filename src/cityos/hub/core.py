@@ -32,6 +32,7 @@ class Hub:
             allow_hosts=set(settings.context_allow_hosts),
             timeout=settings.context_fetch_timeout_s,
             max_bytes=settings.context_max_bytes,
+            allow_private_hosts=settings.context_allow_private_hosts,  # hardening
         )
         self.subscriptions = SubscriptionIndex(self.store, self.contexts)
         # receivers of in-process subscriptions (HubClient.subscribe), by endpoint name

@@ -36,6 +36,12 @@ from cityos.hub.ldcontext import CORE_CONTEXT_URL
 from cityos.hub.model import now_iso
 from cityos.hub.store.base import Notification, Store
 from cityos.hub.subscriptions import SubscriptionIndex
+from cityos.security.netguard import (
+    DEFAULT_PORTS,
+    AsyncGuardedTransport,
+    DestinationError,
+    pinned_address,
+)
 
 log = logging.getLogger("cityos.delivery")
 
@@ -58,6 +64,7 @@ class Deliverer:
         local: dict[str, Callable[[dict[str, Any]], Any]] | None = None,
         index: SubscriptionIndex | None = None,
         claim_s: float | None = None,
+        allow_private: bool = False,
     ) -> None:
         self.store = store
         self.index = index  # builds timeInterval notifications; without it none are sent
@@ -73,7 +80,14 @@ class Deliverer:
         self.backoff_s = backoff_s
         self.max_attempts = max_attempts
         self.poll_s = poll_s
-        self._client = httpx.AsyncClient(timeout=timeout_s, transport=transport)
+        # hardening (cityos.security.netguard): without a test transport, every connection
+        # goes to an address resolved and checked at connect time (no loopback/private ones
+        # unless allow_private; redirects are not followed: a 3xx is a failed attempt)
+        self.allow_private = allow_private
+        self._client = httpx.AsyncClient(
+            timeout=timeout_s,
+            transport=transport or AsyncGuardedTransport(allow_private=allow_private),
+        )
 
     async def run_forever(self) -> None:
         while True:
@@ -212,9 +226,16 @@ class Deliverer:
         if uri.startswith("local://"):
             return await self._call_local(uri[len("local://") :], payload)
         if uri.startswith(("mqtt://", "mqtts://")):
-            return await asyncio.to_thread(publish_mqtt, uri, payload, self.timeout_s)
+            return await asyncio.to_thread(
+                partial(publish_mqtt, allow_private=self.allow_private),
+                uri,
+                payload,
+                self.timeout_s,
+            )
         try:
             r = await self._client.post(uri, content=orjson.dumps(payload), headers=headers)
+        except DestinationError as exc:  # hardening: refused by the SSRF guard
+            return False, _refused(exc)
         except httpx.HTTPError as exc:
             return False, f"{type(exc).__name__}: {exc}"
         if 200 <= r.status_code < 300:
@@ -315,7 +336,16 @@ def _link_target(context: Any) -> str:
     return CORE_CONTEXT_URL
 
 
-def publish_mqtt(uri: str, payload: dict[str, Any], timeout_s: float) -> tuple[bool, str | None]:
+def _refused(exc: DestinationError) -> str:
+    hint = (
+        " (allow with CITYOS_NOTIFY_ALLOW_PRIVATE=true)" if getattr(exc, "allowable", False) else ""
+    )
+    return f"endpoint refused: {exc}{hint}"
+
+
+def publish_mqtt(
+    uri: str, payload: dict[str, Any], timeout_s: float, *, allow_private: bool = False
+) -> tuple[bool, str | None]:
     """Publish one notification (QoS 1) to ``mqtt://[user:pass@]host[:port]/topic``."""
     import paho.mqtt.client as mqtt
 
@@ -323,15 +353,24 @@ def publish_mqtt(uri: str, payload: dict[str, Any], timeout_s: float) -> tuple[b
     topic = unquote(parts.path.lstrip("/"))
     if not parts.hostname or not topic:
         return False, f"MQTT endpoint {uri!r} needs a host and a topic"
+    # hardening (cityos.security.netguard): mqtt:// connects to the address it checked;
+    # mqtts:// connects by name after the check (TLS verifies the name, so a rebound address
+    # cannot answer for it)
+    try:
+        port = parts.port or DEFAULT_PORTS[parts.scheme]
+        address = pinned_address(parts.hostname, port, allow_private=allow_private)
+    except DestinationError as exc:
+        return False, _refused(exc)
+    except ValueError as exc:  # a port that is not a number
+        return False, f"MQTT endpoint {uri!r}: {exc}"
+    connect_host = parts.hostname if parts.scheme == "mqtts" else str(address)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
     if parts.username:
         client.username_pw_set(unquote(parts.username), unquote(parts.password or ""))
     if parts.scheme == "mqtts":
         client.tls_set()
     try:
-        client.connect(
-            parts.hostname, parts.port or (8883 if parts.scheme == "mqtts" else 1883), keepalive=30
-        )
+        client.connect(connect_host, port, keepalive=30)
         client.loop_start()
         info = client.publish(topic, orjson.dumps(payload), qos=1)
         info.wait_for_publish(timeout=timeout_s)

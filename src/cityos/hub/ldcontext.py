@@ -32,6 +32,7 @@ import httpx
 import orjson
 
 from cityos.hub.errors import BadRequestData, LdContextNotAvailable
+from cityos.security.netguard import DestinationError, GuardedTransport
 
 CORE_CONTEXT_URL = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
 #: URLs served by the built-in core context (older versions are subsets of v1.8).
@@ -499,15 +500,19 @@ class ContextResolver:
         max_depth: int = 8,
         cache_size: int = 512,
         transport: httpx.BaseTransport | None = None,
+        allow_private_hosts: Iterable[str] = (),
     ) -> None:
         self._load = load
         self._save = save
         self.allow_hosts = frozenset(h.lower() for h in allow_hosts)
+        # hardening: hosts that may resolve to loopback/private addresses (cityos.security)
+        self.allow_private_hosts = frozenset(h.lower() for h in allow_private_hosts)
         self.timeout = timeout
         self.max_bytes = max_bytes
         self.max_depth = max_depth
         self._cache_size = cache_size
-        self._transport = transport  # lets tests serve HTTP without a network
+        # lets tests serve HTTP without a network; None: the network, through the SSRF guard
+        self._transport = transport
         self._contexts: OrderedDict[tuple[Any, ...], Context] = OrderedDict()
         self._documents: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
@@ -587,6 +592,13 @@ class ContextResolver:
             return True
         return any(h.startswith("*.") and host.endswith(h[1:]) for h in self.allow_hosts)
 
+    def private_allowed(self, host: str) -> bool:
+        """Whether ``host`` may resolve to loopback/private addresses (an operator's choice)."""
+        host = host.lower().strip("[]")
+        return host in self.allow_private_hosts or any(
+            h.startswith("*.") and host.endswith(h[1:]) for h in self.allow_private_hosts
+        )
+
     # -- internals ------------------------------------------------------------------------
     @staticmethod
     def _key(value: Any, core: bool) -> tuple[Any, ...]:
@@ -638,9 +650,13 @@ class ContextResolver:
 
     def _fetch(self, url: str) -> Any:
         deadline = time.monotonic() + self.timeout
+        # hardening (cityos.security.netguard): every connection, so every redirect hop, goes
+        # to an address resolved and checked at connect time; loopback/private ones only for
+        # hosts in allow_private_hosts
+        transport = self._transport or GuardedTransport(allow_private=self.private_allowed)
         try:
             with httpx.Client(
-                timeout=self.timeout, follow_redirects=False, transport=self._transport
+                timeout=self.timeout, follow_redirects=False, transport=transport
             ) as client:
                 for _hop in range(5):
                     if not self.host_allowed(url):
@@ -661,6 +677,13 @@ class ContextResolver:
                         break
                 else:
                     raise LdContextNotAvailable(f"@context {url}: too many redirects")
+        except DestinationError as exc:  # hardening: refused by the SSRF guard
+            hint = (
+                " (allow it with CITYOS_CONTEXT_ALLOW_PRIVATE_HOSTS)"
+                if getattr(exc, "allowable", False)
+                else ""
+            )
+            raise LdContextNotAvailable(f"@context {url} refused: {exc}{hint}") from None
         except httpx.HTTPError as exc:
             raise LdContextNotAvailable(f"@context {url} could not be fetched: {exc}") from exc
         try:

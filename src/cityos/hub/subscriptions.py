@@ -15,6 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from cityos.hub.errors import BadRequestData
 from cityos.hub.ldcontext import Context, ContextResolver
@@ -25,6 +26,7 @@ from cityos.hub.query.model import EntityQuery, GeoQuery, QExpr, ScopeExpr, Type
 from cityos.hub.query.q import expand_q, parse_q, parse_scope_q
 from cityos.hub.representation import is_uri, render_entity
 from cityos.hub.store.base import Store
+from cityos.security.netguard import literal_problem
 
 FORMATS = {"normalized", "keyValues", "concise", "simplified"}
 TRIGGERS = {
@@ -50,9 +52,18 @@ STATUS_FIELDS = (
 
 
 def parse_subscription(
-    body: Any, ctx: Context, *, sub_id: str | None = None, allow_local: bool = False
+    body: Any,
+    ctx: Context,
+    *,
+    sub_id: str | None = None,
+    allow_local: bool = False,
+    allow_private: bool = True,
 ) -> dict[str, Any]:
-    """Validate a subscription body (clause 5.2.12) and return the document to store."""
+    """Validate a subscription body (clause 5.2.12) and return the document to store.
+
+    ``allow_private`` False: an endpoint whose host is a literal loopback/private address
+    (or ``localhost``) is refused here already; the deliverer checks every address it
+    connects to anyway (cityos.security.netguard), names included."""
     if not isinstance(body, dict):
         raise BadRequestData("a subscription must be a JSON object")
     sid = sub_id or body.get("id") or f"urn:ngsi-ld:Subscription:{uuid.uuid4()}"
@@ -95,6 +106,8 @@ def parse_subscription(
         raise BadRequestData(
             f"notification endpoint {endpoint['uri']!r}: use http://, https:// or mqtt://host:port/topic"
         )
+    if not local:  # hardening: a literal address the deliverer would refuse is a 400 now
+        _check_endpoint_address(endpoint["uri"], allow_private)
     fmt = notification.get("format", "normalized")
     if fmt not in FORMATS:
         raise BadRequestData(f"notification.format must be one of {', '.join(sorted(FORMATS))}")
@@ -139,6 +152,21 @@ def parse_subscription(
     doc.setdefault("createdAt", now_iso())
     doc["modifiedAt"] = now_iso()
     return doc
+
+
+def _check_endpoint_address(uri: str, allow_private: bool) -> None:
+    try:
+        host = urlsplit(uri).hostname or ""
+    except ValueError as exc:
+        raise BadRequestData(f"notification endpoint {uri!r}: {exc}") from None
+    why = literal_problem(host, allow_private=allow_private)
+    if why is not None:
+        hint = (
+            "; an operator may allow private endpoints with CITYOS_NOTIFY_ALLOW_PRIVATE=true"
+            if literal_problem(host, allow_private=True) is None
+            else ""
+        )
+        raise BadRequestData(f"notification endpoint {uri!r} is refused: {why}{hint}")
 
 
 def _regex(pattern: Any) -> re.Pattern[str]:

@@ -27,6 +27,10 @@ from cityos.hub.core import Hub
 from cityos.hub.delivery import Deliverer
 from cityos.hub.errors import InvalidRequest, ResourceNotFound
 from cityos.hub.retention import RetentionRule, retention_rules, run_retention
+from cityos.security import audit as audit_api
+from cityos.security import identity
+from cityos.security.guard import AuditRecorder, Guard, load_policy
+from cityos.security.headers import harden
 from cityos.web.openapi import openapi_document
 
 log = logging.getLogger("cityos.web")
@@ -85,6 +89,7 @@ async def _retention_loop(hub: Hub, rules: list[RetentionRule], interval_s: int)
 
 def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGIApp:
     settings = settings or (hub.settings if hub else Settings.load())
+    notify_private = settings.notify_private_allowed()  # hardening: a bad value stops here
     hub = hub or Hub(settings)
 
     async def openapi(request: Request) -> Response:
@@ -102,7 +107,12 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/version", version, methods=["GET"]),
+        *identity.routes(),
+        *audit_api.routes(),
     ]
+    audit_log = audit_api.AuditLog(hub.store, key_path=settings.audit_key_path)
+    recorder = AuditRecorder(audit_log)
+    policy = load_policy(hub)  # a bad rules file stops the server here, with the reason
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -114,8 +124,13 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
             poll_s=settings.notify_poll_s,
             local=hub.local_receivers,
             index=hub.subscriptions,
+            allow_private=notify_private,  # hardening: SSRF guard (cityos.security.netguard)
         )
         delivery = asyncio.create_task(deliverer.run_forever())
+        auditing = [
+            asyncio.create_task(recorder.run()),
+            asyncio.create_task(audit_api.run_signer(audit_log, settings.audit_sign_interval_s)),
+        ]
         app.state.agent.start()  # devices: counters flushed to Device entities, command expiry
         mqtt_ingest = None
         if settings.mqtt_url:
@@ -136,6 +151,9 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
         if mqtt_ingest is not None:
             mqtt_ingest.stop()
         await asyncio.to_thread(app.state.agent.stop)  # a last flush of the device counters
+        for task in auditing:
+            task.cancel()
+        await asyncio.to_thread(recorder.flush)  # the last records of this worker
         delivery.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await delivery
@@ -150,6 +168,12 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
     app.state.hub = hub
     app.state.agent = Agent(hub)
     app.router.redirect_slashes = False
-    wrapped = NormalisePath(app)
+    app.state.audit = audit_log
+    app.state.policy = policy
+    # the door (cityos.security.guard): authentication, tenant binding, roles, audit —
+    # inside the path normalisation so it judges the path the router will see
+    wrapped = NormalisePath(Guard(app, hub, policy, recorder))
+    # hardening: security headers, CORS if configured, rate limits (cityos.security.headers)
+    wrapped = harden(wrapped, settings)
     wrapped.state = app.state  # type: ignore[attr-defined]
     return wrapped

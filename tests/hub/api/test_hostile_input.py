@@ -19,7 +19,8 @@ BASE = "/ngsi-ld/v1"
 
 @pytest.fixture(scope="module")
 def sqlite_client(tmp_path_factory):
-    settings = Settings(max_body_bytes=32 * 1024)
+    # rate_per_s=0: the fuzzing floods on purpose (rate limits: tests/security/test_ratelimit.py)
+    settings = Settings(max_body_bytes=32 * 1024, rate_per_s=0)
     hub = Hub(settings, store=SqliteStore(tmp_path_factory.mktemp("fuzz") / "f.db"))
     with TestClient(create_app(settings, hub)) as c:
         seed = {"id": "urn:ngsi-ld:T:seed", "type": "T", "v": {"type": "Property", "value": 1}}

@@ -38,8 +38,8 @@ async def create_subscription(request: Request) -> Response:
     tenant = tenant_of(request, read=False)
     body = await read_body(request)
     ctx = resolve_context(request, body)
-    doc = parse_subscription(body, ctx)
     hub = hub_of(request)
+    doc = parse_subscription(body, ctx, allow_private=hub.settings.notify_private_allowed())
     if hub.store.get_subscription(tenant, doc["id"]) is not None:
         raise AlreadyExists(f"subscription {doc['id']} already exists")
     hub.store.put_subscription(tenant, doc)
@@ -96,7 +96,9 @@ async def update_subscription(request: Request) -> Response:
     merged.update({k: v for k, v in body.items() if k != "@context" and k not in STATUS_FIELDS})
     if "isActive" in body:
         merged["status"] = "active" if body["isActive"] else "paused"
-    doc = parse_subscription(merged, ctx, sub_id=current["id"])
+    doc = parse_subscription(
+        merged, ctx, sub_id=current["id"], allow_private=hub.settings.notify_private_allowed()
+    )
     hub.store.put_subscription(tenant, doc)
     hub.subscriptions.invalidate()
     return Response(status_code=204)

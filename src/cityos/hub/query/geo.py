@@ -21,7 +21,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 from shapely.ops import nearest_points
 
-from cityos.hub.errors import BadRequestData
+from cityos.hub.errors import BadRequestData, TooComplexQuery
 from cityos.hub.model import DEFAULT_GEOPROPERTY
 from cityos.hub.query.model import GEORELS, GeoQuery
 
@@ -37,6 +37,9 @@ QUERY_GEOMETRIES = (
     "MultiPolygon",
 )
 _AREAS = ("Polygon", "MultiPolygon")
+# hardening: the size of a query geometry (a URL parameter or a subscription's geoQ)
+MAX_COORDINATES_CHARS = 262_144
+MAX_QUERY_POSITIONS = 10_000
 _PREPARED_ATTR = "_cityos_prepared"
 
 
@@ -164,6 +167,11 @@ def parse_geo_query(
     if geometry not in QUERY_GEOMETRIES:
         raise BadRequestData(f"geometry: {geometry!r} is not one of {', '.join(QUERY_GEOMETRIES)}")
     if isinstance(coordinates, str):
+        if len(coordinates) > MAX_COORDINATES_CHARS:
+            raise TooComplexQuery(
+                f"coordinates are {len(coordinates)} characters long; the limit is "
+                f"{MAX_COORDINATES_CHARS}"
+            )
         try:
             coords = json.loads(coordinates)
         except ValueError as exc:
@@ -172,6 +180,10 @@ def parse_geo_query(
             ) from exc
     else:
         coords = coordinates
+    if _count_positions(coords) > MAX_QUERY_POSITIONS:
+        raise TooComplexQuery(
+            f"coordinates: a query geometry has at most {MAX_QUERY_POSITIONS} positions"
+        )
     geom = {"type": geometry, "coordinates": coords}
     validate_geometry(geom, "coordinates")
     if rel == "within" and geometry not in _AREAS:
@@ -188,6 +200,20 @@ def parse_geo_query(
         max_distance=max_d,
         min_distance=min_d,
     )
+
+
+def _count_positions(value: Any) -> int:
+    """How many positions (innermost lists) nested lists hold; iterative, so deep nesting
+    cannot exhaust the stack."""
+    count, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, list):
+            if item and not isinstance(item[0], list):
+                count += 1
+            else:
+                stack.extend(item)
+    return count
 
 
 # ---------------------------------------------------------------------------- boxes

@@ -37,6 +37,10 @@ from cityos.hub.query.model import (
 
 MAX_QUERY_LENGTH = 4096
 MAX_DEPTH = 32
+MAX_TERMS = 256  # hardening: comparisons in one q / scopeQ / type expression
+# hardening: levels of alternating ';' / '|' (each is a nested SQL parenthesis; SQLite's
+# parser gave up at about 20 levels: a 500 before this limit)
+MAX_NESTING = 12
 
 # Sub-path names that address a member of the instance rather than a sub-attribute.
 MEMBER_SUBS = frozenset(
@@ -71,6 +75,7 @@ class _Reader:
         self.i = 0
         self.what = what
         self.depth = 0
+        self.terms = 0
 
     def error(self, expected: str, at: int | None = None) -> BadRequestData:
         pos = self.i if at is None else at
@@ -140,6 +145,9 @@ def _boolean_tree(
                 raise reader.error("')' or a logical operator (';' or '|')")
             reader.leave()
             return inner
+        reader.terms += 1
+        if reader.terms > MAX_TERMS:
+            raise TooComplexQuery(f"{reader.what} has more than {MAX_TERMS} terms")
         return leaf()
 
     if reader.at_end():
@@ -147,7 +155,25 @@ def _boolean_tree(
     tree = parse_or()
     if not reader.at_end():
         raise reader.error("a logical operator (';' or '|') or the end of the expression")
+    if _nesting(tree, (and_cls, or_cls)) > MAX_NESTING:
+        raise TooComplexQuery(
+            f"{reader.what} nests ';' and '|' more than {MAX_NESTING} levels deep"
+        )
     return tree
+
+
+def _nesting(tree: object, kinds: tuple[type, ...]) -> int:
+    """How many and/or levels deep ``tree`` is (iteratively)."""
+    deepest, stack = 0, [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, kinds):
+            depth += 1
+            deepest = max(deepest, depth)
+            stack.extend((item, depth) for item in node.items)  # type: ignore[attr-defined]
+        elif hasattr(node, "expr"):  # a negation
+            stack.append((node.expr, depth))
+    return deepest
 
 
 # ---------------------------------------------------------------------------- q

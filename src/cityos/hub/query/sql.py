@@ -161,6 +161,19 @@ def _and(a: Fragment | bool, b: Fragment | bool, dialect: Dialect) -> Fragment |
     return f"({a[0]} AND {b[0]})", a[1] + b[1]
 
 
+def _and_all(items: list[Fragment | bool]) -> Fragment | bool:
+    """One flat ``(a AND b AND c)``: folding with :func:`_and` nests a parenthesis per term,
+    and SQLite's parser overflowed at about 64 terms (a 500 for a long ``q``)."""
+    if any(i is False for i in items):
+        return False
+    frags = [i for i in items if i is not True]
+    if not frags:
+        return True
+    if len(frags) == 1:
+        return frags[0]
+    return "(" + " AND ".join(f[0] for f in frags) + ")", [p for f in frags for p in f[1]]
+
+
 def _or(items: list[Fragment | bool], dialect: Dialect) -> Fragment | bool:
     if any(i is True for i in items):
         return True
@@ -392,10 +405,7 @@ def _compile(expr: QExpr, dialect: Dialect, doc: str) -> Fragment | bool:
             return not inner
         return f"(NOT {inner[0]})", inner[1]
     if isinstance(expr, And):
-        result: Fragment | bool = True
-        for item in expr.items:
-            result = _and(result, _compile(item, dialect, doc), dialect)
-        return result
+        return _and_all([_compile(item, dialect, doc) for item in expr.items])
     if isinstance(expr, Or):
         return _or([_compile(item, dialect, doc) for item in expr.items], dialect)
     raise TypeError(f"not a q expression: {expr!r}")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
@@ -85,6 +85,32 @@ class AttributeUse:
     attr: str
     attr_type: str
     entity_count: int
+
+
+@dataclass(slots=True)
+class AuditEntry:
+    """One record of the audit log (:mod:`cityos.security.audit`): ``record`` is the exact
+    canonical JSON text that was hashed, ``leaf_hash`` its RFC 6962 leaf hash."""
+
+    seq: int  # the leaf index, from 0
+    time: str
+    record: str
+    leaf_hash: bytes
+
+
+@dataclass(slots=True)
+class AuditHead:
+    """A signed tree head of the audit log (``timestamp`` in ms since the epoch)."""
+
+    tree_size: int
+    timestamp: int
+    root_hash: bytes
+    signature: bytes
+    key_id: str
+
+
+# (size, state) -> (entries to insert at seq size, size + 1, …; the new state)
+AuditBuild = Callable[[int, bytes], tuple[list[AuditEntry], bytes]]
 
 
 @dataclass
@@ -342,6 +368,34 @@ class Store(ABC):
 
     @abstractmethod
     def delete_context(self, key: str) -> bool: ...
+
+    # -- the audit log (cityos.security.audit keeps the Merkle tree; these only store it) --
+    @abstractmethod
+    def audit_append(self, build: AuditBuild) -> list[AuditEntry]:
+        """Append to the audit log in one transaction: lock the log's (size, state), call
+        ``build(size, state)`` for the entries (seq ``size`` on) and the new state, store
+        both. Appenders in every worker are serialised, so seq has no gaps."""
+
+    @abstractmethod
+    def audit_state(self) -> tuple[int, bytes]:
+        """The log's size (records appended) and its state (the tree's frontier)."""
+
+    @abstractmethod
+    def audit_entries(
+        self, start: int, end: int | None = None, limit: int | None = None
+    ) -> list[AuditEntry]:
+        """Stored records with ``start <= seq < end``, by seq (at most ``limit``)."""
+
+    @abstractmethod
+    def audit_leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        """The leaf hashes of seq ``start`` to ``end - 1``, by seq."""
+
+    @abstractmethod
+    def audit_add_head(self, head: AuditHead) -> None: ...
+
+    @abstractmethod
+    def audit_heads(self, latest: bool = False) -> list[AuditHead]:
+        """Signed tree heads by size then time (only the newest one if ``latest``)."""
 
     # -- bulk -----------------------------------------------------------------------
     def iter_entities(self, tenant: str, batch: int = 1000) -> Iterator[Entity]:

@@ -48,6 +48,9 @@ from cityos.hub.query.model import (
 from cityos.hub.store.base import (
     DEFAULT_TENANT,
     AttributeUse,
+    AuditBuild,
+    AuditEntry,
+    AuditHead,
     Claimed,
     HistoryRow,
     Notification,
@@ -186,6 +189,35 @@ MIGRATIONS: list[tuple[str, str]] = [
         END $$;
         CREATE TRIGGER outbox_notify AFTER INSERT ON outbox
             FOR EACH STATEMENT EXECUTE FUNCTION cityos_outbox_notify();
+        """,
+    ),
+    (
+        "0007_audit_log",
+        # the audit log (cityos.security.audit): records with their RFC 6962 leaf hashes (the
+        # record as text, not jsonb: its exact bytes are hashed), the tree's frontier (one
+        # row, also the appenders' lock: seq has no gaps) and the signed tree heads
+        """
+        CREATE TABLE audit_log(
+            seq bigint PRIMARY KEY,
+            time text NOT NULL,
+            record text NOT NULL,
+            leaf_hash bytea NOT NULL
+        );
+        CREATE TABLE audit_state(
+            one integer PRIMARY KEY CHECK (one = 1),
+            size bigint NOT NULL,
+            frontier bytea NOT NULL
+        );
+        INSERT INTO audit_state VALUES (1, 0, ''::bytea);
+        CREATE TABLE audit_heads(
+            hid bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            tree_size bigint NOT NULL,
+            timestamp_ms bigint NOT NULL,
+            root_hash bytea NOT NULL,
+            signature bytea NOT NULL,
+            key_id text NOT NULL
+        );
+        CREATE INDEX audit_heads_size ON audit_heads(tree_size, timestamp_ms);
         """,
     ),
 ]
@@ -1321,6 +1353,77 @@ class PostgresStore(Store):
         with self._pool.connection() as conn:
             cur = conn.execute("DELETE FROM contexts WHERE id = %s OR url = %s", (key, key))
         return cur.rowcount > 0
+
+    # -- the audit log --------------------------------------------------------------------
+    def audit_append(self, build: AuditBuild) -> list[AuditEntry]:
+        with self._pool.connection() as conn, conn.transaction():
+            row = conn.execute("SELECT size, frontier FROM audit_state FOR UPDATE").fetchone()
+            assert row is not None
+            size, state = row
+            entries, new_state = build(size, bytes(state))
+            # one statement, one round trip (a pipelined executemany costs more for one row)
+            columns = [(e.seq, e.time, e.record, e.leaf_hash) for e in entries]
+            if len(entries) == 1:
+                rows = "VALUES (%s, %s, %s, %s)"
+                params: list[Any] = list(columns[0])
+            else:
+                rows = "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bytea[])"
+                params = [list(col) for col in zip(*columns, strict=True)]
+            conn.execute(
+                f"WITH rows AS (INSERT INTO audit_log(seq, time, record, leaf_hash) {rows})"
+                " UPDATE audit_state SET size = %s, frontier = %s",
+                (*params, size + len(entries), new_state),
+            )
+        return entries
+
+    def audit_state(self) -> tuple[int, bytes]:
+        with self._pool.connection() as conn:
+            row = conn.execute("SELECT size, frontier FROM audit_state").fetchone()
+        assert row is not None
+        return row[0], bytes(row[1])
+
+    def audit_entries(
+        self, start: int, end: int | None = None, limit: int | None = None
+    ) -> list[AuditEntry]:
+        sql = "SELECT seq, time, record, leaf_hash FROM audit_log WHERE seq >= %s"
+        params: list[Any] = [start]
+        if end is not None:
+            sql += " AND seq < %s"
+            params.append(end)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(limit)
+        with self._pool.connection() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return [AuditEntry(r[0], r[1], r[2], bytes(r[3])) for r in rows]
+
+    def audit_leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        with self._pool.connection() as conn:
+            rows = conn.execute(
+                "SELECT leaf_hash FROM audit_log WHERE seq >= %s AND seq < %s ORDER BY seq",
+                (start, end),
+            ).fetchall()
+        return [bytes(r[0]) for r in rows]
+
+    def audit_add_head(self, head: AuditHead) -> None:
+        with self._pool.connection() as conn:
+            conn.execute(
+                "INSERT INTO audit_heads(tree_size, timestamp_ms, root_hash, signature, key_id)"
+                " VALUES (%s, %s, %s, %s, %s)",
+                (head.tree_size, head.timestamp, head.root_hash, head.signature, head.key_id),
+            )
+
+    def audit_heads(self, latest: bool = False) -> list[AuditHead]:
+        sql = "SELECT tree_size, timestamp_ms, root_hash, signature, key_id FROM audit_heads"
+        sql += (
+            " ORDER BY tree_size DESC, timestamp_ms DESC, hid DESC LIMIT 1"
+            if latest
+            else " ORDER BY tree_size, timestamp_ms, hid"
+        )
+        with self._pool.connection() as conn:
+            rows = conn.execute(sql).fetchall()
+        return [AuditHead(r[0], r[1], bytes(r[2]), bytes(r[3]), r[4]) for r in rows]
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:

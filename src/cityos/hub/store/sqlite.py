@@ -30,6 +30,9 @@ from cityos.hub.query.model import EntityQuery, GeoQuery, TypeAnd, TypeExpr, Typ
 from cityos.hub.store.base import (
     DEFAULT_TENANT,
     AttributeUse,
+    AuditBuild,
+    AuditEntry,
+    AuditHead,
     Claimed,
     HistoryRow,
     Notification,
@@ -156,6 +159,34 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         INSERT INTO subscription_version VALUES (1, 0);
         CREATE INDEX outbox_subscription ON outbox(tenant, subscription_id, nid);
+        """,
+    ),
+    (
+        "0007_audit_log",
+        # the audit log (cityos.security.audit): records with their RFC 6962 leaf hashes,
+        # the tree's frontier (one row, also the appenders' lock) and the signed tree heads
+        """
+        CREATE TABLE audit_log(
+            seq INTEGER PRIMARY KEY,
+            time TEXT NOT NULL,
+            record TEXT NOT NULL,
+            leaf_hash BLOB NOT NULL
+        );
+        CREATE TABLE audit_state(
+            one INTEGER PRIMARY KEY CHECK (one = 1),
+            size INTEGER NOT NULL,
+            frontier BLOB NOT NULL
+        );
+        INSERT INTO audit_state VALUES (1, 0, x'');
+        CREATE TABLE audit_heads(
+            hid INTEGER PRIMARY KEY,
+            tree_size INTEGER NOT NULL,
+            timestamp_ms INTEGER NOT NULL,
+            root_hash BLOB NOT NULL,
+            signature BLOB NOT NULL,
+            key_id TEXT NOT NULL
+        );
+        CREATE INDEX audit_heads_size ON audit_heads(tree_size, timestamp_ms);
         """,
     ),
 ]
@@ -866,6 +897,68 @@ class SqliteStore(Store):
         with self._lock:
             cur = self._conn.execute("DELETE FROM contexts WHERE id = ? OR url = ?", (key, key))
         return cur.rowcount > 0
+
+    # -- the audit log --------------------------------------------------------------------
+    def audit_append(self, build: AuditBuild) -> list[AuditEntry]:
+        with self._write() as c:
+            size, state = c.execute("SELECT size, frontier FROM audit_state").fetchone()
+            entries, new_state = build(size, bytes(state))
+            c.executemany(
+                "INSERT INTO audit_log(seq, time, record, leaf_hash) VALUES (?, ?, ?, ?)",
+                [(e.seq, e.time, e.record, e.leaf_hash) for e in entries],
+            )
+            c.execute(
+                "UPDATE audit_state SET size = ?, frontier = ?", (size + len(entries), new_state)
+            )
+        return entries
+
+    def audit_state(self) -> tuple[int, bytes]:
+        with self._lock:
+            size, state = self._conn.execute("SELECT size, frontier FROM audit_state").fetchone()
+        return size, bytes(state)
+
+    def audit_entries(
+        self, start: int, end: int | None = None, limit: int | None = None
+    ) -> list[AuditEntry]:
+        sql = "SELECT seq, time, record, leaf_hash FROM audit_log WHERE seq >= ?"
+        params: list[Any] = [start]
+        if end is not None:
+            sql += " AND seq < ?"
+            params.append(end)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        return [AuditEntry(r[0], r[1], r[2], bytes(r[3])) for r in rows]
+
+    def audit_leaf_hashes(self, start: int, end: int) -> list[bytes]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT leaf_hash FROM audit_log WHERE seq >= ? AND seq < ? ORDER BY seq",
+                (start, end),
+            ).fetchall()
+        return [bytes(r[0]) for r in rows]
+
+    def audit_add_head(self, head: AuditHead) -> None:
+        with self._write() as c:
+            c.execute(
+                "INSERT INTO audit_heads(tree_size, timestamp_ms, root_hash, signature, key_id)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (head.tree_size, head.timestamp, head.root_hash, head.signature, head.key_id),
+            )
+
+    def audit_heads(self, latest: bool = False) -> list[AuditHead]:
+        sql = "SELECT tree_size, timestamp_ms, root_hash, signature, key_id FROM audit_heads"
+        sql += (
+            " ORDER BY tree_size DESC, timestamp_ms DESC, hid DESC LIMIT 1"
+            if latest
+            else " ORDER BY tree_size, timestamp_ms, hid"
+        )
+        with self._lock:
+            rows = self._conn.execute(sql).fetchall()
+        return [AuditHead(r[0], r[1], bytes(r[2]), bytes(r[3]), r[4]) for r in rows]
 
 
 def _ctx_row(r: tuple[Any, ...]) -> StoredContext:

@@ -1,0 +1,209 @@
+"""The door: every request is authenticated, bound to its tenants and checked against the
+roles' rules before any handler runs (when ``CITYOS_AUTH_REQUIRED`` is on).
+
+What is checked here is the *route*: who the caller is (401 otherwise), that the tenant the
+request names is one of the principal's (403), and that some rule of the principal's roles
+grants the route's action in that tenant (403). What is checked inside the handlers is the
+*data*: which entity types, ids and attributes (see :mod:`cityos.security.policy`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from cityos.hub.core import Hub
+from cityos.hub.errors import NgsiLdError
+from cityos.hub.ldcontext import core_context
+from cityos.hub.model import now_iso
+from cityos.security.audit import AuditLog
+from cityos.security.identity import authenticate
+from cityos.security.policy import EXAMPLE_ROLES, Policy
+from cityos.security.principal import AuthError, Principal
+
+log = logging.getLogger("cityos.security.guard")
+
+# Reachable without credentials: liveness, the API description, getting a token.
+OPEN_PATHS = frozenset({"/health", "/version", "/openapi.json", "/auth/token", "/auth/jwks.json"})
+TENANT_HEADERS = (b"ngsild-tenant", b"fiware-service")
+
+
+class Forbidden(NgsiLdError):
+    status = 403
+    title = "Forbidden"
+
+    @property
+    def type_uri(self) -> str:  # NGSI-LD defines no 403 type
+        return "urn:cityos:errors:Forbidden"
+
+
+def action_of(method: str, path: str, query: str) -> str:
+    """The policy action a route performs."""
+    if path.startswith(("/iot/", "/audit", "/ngsi-ld/v1/jsonldContexts")):
+        if path.startswith(("/iot/d", "/iot/json")) and method == "POST":
+            return "write"  # device measures (the device key's own check follows)
+        return "administer" if method != "GET" or path.startswith("/audit") else "read"
+    if "/subscriptions" in path:
+        return "subscribe"
+    if path.endswith("/entityOperations/query"):
+        return "read"
+    if method in ("GET", "HEAD"):
+        if "/temporal/" in path and "aggrMethods" in parse_qs(query):
+            return "aggregate"
+        return "read"
+    if method == "DELETE" or path.endswith("/entityOperations/delete"):
+        return "delete"
+    return "write"
+
+
+class Guard:
+    """Pure ASGI middleware in front of the whole app."""
+
+    def __init__(
+        self, app: ASGIApp, hub: Hub, policy: Policy, audit: AuditRecorder | None = None
+    ) -> None:
+        self.app = app
+        self.hub = hub
+        self.policy = policy
+        self.audit = audit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.hub.settings.auth_required:
+            await self.app(scope, receive, send)
+            return
+        path = scope["path"]
+        if path in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        try:
+            principal = self.check(scope)
+        except NgsiLdError as err:
+            self._record(scope, None, "denied", err.status)
+            await _problem(send, err)
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        if scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_noting_status(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:  # every write (or attempt) is audited with what came of it
+            self._record(scope, principal, "ok" if status < 400 else "refused", status)
+
+    def _record(self, scope: Scope, principal: Principal | None, outcome: str, status: int) -> None:
+        if self.audit is None:
+            return
+        query = scope.get("query_string", b"").decode("latin-1")
+        self.audit.add(
+            {
+                "actor": principal.subject if principal else _client(scope),
+                "tenant": _tenant(scope),
+                "action": action_of(scope["method"], scope["path"], query),
+                "target": f"{scope['method']} {scope['path']}",
+                "outcome": outcome,
+                "status": status,
+            }
+        )
+
+    def check(self, scope: Scope) -> Principal:
+        principal = authenticate(scope["headers"], self.hub.settings, self.hub.store)
+        if principal is None:
+            raise AuthError("credentials required: Authorization: Bearer <token>", error=None)
+        tenant = _tenant(scope)
+        if not principal.in_tenant(tenant):
+            raise Forbidden(f"{principal.subject} may not act in tenant {tenant or '(default)'}")
+        method = scope["method"]
+        query = scope.get("query_string", b"").decode("latin-1")
+        action = action_of(method, scope["path"], query)
+        if scope["path"].startswith(("/iot/d", "/iot/json")) and method == "POST":
+            params = parse_qs(query)
+            apikey, device = params.get("k", [""])[0], params.get("i", [""])[0]
+            if principal.may_send_as_device(tenant, apikey, device):
+                return principal
+        if not self.policy.allowed(principal.roles, tenant, action):
+            raise Forbidden(
+                f"no rule of role(s) {', '.join(sorted(principal.roles)) or '(none)'}"
+                f" allows {action} in tenant {tenant or '(default)'}"
+            )
+        return principal
+
+
+class AuditRecorder:
+    """Audit records queued by requests and appended in batches (one transaction each) by
+    a background task, so a write pays microseconds, not an append of its own. A crash can
+    lose the last ``interval_s`` of records (docs/security.md)."""
+
+    def __init__(self, log_: AuditLog, interval_s: float = 0.2) -> None:
+        self.log = log_
+        self.interval_s = interval_s
+        self._queue: list[dict[str, Any]] = []
+
+    def add(self, record: dict[str, Any]) -> None:
+        record["time"] = now_iso()
+        self._queue.append(record)
+
+    def flush(self) -> int:
+        batch, self._queue = self._queue, []
+        if batch:
+            try:
+                self.log.append_many(batch)
+            except Exception:
+                self._queue[:0] = batch  # kept, in order, for the next try
+                raise
+        return len(batch)
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await asyncio.to_thread(self.flush)
+            except Exception:
+                log.exception("audit append failed; records kept for the next try")
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return f"ip:{client[0]}" if client else "unknown"
+
+
+def _tenant(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name in TENANT_HEADERS:
+            return value.decode("latin-1")
+    return ""
+
+
+async def _problem(send: Send, err: NgsiLdError) -> None:
+    body = orjson.dumps(
+        {"type": err.type_uri, "title": err.title, "status": err.status, "detail": err.detail}
+    )
+    headers: list[tuple[bytes, bytes]] = [
+        (b"content-type", b"application/problem+json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    extra: Any = getattr(err, "headers", None)
+    if isinstance(extra, dict):
+        headers += [(k.lower().encode(), str(v).encode()) for k, v in extra.items()]
+    await send({"type": "http.response.start", "status": err.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def load_policy(hub: Hub) -> Policy:
+    """The rules in ``CITYOS_POLICY_PATH`` (a bad file stops the server with the reason),
+    else the example roles."""
+    ctx = core_context()
+    path = hub.settings.policy_path
+    return Policy.load(path, ctx) if path else Policy(EXAMPLE_ROLES, ctx)
