@@ -35,7 +35,12 @@ ALL_ROUTES = [(PREFIX + p, m) for p, m, _, _ in ROUTES] + [(p, m) for p, m, _, _
 def door(request, tmp_path) -> Iterator[tuple[TestClient, Hub]]:
     from cityos.web.app import create_app
 
-    settings = Settings(auth_required=True, token_key_path=str(tmp_path / "key.pem"))
+    settings = Settings(
+        auth_required=True,
+        token_key_path=str(tmp_path / "key.pem"),
+        audit_key_path=str(tmp_path / "audit.pem"),
+        rate_per_s=0,  # the walk is hundreds of requests from one client
+    )
     if request.param == "sqlite":
         from cityos.hub.store.sqlite import SqliteStore
 

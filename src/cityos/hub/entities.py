@@ -21,6 +21,7 @@ from cityos.hub.errors import (
 )
 from cityos.hub.model import INSTANCE_MEMBER_KEYS, Entity, Instance, now_iso
 from cityos.hub.store.base import HistoryRow, Store, Transaction
+from cityos.security.scope import check_write
 
 if TYPE_CHECKING:
     from cityos.hub.subscriptions import SubscriptionIndex
@@ -142,16 +143,20 @@ class _Tracked(Transaction):
         return found
 
     def insert(self, entity: Entity) -> None:
+        check_write(None, entity)
         self.tx.insert(entity)
         self.transitions.append((None, entity))
         self.current[entity["id"]] = entity
 
     def update(self, entity: Entity) -> None:
+        check_write(self.current.get(entity["id"]), entity)
         self.tx.update(entity)
         self.transitions.append((self.current.get(entity["id"]), entity))
         self.current[entity["id"]] = entity
 
     def delete(self, entity_id: str) -> bool:
+        if (old := self.current.get(entity_id)) is not None:
+            check_write(old, None)
         deleted = self.tx.delete(entity_id)
         if deleted:
             self.transitions.append((self.current.get(entity_id), None))

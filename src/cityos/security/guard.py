@@ -25,21 +25,13 @@ from cityos.security.audit import AuditLog
 from cityos.security.identity import authenticate
 from cityos.security.policy import EXAMPLE_ROLES, Policy
 from cityos.security.principal import AuthError, Principal
+from cityos.security.scope import Forbidden, as_caller
 
 log = logging.getLogger("cityos.security.guard")
 
 # Reachable without credentials: liveness, the API description, getting a token.
 OPEN_PATHS = frozenset({"/health", "/version", "/openapi.json", "/auth/token", "/auth/jwks.json"})
 TENANT_HEADERS = (b"ngsild-tenant", b"fiware-service")
-
-
-class Forbidden(NgsiLdError):
-    status = 403
-    title = "Forbidden"
-
-    @property
-    def type_uri(self) -> str:  # NGSI-LD defines no 403 type
-        return "urn:cityos:errors:Forbidden"
 
 
 def action_of(method: str, path: str, query: str) -> str:
@@ -87,6 +79,7 @@ class Guard:
             await _problem(send, err)
             return
         scope.setdefault("state", {})["principal"] = principal
+        as_caller(principal, _tenant(scope), self.policy)  # the data's rules (scope.py)
         if scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return

@@ -39,6 +39,7 @@ from cityos.hub.representation import (
     parse_types,
     render_entity,
 )
+from cityos.security.scope import restrict_query, visible_all
 
 
 async def _entities_body(request: Request) -> tuple[list[Any], Context | None]:
@@ -236,7 +237,7 @@ async def batch_query(request: Request) -> Response:
             f"limit {query.limit} is over the maximum page size of {settings.max_page_size}"
         )
     opts = render_options(request, ctx)
-    result = hub_of(request).store.query(tenant, query)
+    result = hub_of(request).store.query(tenant, restrict_query(query))
     headers = {"NGSILD-Results-Count": str(result.count)} if query.count else {}
-    out = [render_entity(e, ctx, **opts.kwargs()) for e in result.entities]
+    out = [render_entity(e, ctx, **opts.kwargs()) for e in visible_all(result.entities)]
     return entity_response(request, out, media, headers=headers)

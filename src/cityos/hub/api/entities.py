@@ -39,6 +39,7 @@ from cityos.hub.representation import (
     render_geojson_collection,
     render_geojson_feature,
 )
+from cityos.security.scope import restrict_query, visible, visible_all
 
 BASE = "/ngsi-ld/v1"
 
@@ -89,7 +90,10 @@ async def retrieve_entity(request: Request) -> Response:
     media = response_media(request, geo=True)
     ctx = resolve_context(request)
     opts = render_options(request, ctx)
-    entity = hub_of(request).entities.retrieve(tenant, _entity_id(request))
+    eid = _entity_id(request)
+    entity = visible(hub_of(request).entities.retrieve(tenant, eid))
+    if entity is None:  # not the caller's to see: as if it did not exist
+        raise ResourceNotFound(f"entity {eid} not found")
     if media == GEOJSON:
         feature = render_geojson_feature(entity, ctx, geoproperty=opts.geoproperty, **opts.kwargs())
         return entity_response(request, feature, GEOJSON)
@@ -102,17 +106,16 @@ async def query_entities(request: Request) -> Response:
     media = response_media(request, geo=True)
     ctx = resolve_context(request)
     opts = render_options(request, ctx)
-    query = entity_query(request, ctx)
+    query = restrict_query(entity_query(request, ctx))
     result = hub_of(request).store.query(tenant, query)
+    found = visible_all(result.entities)
     headers = {}
     if query.count:
         headers["NGSILD-Results-Count"] = str(result.count)
     if media == GEOJSON:
-        body = render_geojson_collection(
-            result.entities, ctx, geoproperty=opts.geoproperty, **opts.kwargs()
-        )
+        body = render_geojson_collection(found, ctx, geoproperty=opts.geoproperty, **opts.kwargs())
     else:
-        body = [render_entity(e, ctx, **opts.kwargs()) for e in result.entities]
+        body = [render_entity(e, ctx, **opts.kwargs()) for e in found]
     return entity_response(request, body, media, headers=headers)
 
 

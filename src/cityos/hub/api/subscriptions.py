@@ -22,6 +22,7 @@ from cityos.hub.api.common import (
 )
 from cityos.hub.errors import AlreadyExists, BadRequestData, ResourceNotFound
 from cityos.hub.subscriptions import STATUS_FIELDS, parse_subscription
+from cityos.security.scope import scope_subscription
 
 BASE = "/ngsi-ld/v1/subscriptions"
 
@@ -39,7 +40,9 @@ async def create_subscription(request: Request) -> Response:
     body = await read_body(request)
     ctx = resolve_context(request, body)
     hub = hub_of(request)
-    doc = parse_subscription(body, ctx, allow_private=hub.settings.notify_private_allowed())
+    doc = scope_subscription(
+        parse_subscription(body, ctx, allow_private=hub.settings.notify_private_allowed()), ctx
+    )
     if hub.store.get_subscription(tenant, doc["id"]) is not None:
         raise AlreadyExists(f"subscription {doc['id']} already exists")
     hub.store.put_subscription(tenant, doc)
@@ -96,8 +99,11 @@ async def update_subscription(request: Request) -> Response:
     merged.update({k: v for k, v in body.items() if k != "@context" and k not in STATUS_FIELDS})
     if "isActive" in body:
         merged["status"] = "active" if body["isActive"] else "paused"
-    doc = parse_subscription(
-        merged, ctx, sub_id=current["id"], allow_private=hub.settings.notify_private_allowed()
+    doc = scope_subscription(
+        parse_subscription(
+            merged, ctx, sub_id=current["id"], allow_private=hub.settings.notify_private_allowed()
+        ),
+        ctx,
     )
     hub.store.put_subscription(tenant, doc)
     hub.subscriptions.invalidate()

@@ -39,6 +39,7 @@ from cityos.hub.temporal import (
     parse_window,
     temporal_entity,
 )
+from cityos.security.scope import readable_attrs, restrict_query, visible
 
 MAX_HISTORY_ROWS = 100_000  # per entity and request; a larger window needs paging by time
 
@@ -86,6 +87,11 @@ def _rows(
     )
 
 
+def _action(opts: dict[str, Any]) -> str:
+    """Aggregates are their own action (a researcher may have them and nothing else)."""
+    return "aggregate" if opts.get("aggr_methods") else "read"
+
+
 def _render(
     request: Request,
     tenant: str,
@@ -95,6 +101,9 @@ def _render(
     attrs: list[str] | None,
 ) -> dict[str, Any]:
     rows = _rows(request, tenant, entity["id"], attrs, opts["window"])
+    keep = readable_attrs(entity["type"], _action(opts))
+    if keep is not None:  # the history of attributes the caller may not read stays out
+        rows = [r for r in rows if r.attr in keep]
     types = [ctx.compact_iri(t) for t in entity["type"]]
     return temporal_entity(
         entity["id"], types[0] if len(types) == 1 else types, rows, ctx.compact_iri, **opts
@@ -110,7 +119,7 @@ async def retrieve_temporal(request: Request) -> Response:
     opts = _temporal_options(request)
     attrs = [ctx.expand_term(a) for a in csv_param(request, "attrs") or []] or None
     entity = hub_of(request).store.get_entity(tenant, eid)
-    if entity is None:
+    if entity is None or visible(entity, _action(opts)) is None:
         raise ResourceNotFound(f"entity {eid} not found")
     return entity_response(request, _render(request, tenant, entity, ctx, opts, attrs), media)
 
@@ -124,6 +133,7 @@ async def query_temporal(request: Request) -> Response:
     query = entity_query(request, ctx)
     attrs = query.attrs
     query.attrs = None  # in the temporal API attrs selects attributes, not entities
+    query = restrict_query(query, _action(opts))
     result = hub_of(request).store.query(tenant, query)
     body = [_render(request, tenant, e, ctx, opts, attrs) for e in result.entities]
     headers = {"NGSILD-Results-Count": str(result.count)} if query.count else {}

@@ -1,0 +1,233 @@
+"""The rules applied to the data: what a principal's roles let it see and change of a tenant.
+
+The door (:mod:`cityos.security.guard`) decides whether a route may be called at all; here
+the same rules decide *which entities and attributes*:
+
+- queries are narrowed **in the database** to the entity types the roles may read (so
+  counts and pages are right), and ``q`` on an attribute the roles may not read is
+  rewritten to a name no entity has — it behaves as if the attribute did not exist;
+- entities are answered without the attributes the roles may not read (entities,
+  GeoJSON, temporal, notifications alike), and a single entity of a type the roles may
+  not read is answered 404, as if it did not exist;
+- writes are checked entity by entity inside the transaction: the type (and id), and each
+  attribute created, changed or removed; a refusal is 403 and nothing of the request is
+  written.
+
+The principal of the running request travels in a context variable set by the door, so the
+entity service checks writes wherever they come from; background work (device ingest by
+MQTT, counters, commands) runs with none and is the hub's own.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from cityos.hub.errors import NgsiLdError
+from cityos.hub.model import Entity
+from cityos.hub.query.model import (
+    And,
+    AttrPath,
+    Comparison,
+    EntityQuery,
+    Exists,
+    Not,
+    Or,
+    QExpr,
+    TypeAnd,
+    TypeExpr,
+    TypeName,
+    TypeOr,
+)
+from cityos.security.policy import ANY, Policy, View
+from cityos.security.principal import Principal
+
+HIDDEN = "urn:cityos:hidden-attribute"  # no entity has it: q on a hidden attribute
+
+
+class Forbidden(NgsiLdError):
+    status = 403
+    title = "Forbidden"
+
+    @property
+    def type_uri(self) -> str:  # NGSI-LD defines no 403 type
+        return "urn:cityos:errors:Forbidden"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who the running request is, where, and under which rules."""
+
+    principal: Principal
+    tenant: str
+    policy: Policy
+
+    def view(self, action: str) -> View:
+        return self.policy.view(self.principal.roles, self.tenant, action)
+
+    def may(self, action: str, entity: Entity | None = None, attr: str = ANY) -> bool:
+        if entity is None:
+            return self.policy.allowed(self.principal.roles, self.tenant, action, attr=attr)
+        return any(
+            self.policy.allowed(
+                self.principal.roles,
+                self.tenant,
+                action,
+                etype=t,
+                eid=entity["id"],
+                attr=attr,
+                subject=self.principal.subject,
+            )
+            for t in entity.get("type") or [ANY]
+        )
+
+
+CALLER: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("caller", default=None)
+
+
+def caller() -> Caller | None:
+    """The running request's caller; None when authentication is off or for the hub's own
+    background work (and for device keys, which the door bound to their own device)."""
+    found = CALLER.get()
+    if found is None or found.principal.kind == "device":
+        return None
+    return found
+
+
+# -- reads ---------------------------------------------------------------------------------
+def restrict_query(query: EntityQuery, action: str = "read") -> EntityQuery:
+    """The query narrowed to what the caller may read: types in the database, hidden
+    attributes out of ``q``."""
+    who = caller()
+    if who is None:
+        return query
+    view = who.view(action)
+    if view.nothing:  # only by-id rules: nothing is listed (single entities still are)
+        return replace(query, types=TypeName(HIDDEN))
+    if not view.all_types:
+        allowed: TypeExpr = _any_of(sorted(view.types))
+        query = replace(
+            query, types=allowed if query.types is None else TypeAnd((query.types, allowed))
+        )
+    visible = _visible_anywhere(view)
+    if visible is not None and query.q is not None:
+        query = replace(query, q=_hide(query.q, visible))
+    return query
+
+
+def visible(entity: Entity, action: str = "read") -> Entity | None:
+    """The entity as the caller may see it: None when it may not see it at all, else
+    without the attributes it may not read."""
+    who = caller()
+    if who is None:
+        return entity
+    if not who.may(action, entity):
+        return None
+    keep = who.view(action).attrs_for(entity["type"])
+    if keep is None:
+        return entity
+    return {**entity, "attrs": {a: v for a, v in entity["attrs"].items() if a in keep}}
+
+
+def visible_all(entities: Iterable[Entity], action: str = "read") -> list[Entity]:
+    return [e for e in (visible(x, action) for x in entities) if e is not None]
+
+
+def readable_attrs(entity_types: list[str], action: str = "read") -> frozenset[str] | None:
+    """The attributes of an entity of these types the caller may read (None: all)."""
+    who = caller()
+    return None if who is None else who.view(action).attrs_for(entity_types)
+
+
+def scope_subscription(doc: dict[str, Any], ctx: Any) -> dict[str, Any]:
+    """A subscription as the caller may have it: its entity types must be ones the caller
+    may subscribe to (403 otherwise), and its notifications carry only attributes the
+    caller may read — fixed when it is made or changed (a later change of the rules applies
+    when the subscription is next updated)."""
+    who = caller()
+    if who is None:
+        return doc
+    view = who.view("subscribe")
+    selectors = doc.get("entities") or []
+    types = [ctx.expand_term(s["type"]) for s in selectors]
+    if not view.all_types:
+        if not types:
+            raise Forbidden("name the entity types: this caller may not subscribe to all")
+        refused = [s["type"] for s, t in zip(selectors, types, strict=True) if t not in view.types]
+        if refused:
+            raise Forbidden(f"not allowed to subscribe to {', '.join(refused)}")
+    keep = view.attrs_for(types)
+    if keep is None:
+        return doc
+    asked = doc["notification"].get("attributes")
+    names = [
+        a
+        for a in (asked or [ctx.compact_iri(k) for k in sorted(keep)])
+        if ctx.expand_term(a) in keep
+    ]
+    if not names:
+        raise Forbidden("none of the notified attributes may be read by this caller")
+    return {**doc, "notification": {**doc["notification"], "attributes": names}}
+
+
+# -- writes --------------------------------------------------------------------------------
+def check_write(old: Entity | None, new: Entity | None) -> None:
+    """Refuse (403) a change the caller's rules do not allow: creating or deleting an
+    entity of that type/id, and creating, changing or removing each attribute."""
+    who = caller()
+    if who is None:
+        return
+    if new is None:
+        assert old is not None
+        if not who.may("delete", old):
+            raise Forbidden(f"not allowed to delete {old['id']}")
+        return
+    if not who.may("write", new):
+        raise Forbidden(f"not allowed to write entities like {new['id']}")
+    before = (old or {}).get("attrs", {})
+    changed = {a for a, v in new["attrs"].items() if before.get(a) != v}
+    changed |= {a for a in before if a not in new["attrs"]}
+    refused = sorted(a for a in changed if not who.may("write", new, attr=a))
+    if refused:
+        raise Forbidden(f"not allowed to write {', '.join(refused)} of {new['id']}")
+
+
+# -- helpers -------------------------------------------------------------------------------
+def _any_of(types: list[str]) -> TypeExpr:
+    names: list[TypeExpr] = [TypeName(t) for t in types]
+    return names[0] if len(names) == 1 else TypeOr(tuple(names))
+
+
+def _visible_anywhere(view: View) -> frozenset[str] | None:
+    """Attributes readable on some allowed type (None: every attribute somewhere)."""
+    keys = ["*", *view.types]
+    found: set[str] = set()
+    for key in keys:
+        if key in view.attrs:
+            attrs = view.attrs[key]
+            if attrs is None:
+                return None
+            found |= attrs
+    return frozenset(found)
+
+
+def _hide(expr: QExpr, visible_attrs: frozenset[str]) -> QExpr:
+    if isinstance(expr, Comparison | Exists):
+        if expr.path.attr in visible_attrs or ":" not in expr.path.attr:  # id, type
+            return expr
+        path = AttrPath(HIDDEN, expr.path.sub, expr.path.compound)
+        return replace(expr, path=path)
+    if isinstance(expr, Not):
+        return Not(_hide(expr.expr, visible_attrs))
+    if isinstance(expr, And):
+        return And(tuple(_hide(e, visible_attrs) for e in expr.items))
+    if isinstance(expr, Or):
+        return Or(tuple(_hide(e, visible_attrs) for e in expr.items))
+    return expr
+
+
+def as_caller(principal: Principal, tenant: str, policy: Policy) -> Any:
+    """Set the caller for the rest of this request (the door calls it)."""
+    return CALLER.set(Caller(principal, tenant, policy))
