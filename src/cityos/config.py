@@ -73,6 +73,22 @@ class Settings:
     token_ttl_s: int = 3600  # lifetime of tokens CityOS issues itself
     auth_recheck_s: float = 5.0  # revoked keys / removed users are refused within this
     # -- end identity ---------------------------------------------------------------------
+    # -- detection (docs/security.md, "Attack detection"; cityos.security.detect) --------
+    detect: bool = True  # watch requests (when auth_required) and device measures; raise Alerts
+    detect_interval_s: float = 0.5  # the background task processes the events this often
+    detect_window_s: float = 60.0  # the rules count events within this
+    detect_bruteforce_failures: int = 10  # failed authentications from one client: bruteForce
+    detect_idscan_ids: int = 20  # 404s on distinct ids by one principal or client: idScan
+    detect_denied_requests: int = 30  # 401/403 refusals of one principal or client: deniedRequests
+    detect_alert_window_s: float = 900.0  # one open alert per source and kind until this quiet
+    detect_ranges: list[str] = field(default_factory=list)  # more plausible ranges: name=lo..hi
+    detect_warmup: int = 20  # changes a sensor attribute shows before its jumps are judged
+    detect_jump_z: float = 8.0  # a change this many standard deviations out: abnormalJump
+    detect_rate_window_s: float = 10.0  # request rates are counted per client in such windows
+    detect_rate_warmup: int = 30  # windows a client shows before its rate is judged
+    detect_rate_z: float = 6.0  # log(1 + requests) this many deviations up: abnormalRequestRate
+    detect_rate_min_requests: int = 100  # ... and at least this many requests in the window
+    # -- end detection --------------------------------------------------------------------
     # the roles' rules (JSON, cityos.security.policy); none: the example roles
     policy_path: str = ""
 

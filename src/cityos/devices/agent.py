@@ -126,6 +126,7 @@ class Agent:
         self._docs: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.detector: Any = None  # detection: a cityos.security.detect.Detector, set by the app
 
     # -- provisioning --------------------------------------------------------------------
     def add_group(self, tenant: str, body: Any) -> None:
@@ -333,16 +334,21 @@ class Agent:
                 out[n] = ("", err)
                 continue
             by_tenant.setdefault(m.tenant, []).append((n, entity_id, attrs, create))
+        applied: list[tuple[str, str, str, Attrs]] | None = (
+            [] if self.detector is not None else None
+        )
         for tenant, writes in by_tenant.items():
             batch = [(eid, attrs, create) for _, eid, attrs, create in writes]
             try:
                 results = self.hub.entities.apply_measures(tenant, batch)
             except AlreadyExists:  # another worker created one of the entities first: again
                 results = self.hub.entities.apply_measures(tenant, batch)
-            for (n, eid, _, _), error in zip(writes, results, strict=True):
+            for (n, eid, attrs, _), error in zip(writes, results, strict=True):
                 m = measures[n]
                 if error is None:
                     self.count(tenant, m.device_id, ok=True)
+                    if applied is not None:  # detection
+                        applied.append((tenant, m.device_id, eid, attrs))
                 else:
                     self.count(
                         tenant,
@@ -352,6 +358,8 @@ class Agent:
                         detail=error.detail,
                     )
                 out[n] = (eid, error)
+        if applied:  # detection: one queue append for the whole batch
+            self.detector.observe_applied(applied)
         return out
 
     def _prepare(self, m: Measure) -> tuple[str, Attrs, Any]:

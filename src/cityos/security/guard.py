@@ -22,6 +22,7 @@ from cityos.hub.errors import NgsiLdError
 from cityos.hub.ldcontext import core_context
 from cityos.hub.model import now_iso
 from cityos.security.audit import AuditLog
+from cityos.security.detect import Detector, cause_of, refused  # detection
 from cityos.security.identity import authenticate
 from cityos.security.policy import EXAMPLE_ROLES, Policy
 from cityos.security.principal import AuthError, Principal
@@ -57,12 +58,18 @@ class Guard:
     """Pure ASGI middleware in front of the whole app."""
 
     def __init__(
-        self, app: ASGIApp, hub: Hub, policy: Policy, audit: AuditRecorder | None = None
+        self,
+        app: ASGIApp,
+        hub: Hub,
+        policy: Policy,
+        audit: AuditRecorder | None = None,
+        detector: Detector | None = None,  # detection: fed every outcome, never waited on
     ) -> None:
         self.app = app
         self.hub = hub
         self.policy = policy
         self.audit = audit
+        self.detector = detector
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not self.hub.settings.auth_required:
@@ -70,17 +77,23 @@ class Guard:
             return
         path = scope["path"]
         if path in OPEN_PATHS:
+            if path == "/auth/token" and self.detector is not None:  # detection: bad logins
+                send = self._observing(scope, None, send)
             await self.app(scope, receive, send)
             return
         try:
             principal = self.check(scope)
         except NgsiLdError as err:
             self._record(scope, None, "denied", err.status)
+            if self.detector is not None:  # detection: the refusal and why
+                self._observe(scope, getattr(err, "principal", None), err.status, cause_of(err))
             await _problem(send, err)
             return
         scope.setdefault("state", {})["principal"] = principal
         as_caller(principal, _tenant(scope), self.policy)  # the data's rules (scope.py)
         if scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            if self.detector is not None:  # detection: every request's outcome
+                send = self._observing(scope, principal, send)
             await self.app(scope, receive, send)
             return
         status = 500
@@ -95,6 +108,32 @@ class Guard:
             await self.app(scope, receive, send_noting_status)
         finally:  # every write (or attempt) is audited with what came of it
             self._record(scope, principal, "ok" if status < 400 else "refused", status)
+            if self.detector is not None:  # detection
+                self._observe(scope, principal, status)
+
+    # detection: an outcome reported to the detector (a queue append), or as it goes out
+    def _observe(
+        self, scope: Scope, principal: Principal | None, status: int, cause: str | None = None
+    ) -> None:
+        assert self.detector is not None
+        self.detector.observe_request(
+            _client(scope),
+            principal.subject if principal else None,
+            _tenant(scope),
+            scope["method"],
+            scope["path"],
+            status,
+            cause=cause,
+            home_tenants=principal.tenants if principal else (),
+        )
+
+    def _observing(self, scope: Scope, principal: Principal | None, send: Send) -> Send:
+        async def observed(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                self._observe(scope, principal, message["status"])
+            await send(message)
+
+        return observed
 
     def _record(self, scope: Scope, principal: Principal | None, outcome: str, status: int) -> None:
         if self.audit is None:
@@ -117,7 +156,11 @@ class Guard:
             raise AuthError("credentials required: Authorization: Bearer <token>", error=None)
         tenant = _tenant(scope)
         if not principal.in_tenant(tenant):
-            raise Forbidden(f"{principal.subject} may not act in tenant {tenant or '(default)'}")
+            raise refused(  # detection: a valid credential presented outside its tenants
+                Forbidden(f"{principal.subject} may not act in tenant {tenant or '(default)'}"),
+                principal,
+                "tenant",
+            )
         method = scope["method"]
         query = scope.get("query_string", b"").decode("latin-1")
         action = action_of(method, scope["path"], query)
@@ -127,9 +170,13 @@ class Guard:
             if principal.may_send_as_device(tenant, apikey, device):
                 return principal
         if not self.policy.allowed(principal.roles, tenant, action):
-            raise Forbidden(
-                f"no rule of role(s) {', '.join(sorted(principal.roles)) or '(none)'}"
-                f" allows {action} in tenant {tenant or '(default)'}"
+            raise refused(  # detection: who was refused
+                Forbidden(
+                    f"no rule of role(s) {', '.join(sorted(principal.roles)) or '(none)'}"
+                    f" allows {action} in tenant {tenant or '(default)'}"
+                ),
+                principal,
+                "policy",
             )
         return principal
 

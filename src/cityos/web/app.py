@@ -29,6 +29,7 @@ from cityos.hub.errors import InvalidRequest, ResourceNotFound
 from cityos.hub.retention import RetentionRule, retention_rules, run_retention
 from cityos.security import audit as audit_api
 from cityos.security import identity
+from cityos.security.detect import Detector
 from cityos.security.guard import AuditRecorder, Guard, load_policy
 from cityos.security.headers import harden
 from cityos.web.openapi import openapi_document
@@ -113,6 +114,8 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
     audit_log = audit_api.AuditLog(hub.store, key_path=settings.audit_key_path)
     recorder = AuditRecorder(audit_log)
     policy = load_policy(hub)  # a bad rules file stops the server here, with the reason
+    # detection: requests (through the door) and device measures; bad ranges stop here
+    detector = Detector(hub) if settings.detect else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -131,6 +134,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
             asyncio.create_task(recorder.run()),
             asyncio.create_task(audit_api.run_signer(audit_log, settings.audit_sign_interval_s)),
         ]
+        detecting = asyncio.create_task(detector.run()) if detector else None  # detection
         app.state.agent.start()  # devices: counters flushed to Device entities, command expiry
         mqtt_ingest = None
         if settings.mqtt_url:
@@ -151,6 +155,9 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
         if mqtt_ingest is not None:
             mqtt_ingest.stop()
         await asyncio.to_thread(app.state.agent.stop)  # a last flush of the device counters
+        if detecting is not None:  # detection: the last events of this worker
+            detecting.cancel()
+            await asyncio.to_thread(detector.process)
         for task in auditing:
             task.cancel()
         await asyncio.to_thread(recorder.flush)  # the last records of this worker
@@ -167,12 +174,14 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
     )
     app.state.hub = hub
     app.state.agent = Agent(hub)
+    app.state.agent.detector = detector  # detection
+    app.state.detector = detector
     app.router.redirect_slashes = False
     app.state.audit = audit_log
     app.state.policy = policy
     # the door (cityos.security.guard): authentication, tenant binding, roles, audit —
     # inside the path normalisation so it judges the path the router will see
-    wrapped = NormalisePath(Guard(app, hub, policy, recorder))
+    wrapped = NormalisePath(Guard(app, hub, policy, recorder, detector))
     # hardening: security headers, CORS if configured, rate limits (cityos.security.headers)
     wrapped = harden(wrapped, settings)
     wrapped.state = app.state  # type: ignore[attr-defined]
