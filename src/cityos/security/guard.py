@@ -23,7 +23,7 @@ from cityos.hub.ldcontext import core_context
 from cityos.hub.model import now_iso
 from cityos.security.audit import AuditLog
 from cityos.security.detect import Detector, cause_of, refused  # detection
-from cityos.security.identity import authenticate
+from cityos.security.identity import authenticator
 from cityos.security.policy import EXAMPLE_ROLES, Policy
 from cityos.security.principal import AuthError, Principal
 from cityos.security.scope import Forbidden, as_caller
@@ -82,7 +82,13 @@ class Guard:
             await self.app(scope, receive, send)
             return
         try:
-            principal = self.check(scope)
+            # from memory when it can (microseconds); a signature check, a registry read or
+            # a JWKS fetch goes to a thread, never blocking the event loop
+            auth = authenticator(self.hub.settings, self.hub.store)
+            found = auth.cached(scope["headers"])
+            if found is None:
+                found = await asyncio.to_thread(auth.authenticate, scope["headers"])
+            principal = self.check(scope, found)
         except NgsiLdError as err:
             self._record(scope, None, "denied", err.status)
             if self.detector is not None:  # detection: the refusal and why
@@ -150,8 +156,8 @@ class Guard:
             }
         )
 
-    def check(self, scope: Scope) -> Principal:
-        principal = authenticate(scope["headers"], self.hub.settings, self.hub.store)
+    def check(self, scope: Scope, principal: Principal | None) -> Principal:
+        """The tenant and the route's action for an authenticated (or None) principal."""
         if principal is None:
             raise AuthError("credentials required: Authorization: Bearer <token>", error=None)
         tenant = _tenant(scope)
