@@ -203,11 +203,15 @@ def openapi_document() -> dict[str, Any]:
             responses[code] = {"description": desc, **body}
         for code, desc in (
             ("400", "Bad request"),
+            ("401", "No valid credentials (when authentication is required)"),
+            ("403", "Forbidden, or a query too complex (TooComplexQuery, TooManyResults)"),
             ("404", "Not found"),
             ("406", "Not acceptable"),
             ("409", "Already exists"),
             ("413", "Body too large"),
             ("415", "Unsupported media type"),
+            ("422", "Operation not supported"),
+            ("429", "Too many requests (rate limit)"),
             ("503", "@context not available"),
         ):
             responses[code] = {
