@@ -754,7 +754,7 @@ KNOWN_BUGS = [
     ),
     Bug(
         "offset-beyond-int64",
-        ("sqlite", "postgresql"),
+        (),  # fixed: now a regression test on both engines
         "GET",
         "/entities",
         "500: OverflowError (SQLite), bigint out of range (PostgreSQL)",
@@ -762,7 +762,7 @@ KNOWN_BUGS = [
     ),
     Bug(
         "nul-in-attrs",
-        ("sqlite", "postgresql"),
+        (),  # fixed: now a regression test on both engines
         "GET",
         "/entities",
         "500: JSON path error (SQLite), text fields cannot contain NUL (PostgreSQL)",
@@ -770,7 +770,7 @@ KNOWN_BUGS = [
     ),
     Bug(
         "nul-in-type",
-        ("postgresql",),
+        (),  # fixed: now a regression test on both engines
         "GET",
         "/entities",
         "500: text fields cannot contain NUL (also id, idPattern, scopeQ)",
@@ -778,14 +778,14 @@ KNOWN_BUGS = [
     ),
     Bug(
         "nul-in-entity-id-path",
-        ("postgresql",),
+        (),  # fixed: now a regression test on both engines
         "GET",
         "/entities/urn:a:%00",
         "500: text fields cannot contain NUL (also /types/{type}, /jsonldContexts/{id}, temporal)",
     ),
     Bug(
         "nul-in-a-stored-json-string",
-        ("postgresql",),
+        (),  # fixed: now a regression test on both engines
         "POST",
         "/entities",
         "500: jsonb cannot hold \\u0000 (also subscriptions, jsonldContexts, /iot/services)",
@@ -794,7 +794,7 @@ KNOWN_BUGS = [
     ),
     Bug(
         "nul-in-a-subscription-patch",
-        ("postgresql",),
+        (),  # fixed: now a regression test on both engines
         "PATCH",
         f"/subscriptions/{SEED_SUBSCRIPTION['id']}",
         "500: jsonb cannot hold \\u0000",

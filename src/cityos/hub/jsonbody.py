@@ -62,6 +62,8 @@ def _check(obj: Any, max_depth: int, strings: bool) -> None:
 
 
 def _check_string(text: str) -> None:
+    if "\x00" in text:  # PostgreSQL cannot store it, and no city data needs it
+        raise InvalidRequest(f"a string may not hold NUL (\\u0000): {text[:40]!r}")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -84,5 +86,8 @@ def parse_json(body: bytes, *, max_depth: int = 32) -> Any:
         raise BadRequestData(f"JSON nested deeper than {max_depth} levels") from exc
     except ValueError as exc:  # e.g. an integer literal of thousands of digits
         raise InvalidRequest(f"malformed JSON: {exc}") from exc
-    _check(obj, max_depth, strings=_SURROGATE_ESCAPE.search(text) is not None)
+    # strings are walked only when an escape could have made a bad one (a lone surrogate,
+    # or NUL, which raw JSON text cannot hold)
+    risky = _SURROGATE_ESCAPE.search(text) is not None or "\\u0000" in text
+    _check(obj, max_depth, strings=risky)
     return obj

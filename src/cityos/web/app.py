@@ -25,7 +25,7 @@ from cityos.hub import api
 from cityos.hub.api.common import json_response, problem
 from cityos.hub.core import Hub
 from cityos.hub.delivery import Deliverer
-from cityos.hub.errors import InvalidRequest, ResourceNotFound
+from cityos.hub.errors import BadRequestData, InvalidRequest, ResourceNotFound
 from cityos.hub.retention import RetentionRule, retention_rules, run_retention
 from cityos.security import audit as audit_api
 from cityos.security import identity
@@ -47,6 +47,11 @@ class NormalisePath:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             raw = scope.get("raw_path") or scope["path"].encode()
+            if b"%00" in raw or b"%00" in scope.get("query_string", b"") or "\x00" in scope["path"]:
+                # no id, type, attribute or parameter holds NUL, and PostgreSQL cannot store it
+                err = BadRequestData("a path or query parameter may not hold NUL (%00)")
+                await problem(err, scope["path"])(scope, receive, send)
+                return
             path = scope["path"]
             if b"%2f" in raw.lower():
                 path = unquote(

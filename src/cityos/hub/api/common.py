@@ -224,6 +224,9 @@ def csv_param(request: Request, name: str) -> list[str] | None:
     return items
 
 
+INT_PARAM_MAX = 2**62
+
+
 def int_param(request: Request, name: str, default: int, *, low: int = 0) -> int:
     raw = request.query_params.get(name)
     if raw is None:
@@ -234,6 +237,8 @@ def int_param(request: Request, name: str, default: int, *, low: int = 0) -> int
         raise BadRequestData(f"parameter {name} must be an integer, not {raw!r}") from None
     if val < low:
         raise BadRequestData(f"parameter {name} must be at least {low}")
+    if val > INT_PARAM_MAX:  # beyond any database's integers
+        raise BadRequestData(f"parameter {name} must be at most {INT_PARAM_MAX}")
     return val
 
 
