@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 
 import pytest
+
+from cityos.hub.store.base import Store
 
 POSTGRES_URL = os.environ.get(
     "CITYOS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -78,3 +82,27 @@ def redis_url() -> str:
         f"start it ({REDIS_URL}) with 'redis-server --daemonize yes' or set CITYOS_TEST_REDIS_URL",
     )
     return REDIS_URL
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:
+    """A migrated store, SQLite or PostgreSQL (in a schema of its own, dropped after): the
+    contract, security and other suites run unchanged against every engine."""
+    if request.param == "sqlite":
+        from cityos.hub.store.sqlite import SqliteStore
+
+        s: Store = SqliteStore(tmp_path / "city.db")
+        s.migrate()
+        yield s
+        s.close()
+    else:
+        url = request.getfixturevalue("postgres_url")
+        from cityos.hub.store.postgres import PostgresStore
+
+        s = PostgresStore(url, schema=f"cityos_test_{uuid.uuid4().hex[:10]}")
+        s.migrate()
+        try:
+            yield s
+        finally:
+            s.drop_schema()
+            s.close()

@@ -8,8 +8,6 @@ import os
 import stat
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from types import SimpleNamespace
 
 import jwt
@@ -20,35 +18,12 @@ from typer.testing import CliRunner
 
 from cityos.cli import app
 from cityos.config import Settings
-from cityos.hub.store.base import Store
 from cityos.security import users
 from cityos.security.identity import Authenticator, authenticate
 from cityos.security.principal import AuthError
 from cityos.security.tokens import OWN_KID_PREFIX, OwnKey, issue_token, own_key, routes
 
 runner = CliRunner()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        from cityos.hub.store.sqlite import SqliteStore
-
-        s: Store = SqliteStore(tmp_path / "city.db")
-        s.migrate()
-        yield s
-        s.close()
-    else:
-        url = request.getfixturevalue("postgres_url")
-        from cityos.hub.store.postgres import PostgresStore
-
-        s = PostgresStore(url, schema=f"cityos_test_{uuid.uuid4().hex[:10]}")
-        s.migrate()
-        try:
-            yield s
-        finally:
-            s.drop_schema()
-            s.close()
 
 
 @pytest.fixture

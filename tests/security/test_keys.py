@@ -14,34 +14,11 @@ from typer.testing import CliRunner
 from cityos.cli import app
 from cityos.config import Settings
 from cityos.devices.agent import DEVICE, GROUP
-from cityos.hub.store.base import Store
 from cityos.security import keys
 from cityos.security.identity import authenticate
 from cityos.security.principal import AuthError
 
 runner = CliRunner()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        from cityos.hub.store.sqlite import SqliteStore
-
-        s: Store = SqliteStore(tmp_path / "city.db")
-        s.migrate()
-        yield s
-        s.close()
-    else:
-        url = request.getfixturevalue("postgres_url")
-        from cityos.hub.store.postgres import PostgresStore
-
-        s = PostgresStore(url, schema=f"cityos_test_{uuid.uuid4().hex[:10]}")
-        s.migrate()
-        try:
-            yield s
-        finally:
-            s.drop_schema()
-            s.close()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
