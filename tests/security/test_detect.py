@@ -365,11 +365,11 @@ def test_plausible_ranges_can_be_set(hub: Hub, tmp_path) -> None:
 
 def test_feeding_is_an_append_and_a_full_queue_drops(hub: Hub) -> None:
     detector = Detector(hub)
-    started = time.perf_counter()
-    for _ in range(20_000):
+    for _ in range(200):
         detector.observe_request("ip:10.0.0.1", "key:x", CITY, "GET", f"{BASE}/types", 200)
-    per_call = (time.perf_counter() - started) / 20_000
-    assert per_call < 20e-6, per_call  # about a microsecond here; nothing waits on processing
+    # only queued: nothing is processed on the caller's path (its cost:
+    # benchmarks/security_parts.py)
+    assert len(detector._queue) == 200
     detector.max_pending = 10
     detector._queue.clear()
     for _ in range(15):
