@@ -37,7 +37,9 @@ class Hub:
         self.subscriptions = SubscriptionIndex(self.store, self.contexts)
         # receivers of in-process subscriptions (HubClient.subscribe), by endpoint name
         self.local_receivers: dict[str, Callable[[dict[str, Any]], Any]] = {}
-        self.entities = EntityService(self.store, self.subscriptions)
+        self.entities = EntityService(
+            self.store, self.subscriptions, max_attributes=settings.max_attributes
+        )
 
     def _load_context(self, url: str) -> Any | None:
         m = _HOSTED.match(url)

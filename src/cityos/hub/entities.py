@@ -130,8 +130,9 @@ def _is_null_instance(inst: Instance) -> bool:
 class _Tracked(Transaction):
     """A transaction that remembers each change of each entity, to notify subscribers."""
 
-    def __init__(self, tx: Transaction) -> None:
+    def __init__(self, tx: Transaction, max_attributes: int | None = None) -> None:
         self.tx = tx
+        self.max_attributes = max_attributes
         self.tenant = tx.tenant
         self.current: dict[str, Entity | None] = {}  # each entity as this transaction left it
         self.transitions: list[tuple[Entity | None, Entity | None]] = []
@@ -142,13 +143,24 @@ class _Tracked(Transaction):
             self.current.setdefault(eid, found.get(eid))
         return found
 
+    def _check_size(self, entity: Entity) -> None:
+        """The limit holds for the entity as written, whatever route got it there (an
+        append or a merge adds to what is stored)."""
+        if self.max_attributes is not None and len(entity["attrs"]) > self.max_attributes:
+            raise BadRequestData(
+                f"entity {entity['id']} would have {len(entity['attrs'])} attributes; "
+                f"the limit is {self.max_attributes} per entity"
+            )
+
     def insert(self, entity: Entity) -> None:
+        self._check_size(entity)
         check_write(None, entity)
         self.tx.insert(entity)
         self.transitions.append((None, entity))
         self.current[entity["id"]] = entity
 
     def update(self, entity: Entity) -> None:
+        self._check_size(entity)
         check_write(self.current.get(entity["id"]), entity)
         self.tx.update(entity)
         self.transitions.append((self.current.get(entity["id"]), entity))
@@ -181,9 +193,15 @@ class _Tracked(Transaction):
 class EntityService:
     """The NGSI-LD entity operations (clause 5.6) on one store."""
 
-    def __init__(self, store: Store, subscriptions: SubscriptionIndex | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        subscriptions: SubscriptionIndex | None = None,
+        max_attributes: int | None = None,
+    ) -> None:
         self.store = store
         self.subscriptions = subscriptions
+        self.max_attributes = max_attributes
 
     @contextmanager
     def _transaction(self, tenant: str) -> Iterator[Transaction]:
@@ -193,7 +211,7 @@ class EntityService:
                 yield tx
             return
         with self.store.transaction(tenant) as raw:
-            tx = _Tracked(raw)
+            tx = _Tracked(raw, self.max_attributes)
             yield tx
             changes = tx.changes()
             if changes:

@@ -24,6 +24,7 @@ from cityos.hub.query.evaluate import match_q, match_scope
 from cityos.hub.query.geo import geo_match, parse_geo_query
 from cityos.hub.query.model import EntityQuery, GeoQuery, QExpr, ScopeExpr, TypeName
 from cityos.hub.query.q import expand_q, parse_q, parse_scope_q
+from cityos.hub.query.regex import client_regex
 from cityos.hub.representation import is_uri, render_entity
 from cityos.hub.store.base import Store
 from cityos.security.netguard import literal_problem
@@ -169,11 +170,9 @@ def _check_endpoint_address(uri: str, allow_private: bool) -> None:
         raise BadRequestData(f"notification endpoint {uri!r} is refused: {why}{hint}")
 
 
-def _regex(pattern: Any) -> re.Pattern[str]:
-    try:
-        return re.compile(str(pattern))
-    except re.error as exc:
-        raise BadRequestData(f"idPattern {pattern!r} is not a regular expression: {exc}") from None
+def _regex(pattern: Any) -> Any:
+    """The compiled idPattern, anchored as matching in full is (RE2: linear time)."""
+    return client_regex(str(pattern), "idPattern")
 
 
 def _geo(geo: Any, ctx: Context) -> GeoQuery:
@@ -194,7 +193,7 @@ class Matcher:
 
     sub: dict[str, Any]
     ctx: Context
-    selectors: list[tuple[str, str | None, re.Pattern[str] | None]]  # (type IRI, id, pattern)
+    selectors: list[tuple[str, str | None, Any]]  # (type IRI, id, pattern)
     watched: set[str] | None
     q: QExpr | None
     scope: ScopeExpr | None

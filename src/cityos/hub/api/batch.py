@@ -33,6 +33,7 @@ from cityos.hub.ldcontext import Context
 from cityos.hub.query.geo import parse_geo_query
 from cityos.hub.query.model import EntityQuery, TypeOr
 from cityos.hub.query.q import expand_q, expand_types, parse_q, parse_scope_q, parse_type_expr
+from cityos.hub.query.regex import client_regex
 from cityos.hub.representation import (
     parse_attributes,
     parse_entity,
@@ -208,6 +209,7 @@ async def batch_query(request: Request) -> Response:
             ids.append(sel["id"])
         if "idPattern" in sel:
             query.id_pattern = str(sel["idPattern"])
+            client_regex(query.id_pattern, "idPattern")
     if types:
         query.types = types[0] if len(types) == 1 else TypeOr(tuple(types))
     if ids:

@@ -57,6 +57,10 @@ def problem(err: NgsiLdError, instance: str | None = None) -> Response:
     )
 
 
+# SQLSTATE of a regular expression the database cannot compile
+INVALID_REGULAR_EXPRESSION = "2201B"
+
+
 def endpoint(fn: Handler) -> Handler:
     """Turn NGSI-LD errors into problem details; anything unexpected is logged and a 500 problem."""
 
@@ -66,7 +70,11 @@ def endpoint(fn: Handler) -> Handler:
             return await fn(request)
         except NgsiLdError as err:
             return problem(err, request.url.path)
-        except Exception:  # a bug: never leak a traceback, always a problem document
+        except Exception as exc:
+            if getattr(exc, "sqlstate", None) == INVALID_REGULAR_EXPRESSION:
+                # a pattern RE2 took that PostgreSQL's engine refuses (e.g. (?P<name>…))
+                why = f"the database refused a regular expression: {str(exc).strip()}"
+                return problem(BadRequestData(why), request.url.path)
             log.exception("unhandled error on %s %s", request.method, request.url.path)
             return problem(NgsiLdError("internal error; see the server log"), request.url.path)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +21,7 @@ from cityos.hub.model import DEFAULT_GEOPROPERTY
 from cityos.hub.query.geo import parse_geo_query
 from cityos.hub.query.model import EntityQuery
 from cityos.hub.query.q import expand_q, expand_types, parse_q, parse_scope_q, parse_type_expr
+from cityos.hub.query.regex import client_regex
 
 FORMATS = {
     "normalized": "normalized",
@@ -92,12 +92,7 @@ def entity_query(request: Request, ctx: Context, *, require_filter: bool = True)
     if (ids := csv_param(request, "id")) is not None:
         query.ids = [validate_uri(i, "id") for i in ids]
     if (pattern := p.get("idPattern")) is not None:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise BadRequestData(
-                f"idPattern {pattern!r} is not a valid regular expression: {exc}"
-            ) from None
+        client_regex(pattern, "idPattern")
         query.id_pattern = pattern
     attrs = csv_param(request, "attrs")
     pick = csv_param(request, "pick")

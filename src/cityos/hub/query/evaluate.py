@@ -22,8 +22,9 @@ Semantics of ``q`` (documented choices where the spec leaves room):
   least one candidate*: ``a!=5`` holds when ``a`` has a value and none of its candidates
   equals 5 (so a string-valued ``a`` satisfies ``a!=5``); an absent ``a`` never does.
   A value list ``a!=1,2`` means none-of; a range ``a!=1..5`` means no candidate in range.
-* ``~=`` is Python ``re.search``. The SQLite store registers the same function; PostgreSQL
-  uses its own (POSIX ARE) engine, so only the common subset (literals, ``.``, ``*``,
+* ``~=`` is ``re.search`` run on RE2 (query/regex.py: linear time, no back-references or
+  look-around). The SQLite store registers the same function; PostgreSQL uses its own
+  (POSIX ARE) engine, so only the common subset (literals, ``.``, ``*``,
   ``+``, ``?``, ``^``, ``$``, ``[...]``, ``(a|b)``) is portable.
 * Existence (bare ``attr``, ``attr.sub``, ``attr[a.b]``) holds when the member/key is
   present in some instance, whatever its value (even ``null``).
@@ -31,12 +32,11 @@ Semantics of ``q`` (documented choices where the spec leaves room):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from functools import lru_cache
 from typing import Any
 
 from cityos.hub.model import VALUE_KEY, Entity
+from cityos.hub.query import regex
 from cityos.hub.query.geo import geo_match
 from cityos.hub.query.model import (
     And,
@@ -60,12 +60,6 @@ from cityos.hub.query.model import (
 from cityos.hub.query.q import MEMBER_SUBS
 
 _MISSING = object()
-
-
-@lru_cache(maxsize=512)
-def compiled_regex(pattern: str) -> re.Pattern[str]:
-    """Compiled pattern, cached: the same q runs against many entities."""
-    return re.compile(pattern)
 
 
 def _kind(v: Any) -> str | None:
@@ -188,7 +182,7 @@ def _ordered(c: Any, op: str, v: Any) -> bool:
 
 
 def _regex(c: Any, pattern: str) -> bool:
-    return isinstance(c, str) and compiled_regex(pattern).search(c) is not None
+    return isinstance(c, str) and regex.search(pattern, c)
 
 
 def match_comparison(entity: Entity, cmp: Comparison) -> bool:
@@ -269,9 +263,7 @@ def match_query(entity: Entity, query: EntityQuery) -> bool:
     """Every filter of an :class:`EntityQuery` (paging and count are the caller's)."""
     if query.ids is not None and entity.get("id") not in query.ids:
         return False
-    if query.id_pattern is not None and not compiled_regex(query.id_pattern).fullmatch(
-        entity.get("id", "")
-    ):
+    if query.id_pattern is not None and not regex.fullmatch(query.id_pattern, entity.get("id", "")):
         return False
     if query.types is not None and not match_types(entity, query.types):
         return False

@@ -40,6 +40,7 @@ _AREAS = ("Polygon", "MultiPolygon")
 # hardening: the size of a query geometry (a URL parameter or a subscription's geoQ)
 MAX_COORDINATES_CHARS = 262_144
 MAX_QUERY_POSITIONS = 10_000
+MAX_COORDINATES_DEPTH = 4  # a MultiPolygon: polygons > rings > positions > numbers
 _PREPARED_ATTR = "_cityos_prepared"
 
 
@@ -156,6 +157,19 @@ def _parse_georel(georel: str) -> tuple[str, float | None, float | None]:
     return rel, max_d, min_d
 
 
+def _bracket_depth(text: str) -> int:
+    """How deep ``[`` nest in ``text``: checked before parsing, as a 1,000-deep array
+    would take the JSON parser past Python's recursion limit."""
+    depth = deepest = 0
+    for c in text:
+        if c == "[":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c == "]":
+            depth -= 1
+    return deepest
+
+
 def parse_geo_query(
     georel: str,
     geometry: str,
@@ -171,6 +185,10 @@ def parse_geo_query(
             raise TooComplexQuery(
                 f"coordinates are {len(coordinates)} characters long; the limit is "
                 f"{MAX_COORDINATES_CHARS}"
+            )
+        if _bracket_depth(coordinates) > MAX_COORDINATES_DEPTH:
+            raise BadRequestData(
+                f"coordinates: nested deeper than any geometry ({MAX_COORDINATES_DEPTH} levels)"
             )
         try:
             coords = json.loads(coordinates)

@@ -11,6 +11,7 @@ compare as text with ``createdAt``/``modifiedAt``/``observedAt`` written by the 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -34,6 +35,7 @@ from cityos.hub.query.model import (
     TypeName,
     TypeOr,
 )
+from cityos.hub.query.regex import client_regex
 
 MAX_QUERY_LENGTH = 4096
 MAX_DEPTH = 32
@@ -282,10 +284,7 @@ def _regex(r: _Reader) -> str:
         pattern = r.s[start : r.i]
         if not pattern:
             raise r.error("a regular expression after '~='")
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise BadRequestData(f"Invalid regular expression {pattern!r} in q: {exc}") from exc
+    client_regex(pattern, "q")
     return pattern
 
 
@@ -357,10 +356,24 @@ def _value_item(r: _Reader) -> tuple[str, object]:
     return scalar
 
 
+_INT64 = 1 << 63
+
+
+def _number(raw: str) -> int | float:
+    """The value of a q number: integers beyond 64 bits compare as doubles (as stored JSON
+    numbers that large do); one beyond a double is refused rather than made infinite."""
+    value: int | float = float(raw) if any(c in raw for c in ".eE") else int(raw)
+    if isinstance(value, int) and not -_INT64 <= value < _INT64:
+        value = float(value)
+    if not math.isfinite(value):
+        raise BadRequestData(f"the number {raw} in q is beyond the range of a double")
+    return value
+
+
 def _comparable(raw: str) -> tuple[str, object] | None:
     """A number or a date/time/datetime (as text); None otherwise."""
     if _NUMBER.match(raw):
-        return "num", (float(raw) if any(c in raw for c in ".eE") else int(raw))
+        return "num", _number(raw)
     if _DATETIME.match(raw):
         return "str", _normalise_datetime(raw)
     if _DATE.match(raw):

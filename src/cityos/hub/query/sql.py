@@ -23,10 +23,10 @@ import json
 import re
 import sqlite3
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any, Literal
 
 from cityos.hub.errors import BadRequestData
+from cityos.hub.query import regex
 from cityos.hub.query.model import (
     And,
     AttrPath,
@@ -509,23 +509,14 @@ def compile_attrs_any(attrs: list[str], dialect: Dialect, doc: str) -> Fragment:
 # ---------------------------------------------------------------------------- SQLite functions
 
 
-@lru_cache(maxsize=512)
-def _compiled(pattern: str) -> re.Pattern[str] | None:
-    try:
-        return re.compile(pattern)
-    except re.error:
-        return None
-
-
 def _regexp(pattern: Any, value: Any) -> int:
     if not isinstance(pattern, str) or not isinstance(value, str):
         return 0
-    rx = _compiled(pattern)
-    return int(rx is not None and rx.search(value) is not None)
+    return int(regex.search(pattern, value))
 
 
 def register_sqlite_functions(conn: sqlite3.Connection) -> None:
-    """Install ``regexp(pattern, value)`` (Python ``re.search``) used by ``x REGEXP pattern``."""
+    """Install ``regexp(pattern, value)`` (``re.search`` on RE2, query/regex.py) used by ``x REGEXP pattern``."""
     conn.create_function("regexp", 2, _regexp, deterministic=True)
 
 

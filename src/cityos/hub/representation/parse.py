@@ -170,7 +170,9 @@ class _Parser:
             raise self.fail(path, "null is not a valid attribute value")
         if not isinstance(raw, dict):
             return {"type": "Property", "value": raw}
-        if raw.get("type") in GEOMETRY_TYPES:  # a bare GeoJSON geometry (concise GeoProperty)
+        if (
+            isinstance(raw.get("type"), str) and raw["type"] in GEOMETRY_TYPES
+        ):  # a bare GeoJSON geometry (concise GeoProperty)
             _validate_geometry(raw, f"{self.where}: attribute {path!r}")
             return {"type": "GeoProperty", "value": raw}
         attr_type = self.instance_type(raw, path)
