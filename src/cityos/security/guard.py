@@ -23,7 +23,7 @@ from cityos.hub.ldcontext import core_context
 from cityos.hub.model import now_iso
 from cityos.security.audit import AuditLog
 from cityos.security.detect import Detector, cause_of, refused  # detection
-from cityos.security.identity import authenticator
+from cityos.security.identity import authenticator, credentials_of
 from cityos.security.policy import EXAMPLE_ROLES, Policy
 from cityos.security.principal import AuthError, Principal
 from cityos.security.scope import Forbidden, as_caller
@@ -81,22 +81,26 @@ class Guard:
                 send = self._observing(scope, None, send)
             await self.app(scope, receive, send)
             return
+        authorization, api_key, tenant = _read_headers(scope["headers"])
+        query = scope.get("query_string", b"").decode("latin-1")
+        action = action_of(scope["method"], path, query)
         try:
             # from memory when it can (microseconds); a signature check, a registry read or
             # a JWKS fetch goes to a thread, never blocking the event loop
             auth = authenticator(self.hub.settings, self.hub.store)
-            found = auth.cached(scope["headers"])
+            creds = credentials_of(authorization, api_key)
+            found = auth.cached_of(creds)
             if found is None:
-                found = await asyncio.to_thread(auth.authenticate, scope["headers"])
-            principal = self.check(scope, found)
+                found = await asyncio.to_thread(auth.verify, creds)
+            principal = self.check(scope, found, tenant, action)
         except NgsiLdError as err:
-            self._record(scope, None, "denied", err.status)
+            self._record(scope, None, "denied", err.status, tenant, action)
             if self.detector is not None:  # detection: the refusal and why
                 self._observe(scope, getattr(err, "principal", None), err.status, cause_of(err))
             await _problem(send, err)
             return
         scope.setdefault("state", {})["principal"] = principal
-        as_caller(principal, _tenant(scope), self.policy)  # the data's rules (scope.py)
+        as_caller(principal, tenant, self.policy)  # the data's rules (scope.py)
         if scope["method"] in ("GET", "HEAD", "OPTIONS"):
             if self.detector is not None:  # detection: every request's outcome
                 send = self._observing(scope, principal, send)
@@ -113,7 +117,8 @@ class Guard:
         try:
             await self.app(scope, receive, send_noting_status)
         finally:  # every write (or attempt) is audited with what came of it
-            self._record(scope, principal, "ok" if status < 400 else "refused", status)
+            outcome = "ok" if status < 400 else "refused"
+            self._record(scope, principal, outcome, status, tenant, action)
             if self.detector is not None:  # detection
                 self._observe(scope, principal, status)
 
@@ -141,26 +146,40 @@ class Guard:
 
         return observed
 
-    def _record(self, scope: Scope, principal: Principal | None, outcome: str, status: int) -> None:
+    def _record(
+        self,
+        scope: Scope,
+        principal: Principal | None,
+        outcome: str,
+        status: int,
+        tenant: str,
+        action: str,
+    ) -> None:
         if self.audit is None:
             return
-        query = scope.get("query_string", b"").decode("latin-1")
         self.audit.add(
             {
                 "actor": principal.subject if principal else _client(scope),
-                "tenant": _tenant(scope),
-                "action": action_of(scope["method"], scope["path"], query),
+                "tenant": tenant,
+                "action": action,
                 "target": f"{scope['method']} {scope['path']}",
                 "outcome": outcome,
                 "status": status,
             }
         )
 
-    def check(self, scope: Scope, principal: Principal | None) -> Principal:
+    def check(
+        self,
+        scope: Scope,
+        principal: Principal | None,
+        tenant: str | None = None,
+        action: str | None = None,
+    ) -> Principal:
         """The tenant and the route's action for an authenticated (or None) principal."""
         if principal is None:
             raise AuthError("credentials required: Authorization: Bearer <token>", error=None)
-        tenant = _tenant(scope)
+        if tenant is None:
+            tenant = _tenant(scope)
         if not principal.in_tenant(tenant):
             raise refused(  # detection: a valid credential presented outside its tenants
                 Forbidden(f"{principal.subject} may not act in tenant {tenant or '(default)'}"),
@@ -169,13 +188,14 @@ class Guard:
             )
         method = scope["method"]
         query = scope.get("query_string", b"").decode("latin-1")
-        action = action_of(method, scope["path"], query)
+        if action is None:
+            action = action_of(method, scope["path"], query)
         if scope["path"].startswith(("/iot/d", "/iot/json")) and method == "POST":
             params = parse_qs(query)
             apikey, device = params.get("k", [""])[0], params.get("i", [""])[0]
             if principal.may_send_as_device(tenant, apikey, device):
                 return principal
-        if not self.policy.allowed(principal.roles, tenant, action):
+        if not self.policy.may_act(principal.roles, tenant, action):
             raise refused(  # detection: who was refused
                 Forbidden(
                     f"no rule of role(s) {', '.join(sorted(principal.roles)) or '(none)'}"
@@ -223,6 +243,24 @@ class AuditRecorder:
 def _client(scope: Scope) -> str:
     client = scope.get("client")
     return f"ip:{client[0]}" if client else "unknown"
+
+
+def _read_headers(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, str | None, str]:
+    """``Authorization``, ``X-API-Key`` and the tenant, in one pass over the request's
+    headers (ASGI names them in lower case)."""
+    authorization = api_key = None
+    tenant = ""
+    found_tenant = False
+    for name, value in headers:
+        if name == b"authorization":
+            if authorization is None:
+                authorization = value.decode("latin-1")
+        elif name == b"x-api-key":
+            if api_key is None:
+                api_key = value.decode("latin-1")
+        elif not found_tenant and name in TENANT_HEADERS:
+            tenant, found_tenant = value.decode("latin-1"), True
+    return authorization, api_key, tenant
 
 
 def _tenant(scope: Scope) -> str:

@@ -61,6 +61,7 @@ __all__ = [
     "authenticate",
     "authenticator",
     "credentials",
+    "credentials_of",
     "routes",
 ]
 
@@ -84,8 +85,11 @@ def _header(headers: HeadersLike, name: str) -> str | None:
 
 def credentials(headers: HeadersLike) -> tuple[str, str] | None:
     """``("jwt", token)`` or ``("apikey", key)`` from a request's headers; None without."""
-    auth = _header(headers, "authorization")
-    api_key = _header(headers, "x-api-key")
+    return credentials_of(_header(headers, "authorization"), _header(headers, "x-api-key"))
+
+
+def credentials_of(auth: str | None, api_key: str | None) -> tuple[str, str] | None:
+    """:func:`credentials` from the two headers' values (read by the caller in one pass)."""
     if auth is not None and api_key is not None:
         raise AuthError("send one credential: Authorization or X-API-Key, not both")
     if api_key is not None:
@@ -149,7 +153,10 @@ class Authenticator:
 
     # -- per request ---------------------------------------------------------------------
     def authenticate(self, headers: HeadersLike) -> Principal | None:
-        found = credentials(headers)
+        return self.verify(credentials(headers))
+
+    def verify(self, found: tuple[str, str] | None) -> Principal | None:
+        """:meth:`authenticate` for credentials already read (:func:`credentials_of`)."""
         if found is None:
             return None
         kind, value = found
@@ -179,6 +186,10 @@ class Authenticator:
             found = credentials(headers)
         except AuthError:
             return None
+        return self.cached_of(found)
+
+    def cached_of(self, found: tuple[str, str] | None) -> Principal | None:
+        """:meth:`cached` for credentials already read (:func:`credentials_of`)."""
         if found is None:
             return None
         kind, value = found

@@ -200,10 +200,14 @@ class ApiKeyBook:
         self._docs: OrderedDict[str, tuple[float, dict[str, Any] | None, Principal | None]] = (
             OrderedDict()
         )
+        # whole key text -> (good until, principal): a key seen good within recheck_s skips
+        # the parse, the hash and the compare (read without the lock: one dict lookup)
+        self._verified: dict[str, tuple[float, Principal]] = {}
         self._lock = threading.Lock()
 
     def forget(self, key_id: str | None = None) -> None:
         with self._lock:
+            self._verified.clear()
             if key_id is None:
                 self._docs.clear()
             else:
@@ -227,6 +231,9 @@ class ApiKeyBook:
     def cached(self, key: str) -> Principal | None:
         """The principal if the key's document is in memory and the key is good now; None
         otherwise (:meth:`verify` then reads the store, or says why the key is refused)."""
+        seen = self._verified.get(key)
+        if seen is not None and seen[0] > self.clock():
+            return seen[1]
         parsed = parse_key(key)
         if parsed is None:
             return None
@@ -262,6 +269,11 @@ class ApiKeyBook:
         if expires is not None and expires <= now:
             when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(expires))
             raise AuthError(f"API key {key_id} expired at {when}")
+        good_until = now + self.recheck_s if expires is None else min(now + self.recheck_s, expires)
+        with self._lock:
+            if len(self._verified) >= self.size:
+                self._verified.pop(next(iter(self._verified)))
+            self._verified[key] = (good_until, principal)
         return principal
 
 

@@ -84,6 +84,11 @@ class View:
     attrs: dict[str, frozenset[str] | None] = field(default_factory=dict)  # type -> attrs
 
     @property
+    def everything(self) -> bool:
+        """Every type, id and attribute (a city operator): callers skip per-entity checks."""
+        return self.all_types and "*" in self.attrs and self.attrs["*"] is None
+
+    @property
     def nothing(self) -> bool:
         return not self.all_types and not self.types
 
@@ -117,6 +122,7 @@ class Policy:
         self._by_id = frozenset(r[0] for r in self.rows if r[3] != "*")
         self._decide = lru_cache(maxsize=65536)(self._decide_uncached)
         self._view = lru_cache(maxsize=4096)(self._view_uncached)
+        self._routes: dict[tuple[frozenset[str], str, str], bool] = {}
 
     @classmethod
     def load(cls, path: str | Path, ctx: Context) -> Policy:
@@ -146,6 +152,17 @@ class Policy:
             else self._decide(role, tenant, etype, ANY, attr, action, "")
             for role in roles
         )
+
+    def may_act(self, roles: frozenset[str], tenant: str, action: str) -> bool:
+        """Whether some rule of ``roles`` grants ``action`` in ``tenant`` at all (the door's
+        question, asked on every request): one dict lookup once answered."""
+        key = (roles, tenant, action)
+        found = self._routes.get(key)
+        if found is None:
+            if len(self._routes) >= 65536:
+                self._routes.clear()
+            found = self._routes[key] = self.allowed(roles, tenant, action)
+        return found
 
     def _decide_uncached(
         self, role: str, tenant: str, etype: str, eid: str, attr: str, act: str, subject: str
