@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cityos.config import Settings
+from cityos.services.traffic.cli import app as traffic_app
 
 app = typer.Typer(
     help="CityOS: an open City OS — the NGSI-LD data hub and the city services on top of it.",
@@ -29,6 +30,7 @@ retention_app = typer.Typer(
     help="Delete history older than the retention rules allow.", no_args_is_help=True
 )
 app.add_typer(retention_app, name="retention")
+app.add_typer(traffic_app, name="traffic")
 
 console = Console()
 err = Console(stderr=True)

@@ -233,7 +233,10 @@ class Agent:
             *(group or {}).get("static_attributes", []),
             *device.get("static_attributes", []),
         ]:
-            out[static["name"]] = {"type": "Property", "value": static.get("value")}
+            if static.get("type") == "Relationship":  # a link to another entity (by its URI)
+                out[static["name"]] = {"type": "Relationship", "object": static.get("value")}
+            else:
+                out[static["name"]] = {"type": "Property", "value": static.get("value")}
         return out
 
     def parse_entity(self, body: dict[str, Any]) -> Any:

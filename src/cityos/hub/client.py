@@ -55,9 +55,10 @@ class HubClient:
         type: str | None = None,
         q: str | None = None,
         limit: int = 100,
+        offset: int = 0,
         fmt: str = "normalized",
     ) -> list[dict[str, Any]]:
-        query = EntityQuery(limit=limit)
+        query = EntityQuery(limit=limit, offset=offset)
         if type is not None:
             query.types = expand_types(parse_type_expr(type), self.ctx.expand_term)
         if q is not None:

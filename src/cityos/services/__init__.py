@@ -1,0 +1,1 @@
+"""City services: one package per service, each talking to the hub, never to each other."""

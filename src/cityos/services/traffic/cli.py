@@ -1,0 +1,197 @@
+"""``cityos traffic …``: run a scenario under a controller, directly or through the hub."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+app = typer.Typer(
+    help="Traffic: signal control on Eclipse SUMO (RESCO scenarios), through the hub.",
+    no_args_is_help=True,
+)
+console = Console()
+err = Console(stderr=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[red]{message}[/red]")
+    return typer.Exit(2)
+
+
+def _scenario(name: str) -> Any:
+    from cityos.services.traffic import TrafficError, get_scenario
+
+    try:
+        scenario = get_scenario(name)
+        scenario.check_files()
+    except TrafficError as exc:
+        raise _fail(str(exc)) from None
+    return scenario
+
+
+def _controller(name: str) -> Any:
+    from cityos.services.traffic import TrafficError, make_controller
+
+    try:
+        return make_controller(name)
+    except TrafficError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _run_one(
+    scenario: Any, controller_name: str, seed: int, through_hub: str | None, quiet: bool
+) -> dict[str, Any]:
+    """One run with a progress bar (on stderr); the result as JSON-ready data."""
+    from cityos.services.traffic import TrafficError, run_scenario
+
+    controller = _controller(controller_name)
+    columns = (
+        TextColumn(f"{scenario.name} · {controller_name} · seed {seed}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} s simulated"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, disable=quiet, transient=True) as bar:
+        task = bar.add_task("run", total=scenario.duration)
+
+        def progress(done: float, total: float) -> None:
+            bar.update(task, completed=done, total=total)
+
+        try:
+            if through_hub is None:
+                result = run_scenario(scenario, controller, seed=seed, progress=progress)
+                out = result.as_dict()
+            else:
+                result, stats = _through_hub(scenario, controller, seed, through_hub, progress)
+                out = {**result.as_dict(), "hub": stats}
+        except TrafficError as exc:
+            raise _fail(str(exc)) from None
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+    out["through_hub"] = through_hub is not None
+    return out
+
+
+def _through_hub(
+    scenario: Any, controller: Any, seed: int, database_url: str, progress: Any
+) -> tuple[Any, dict[str, Any]]:
+    from dataclasses import asdict
+
+    from cityos.config import Settings
+    from cityos.hub.core import Hub
+    from cityos.services.traffic.hubloop import run_through_hub
+
+    settings = Settings(database_url=database_url)
+    hub = Hub(settings)
+    hub.store.migrate()
+    try:
+        result, stats = asyncio.run(
+            run_through_hub(scenario, controller, hub, seed=seed, progress=progress)
+        )
+    finally:
+        hub.store.close()
+    return result, asdict(stats)
+
+
+@app.command("run")
+def run(
+    scenario: Annotated[str, typer.Option("--scenario", "-s", help="A RESCO scenario name.")],
+    controller: Annotated[
+        str, typer.Option("--controller", "-c", help="fixed, actuated, max-pressure or cityos.")
+    ] = "cityos",
+    seed: Annotated[int, typer.Option(help="SUMO's random seed.")] = 0,
+    through_hub: Annotated[
+        str | None,
+        typer.Option(
+            "--through-hub",
+            help="Run the loop through a hub on this database URL (detectors as devices, "
+            "decisions as TrafficSignal commands), e.g. sqlite:///data/traffic.db.",
+        ),
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Run one scenario's standard hour under one controller; report the RESCO delay."""
+    sc = _scenario(scenario)
+    out = _run_one(sc, controller, seed, through_hub, quiet=json_out)
+    if json_out:
+        print(json.dumps(out, indent=2))
+        return
+    table = Table(title=f"{sc.name}: {out['controller']}, seed {seed}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("average delay (RESCO)", f"{out['average_delay_s']:.2f} s")
+    table.add_row("vehicles", f"{out['vehicles']:,}")
+    table.add_row("arrived / in network / never inserted",
+                  f"{out['arrived']:,} / {out['in_network']:,} / {out['never_inserted']:,}")  # fmt: skip
+    table.add_row("wall time", f"{out['wall_s']:.1f} s for {out['simulated_s']:.0f} s simulated")
+    table.add_row("SUMO", out["sumo_version"])
+    if "hub" in out:
+        hub = out["hub"]
+        table.add_row("through the hub", f"{hub['commands']:,} commands, {hub['alerts']} alerts")
+    console.print(table)
+
+
+@app.command("compare")
+def compare(
+    scenario: Annotated[str, typer.Option("--scenario", "-s", help="A RESCO scenario name.")],
+    controllers: Annotated[
+        str, typer.Option(help="Comma-separated controllers.")
+    ] = "fixed,max-pressure,cityos",
+    seed: Annotated[int, typer.Option(help="SUMO's random seed.")] = 0,
+    plot: Annotated[
+        Path | None, typer.Option(help="Write a bar chart of delay per controller (PNG).")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Run several controllers on one scenario and compare their RESCO delay."""
+    sc = _scenario(scenario)
+    names = [c.strip() for c in controllers.split(",") if c.strip()]
+    for name in names:
+        _controller(name)  # every name checked before an hour of simulation starts
+    results = [_run_one(sc, name, seed, None, quiet=json_out) for name in names]
+    if plot is not None:
+        from cityos.services.traffic.plot import delay_chart
+
+        delay_chart({sc.name: {r["controller"]: [r["average_delay_s"]] for r in results}}, plot)
+    if json_out:
+        print(json.dumps(results, indent=2))
+        return
+    table = Table(title=f"{sc.name}, seed {seed}: average delay per vehicle (RESCO)")
+    table.add_column("controller")
+    table.add_column("delay (s)", justify="right")
+    table.add_column("wall (s)", justify="right")
+    for r in results:
+        table.add_row(r["controller"], f"{r['average_delay_s']:.2f}", f"{r['wall_s']:.1f}")
+    console.print(table)
+    if plot is not None:
+        console.print(f"chart: {plot}")
+
+
+@app.command("scenarios")
+def scenarios(
+    json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """The scenarios this installation can run (shipped inside sumo-rl)."""
+    from cityos.services.traffic import RESCO_SCENARIOS, get_scenario
+
+    rows = []
+    for name in RESCO_SCENARIOS:
+        sc = get_scenario(name)
+        rows.append({"name": name, "begin": sc.begin, "end": sc.end, "net_file": str(sc.net_file)})
+    if json_out:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title="RESCO scenarios")
+    for col in ("name", "hour", "network"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["name"], f"{r['begin']:.0f}–{r['end']:.0f} s", Path(r["net_file"]).name)
+    console.print(table)

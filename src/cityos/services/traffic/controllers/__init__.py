@@ -1,0 +1,46 @@
+"""Signal controllers, one interface (:class:`Controller`), looked up by name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import UnknownControllerError
+from .actuated import ActuatedController
+from .base import Controller, NativeProgram
+from .cityos import CityOSController, CityOSParams
+from .fixed import FixedTimeController
+from .maxpressure import MaxPressureController
+
+CONTROLLERS: dict[str, type] = {
+    "fixed": FixedTimeController,
+    "actuated": ActuatedController,
+    "max-pressure": MaxPressureController,
+    "cityos": CityOSController,
+}
+DEFAULT_CONTROLLER = "cityos"
+
+
+def make_controller(name: str, **options: Any) -> Controller:
+    """A fresh controller by registry name; an unknown name lists the known ones."""
+    try:
+        cls = CONTROLLERS[name]
+    except KeyError:
+        known = ", ".join(CONTROLLERS)
+        raise UnknownControllerError(
+            f"unknown controller {name!r}; known controllers: {known}"
+        ) from None
+    return cls(**options)
+
+
+__all__ = [
+    "CONTROLLERS",
+    "DEFAULT_CONTROLLER",
+    "ActuatedController",
+    "CityOSController",
+    "CityOSParams",
+    "Controller",
+    "FixedTimeController",
+    "MaxPressureController",
+    "NativeProgram",
+    "make_controller",
+]
