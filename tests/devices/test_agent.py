@@ -193,3 +193,51 @@ def test_provisioning_errors(client) -> None:
         == 204
     )
     assert client.get("/iot/services", headers=SERVICE).json()["count"] == 0
+
+
+def test_geo_point_measures_become_geo_properties_that_geo_queries_find(client) -> None:
+    """FIWARE's geo:point: "lat,lon" from UltraLight, [lon, lat] from JSON devices."""
+    group = {
+        "services": [
+            {
+                "apikey": "bus-key",
+                "entity_type": "Vehicle",
+                "attributes": [{"object_id": "l", "name": "location", "type": "geo:point"}],
+            }
+        ]
+    }
+    assert client.post("/iot/services", json=group, headers=SERVICE).status_code == 201
+    devices = {"devices": [{"device_id": "bus-1"}, {"device_id": "bus-2", "protocol": "IoTA-JSON"}]}
+    assert client.post("/iot/devices", json=devices, headers=SERVICE).status_code == 201
+    ul = {**SERVICE, "Content-Type": "text/plain"}
+    r = client.post(
+        "/iot/d", params={"k": "bus-key", "i": "bus-1"}, content=b"l|11.57,104.92", headers=ul
+    )
+    assert r.status_code == 200, r.text
+    r = client.post(
+        "/iot/json",
+        params={"k": "bus-key", "i": "bus-2"},
+        json={"l": [104.95, 11.60]},
+        headers=SERVICE,
+    )
+    assert r.status_code == 200, r.text
+    ngsi = {"NGSILD-Tenant": "phnompenh"}
+    bus = client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Vehicle:bus-1", headers=ngsi).json()
+    assert bus["location"]["type"] == "GeoProperty"
+    assert bus["location"]["value"] == {"type": "Point", "coordinates": [104.92, 11.57]}
+    near = client.get(
+        "/ngsi-ld/v1/entities",
+        params={
+            "type": "Vehicle",
+            "georel": "near;maxDistance==1000",
+            "geometry": "Point",
+            "coordinates": "[104.921,11.571]",
+        },
+        headers=ngsi,
+    )
+    assert [e["id"] for e in near.json()] == ["urn:ngsi-ld:Vehicle:bus-1"]
+    for bad in (b"l|91,104", b"l|north", b"l|1,2,3"):
+        r = client.post("/iot/d", params={"k": "bus-key", "i": "bus-1"}, content=bad, headers=ul)
+        assert r.status_code == 400, (bad, r.text)
+    bus = client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Vehicle:bus-1", headers=ngsi).json()
+    assert bus["location"]["value"]["coordinates"] == [104.92, 11.57]  # nothing written

@@ -40,6 +40,7 @@ log = logging.getLogger("cityos.devices")
 __all__ = ["DEVICE", "GROUP", "Agent", "DeviceStats", "RateLimited"]
 NUMBER_TYPES = {"Number", "Float", "float", "number", "Integer", "integer", "int"}
 BOOL_TYPES = {"Boolean", "boolean", "bool"}
+GEO_TYPES = {"geo:point", "GeoProperty"}  # a position: stored as a GeoJSON Point
 _NOT_IN_COMMAND = " \t\r\n<>\"'=;()|@#/&?"  # attribute-name rules, plus what UltraLight uses
 
 
@@ -378,7 +379,8 @@ class Agent:
             value = _convert(
                 raw, spec.get("type"), f"device {m.device_id!r}: measure {object_id!r}"
             )
-            fragment[spec["name"]] = {"type": "Property", "value": value, "observedAt": observed}
+            kind = "GeoProperty" if spec.get("type") in GEO_TYPES else "Property"
+            fragment[spec["name"]] = {"type": kind, "value": value, "observedAt": observed}
             if spec.get("unitCode"):
                 fragment[spec["name"]]["unitCode"] = spec["unitCode"]
         if not fragment:
@@ -473,8 +475,27 @@ class Measure:
     timestamp: str | None
 
 
+def _geo_point(raw: Any, where: str) -> dict[str, Any]:
+    """FIWARE's ``geo:point``: ``"lat,lon"`` text (UltraLight) or a ``[lon, lat]`` array
+    (GeoJSON order, JSON devices) -> a GeoJSON Point."""
+    try:
+        if isinstance(raw, str):
+            lat, lon = (float(part) for part in raw.split(","))
+        elif isinstance(raw, list | tuple) and len(raw) == 2:
+            lon, lat = (float(part) for part in raw)
+        else:
+            raise ValueError
+    except (TypeError, ValueError):
+        raise BadRequestData(f"{where}: {raw!r} is not a position ('lat,lon')") from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise BadRequestData(f"{where}: {raw!r} is outside [-90, 90] x [-180, 180]")
+    return {"type": "Point", "coordinates": [lon, lat]}
+
+
 def _convert(raw: Any, declared: str | None, where: str) -> Any:
     """A measure's value in its declared type (UltraLight sends text)."""
+    if declared in GEO_TYPES:
+        return _geo_point(raw, where)
     if declared in NUMBER_TYPES:
         if isinstance(raw, bool):
             raise BadRequestData(f"{where}: {raw!r} is not a number")

@@ -1,0 +1,74 @@
+"""``cityos traffic``: what an operator types, and what comes back."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CITYOS = [sys.executable, "-m", "cityos.cli"]
+
+
+def _cityos(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CITYOS, "traffic", *args], capture_output=True, text=True, timeout=240, cwd=cwd
+    )
+
+
+def test_run_json_reports_the_resco_metric_and_what_produced_it(tmp_path: Path) -> None:
+    done = _cityos(
+        "run", "--scenario", "cologne1", "--controller", "max-pressure", "--seed", "1", "--json",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["scenario"] == "cologne1"
+    assert out["controller"] == "max-pressure"
+    assert out["seed"] == 1
+    assert out["sumo_version"] == "1.28.0"
+    assert 0 < out["average_delay_s"] < 200
+    assert out["vehicles"] > 1000  # the scenario's hour of demand, not a stub
+    assert out["through_hub"] is False
+
+
+def test_run_through_the_hub_writes_the_city_entities(tmp_path: Path) -> None:
+    db = tmp_path / "traffic.db"
+    done = _cityos(
+        "run", "--scenario", "cologne1", "--controller", "cityos", "--json",
+        "--through-hub", f"sqlite:///{db}", cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["through_hub"] is True
+    assert out["hub"]["commands"] == out["hub"]["steps"] > 300
+    assert out["hub"]["emission_entities"] >= 1
+    from cityos.config import Settings
+    from cityos.hub.client import HubClient
+    from cityos.hub.core import Hub
+
+    client = HubClient(Hub(Settings(database_url=f"sqlite:///{db}")))
+    assert len(client.query(type="TrafficSignal")) == 1
+    segments = client.query(type="RoadSegment", limit=1000)
+    assert segments and all(0 <= s["congestionIndex"]["value"] <= 1 for s in segments)
+    emissions = client.query(type="TrafficEmissionObserved", limit=1000)
+    assert sum(e["co2"]["value"] for e in emissions) > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["run", "--scenario", "atlantis"], "unknown scenario 'atlantis'; known scenarios:"),
+        (["run", "--scenario", "cologne1", "-c", "magic"], "unknown controller 'magic'"),
+        (["compare", "--scenario", "cologne1", "--controllers", "fixed,nope"], "'nope'"),
+    ],
+)
+def test_bad_names_are_a_clear_message_not_a_traceback(
+    tmp_path: Path, args: list[str], says: str
+) -> None:
+    done = _cityos(*args, cwd=tmp_path)
+    assert done.returncode == 2
+    assert says in " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr
