@@ -17,6 +17,7 @@ from cityos.hub.core import Hub
 from cityos.security.guard import action_of, load_policy
 from cityos.security.keys import create_key
 from cityos.security.policy import EXAMPLE_ROLES
+from cityos.services.traffic import api as traffic_api
 
 PARAMS = {
     "entity_id": "urn:ngsi-ld:TrafficFlowObserved:1",
@@ -29,6 +30,9 @@ PARAMS = {
 }
 ROLES = sorted(EXAMPLE_ROLES["roles"])
 ALL_ROUTES = [(PREFIX + p, m) for p, m, _, _ in ROUTES] + [(p, m) for p, m, _, _ in DEVICE_ROUTES]
+ALL_ROUTES += [
+    (r.path, m) for r in traffic_api.routes() for m in sorted(r.methods or ()) if m != "HEAD"
+]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

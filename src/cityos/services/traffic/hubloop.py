@@ -43,6 +43,7 @@ from cityos.hub.core import Hub
 from cityos.hub.delivery import Deliverer
 from cityos.hub.errors import NgsiLdError
 
+from .api import register_feed
 from .controllers import Controller
 from .indicators import (
     DistrictEmissions,
@@ -56,10 +57,12 @@ from .indicators import (
 )
 from .metric import average_delay
 from .model import Alert, Decision, LaneGroupObservation, Observation, SignalLayout
+from .priority import BusPriority, BusReport, OnBoardUnits
 from .runner import Progress, RunResult
 from .safety import SafetyRules
 from .scenarios import Scenario
 from .sim import Backend, Simulation, sumo_version
+from .transit import TransitPlan
 
 log = logging.getLogger("cityos.services.traffic.hubloop")
 
@@ -90,6 +93,51 @@ SIGNAL_GROUP: dict[str, Any] = {
     ],
     "commands": [{"name": COMMAND, "type": "command"}],
 }
+
+
+BUS_KEY = "transit-vehicles"
+BUS_GROUP: dict[str, Any] = {
+    "apikey": BUS_KEY,
+    "entity_type": "Vehicle",
+    "protocol": "IoTA-JSON",
+    "attributes": [
+        {"object_id": "l", "name": "location", "type": "geo:point"},
+        {"object_id": "v", "name": "speed", "type": "Number", "unitCode": "KMH"},
+        {"object_id": "h", "name": "heading", "type": "Number"},
+        {"object_id": "t", "name": "tripId", "type": "Text"},
+        {"object_id": "r", "name": "routeId", "type": "Text"},
+        {"object_id": "d", "name": "delay", "type": "Number", "unitCode": "SEC"},
+        {"object_id": "n", "name": "nextStopSequence", "type": "Integer"},
+        {"object_id": "a", "name": "atStop", "type": "Boolean"},
+        # the signal priority request: the next signal on its path, from which lane, how far
+        {"object_id": "s", "name": "nextSignal", "type": "Text"},
+        {"object_id": "g", "name": "approachLane", "type": "Text"},
+        {"object_id": "x", "name": "distanceToStopLine", "type": "Number", "unitCode": "MTR"},
+    ],
+    "static_attributes": [{"name": "vehicleType", "type": "Text", "value": "bus"}],
+}
+
+
+def vehicle_entity(vehicle: str) -> str:
+    return f"urn:ngsi-ld:Vehicle:{quote(vehicle, safe='')}"
+
+
+def provision_buses(agent: Agent, tenant: str, plan: TransitPlan, wiring: Wiring) -> None:
+    """One device per scheduled bus (its trip): its on-board unit."""
+    if agent.doc(agent.GROUP, tenant, BUS_KEY) is None:
+        agent.add_group(tenant, json.loads(json.dumps(BUS_GROUP)))
+    for trip in plan.trips:
+        device = _device("bus", trip.trip_id)
+        agent.add_device(
+            tenant,
+            {
+                "device_id": device,
+                "apikey": BUS_KEY,
+                "entity_name": vehicle_entity(trip.trip_id),
+                "static_attributes": [{"name": "name", "type": "Text", "value": trip.trip_id}],
+            },
+        )
+        wiring.bus_device[trip.trip_id] = device
 
 
 def sim_iso(t: float) -> str:
@@ -130,6 +178,7 @@ class Wiring:
     flow_device: dict[tuple[str, str], str] = field(default_factory=dict)  # (tls, group) -> id
     tls_of_entity: dict[str, str] = field(default_factory=dict)  # signal entity id -> tls
     group_of_entity: dict[str, tuple[str, str]] = field(default_factory=dict)
+    bus_device: dict[str, str] = field(default_factory=dict)  # trip id -> device id
 
 
 def provision(agent: Agent, tenant: str, layouts: dict[str, SignalLayout]) -> Wiring:
@@ -232,6 +281,35 @@ class Cabinet:
             log.warning("a detector message was refused: %s", err)
         return len(refused)
 
+    def publish_buses(self, reports: list[BusReport]) -> int:
+        """Every bus's on-board unit reports; how many messages were refused."""
+        measures = []
+        for r in reports:
+            device = self.wiring.bus_device.get(r.trip_id)
+            if device is None:
+                continue
+            values: dict[str, Any] = {
+                "l": [round(r.lon, 7), round(r.lat, 7)],
+                "v": round(r.speed_mps * 3.6, 1),
+                "h": round(r.bearing, 1),
+                "t": r.trip_id,
+                "r": r.route_id,
+                "a": r.at_stop,
+                "s": r.next_signal or "",
+                "g": r.approach_lane or "",
+                "x": round(r.to_stop_line_m, 1) if r.to_stop_line_m is not None else -1,
+            }
+            if r.delay_s is not None:
+                values["d"] = round(r.delay_s, 1)
+            if r.next_stop_sequence is not None:
+                values["n"] = r.next_stop_sequence
+            measures.append(Measure(self.tenant, BUS_KEY, device, values, sim_iso(r.at)))
+        results = self.agent.ingest_many(measures) if measures else []
+        refused = [err for _, err in results if err is not None]
+        for err in refused[:3]:
+            log.warning("a bus report was refused: %s", err)
+        return len(refused)
+
     def _receive(self, topic: str, payload: bytes) -> tuple[bool, str | None]:
         """A command as the agent publishes it (``/<apikey>/<device>/cmd``, JSON)."""
         parts = topic.strip("/").split("/")
@@ -325,6 +403,36 @@ class HubSignalService:
                 groups=readings,
                 current_phase=None if phase < 0 else phase,
                 phase_elapsed=float(e["phaseElapsed"]["value"]),
+            )
+        return out
+
+    def buses(self, now: float) -> list[BusReport]:
+        """The buses as the hub knows them (reported this step), for signal priority."""
+        out = []
+        for e in self._all("Vehicle"):
+            if "tripId" not in e or "location" not in e:
+                continue
+            at = sim_seconds(e["location"]["observedAt"])
+            if at < now:
+                continue  # not reported this step: gone, or its unit is silent
+            lon, lat = e["location"]["value"]["coordinates"][:2]
+            to_line = float(e["distanceToStopLine"]["value"])
+            out.append(
+                BusReport(
+                    vehicle_id=e["tripId"]["value"],
+                    trip_id=e["tripId"]["value"],
+                    route_id=e["routeId"]["value"],
+                    lon=lon,
+                    lat=lat,
+                    bearing=float(e["heading"]["value"]),
+                    speed_mps=float(e["speed"]["value"]) / 3.6,
+                    at=at,
+                    distance_m=0.0,
+                    next_signal=e["nextSignal"]["value"] or None,
+                    approach_lane=e["approachLane"]["value"] or None,
+                    to_stop_line_m=to_line if to_line >= 0 else None,
+                    delay_s=float(e["delay"]["value"]) if "delay" in e else None,
+                )
             )
         return out
 
@@ -473,6 +581,8 @@ class HubRunStats:
     alerts: int = 0
     jams: int = 0
     emission_entities: int = 0
+    bus_reports: int = 0
+    bus_priority: dict[str, int] = field(default_factory=dict)
 
 
 async def run_through_hub(
@@ -489,6 +599,8 @@ async def run_through_hub(
     jams: JamWatch | None = None,
     segment_every_s: float = 60.0,
     district_cell_m: float = 1000.0,
+    transit: TransitPlan | None = None,
+    priority: BusPriority | None = None,
 ) -> tuple[RunResult, HubRunStats]:
     """Run ``controller`` on ``scenario`` with every observation and decision going through
     ``hub`` (its store, device agent, subscriptions and delivery); the RESCO metric and
@@ -510,6 +622,16 @@ async def run_through_hub(
             write_emission_output(Path(work.name) / "emissions.add.xml", emission_file),
         ),
     )
+    if transit is not None:  # the buses run the timetable the GTFS feed publishes
+        scenario = replace(
+            scenario,
+            route_files=(*scenario.route_files, transit.route_file),
+            extra_files=(*scenario.extra_files, transit.additional_file),
+        )
+    if priority is not None:
+        if transit is None:
+            raise ValueError("bus priority needs the bus lines (transit=...)")
+        controller = priority
     pending_alerts: list[Alert] = []  # raised by the guards, written to the hub each step
     all_alerts: list[Alert] = []
     sim = Simulation(
@@ -524,6 +646,11 @@ async def run_through_hub(
     sim.start()
     try:
         wiring = provision(agent, tenant, sim.layouts)
+        units = None
+        if transit is not None:
+            provision_buses(agent, tenant, transit, wiring)
+            units = OnBoardUnits(sim, transit)
+            register_feed(hub.store, tenant, transit.gtfs_path, SIM_DAY.date().isoformat())
         cabinet = Cabinet(sim, agent, tenant, wiring)
         service = HubSignalService(hub, tenant, wiring, sim.layouts)
         controller.setup(sim.layouts, scenario.step_s)
@@ -534,6 +661,12 @@ async def run_through_hub(
             sim.feed_guards(local)  # the cabinet's own detectors (max-red demand)
             stats.messages_refused += cabinet.publish(local)
             now = sim.time
+            if units is not None:
+                reports = units.read()
+                stats.bus_reports += len(reports)
+                stats.messages_refused += cabinet.publish_buses(reports)
+                if priority is not None:
+                    priority.request(service.buses(now))
             seen = service.observations()
             decisions = [controller.decide(obs, now) for obs in seen.values()]
             stats.commands += service.command(d for d in decisions if d is not None)
@@ -558,6 +691,8 @@ async def run_through_hub(
             if progress is not None:
                 progress(sim.time - scenario.begin, scenario.duration)
         stats.commands_rejected = cabinet.rejected
+        if priority is not None:
+            stats.bus_priority = asdict(priority.stats)
     finally:
         sim.close()
         await deliverer.close()

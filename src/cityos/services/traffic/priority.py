@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .gtfs_rt import BusPosition, estimate_delay
+from .gtfs_rt import BusPosition, trip_progress
 from .model import Decision, Observation, SignalLayout
 from .transit import TransitPlan, to_lonlat
 
@@ -44,7 +44,9 @@ class BusReport:
     next_signal: str | None  # traffic-light id ahead on its path
     approach_lane: str | None  # the lane it will cross that signal from
     to_stop_line_m: float | None
-    delay_s: float | None = None  # behind its timetable (filled by the service)
+    delay_s: float | None = None  # behind its timetable (negative: early)
+    next_stop_sequence: int | None = None
+    at_stop: bool = False
 
     def position(self, service_day_start: int | None = None) -> BusPosition:
         """The GTFS-realtime view of this report."""
@@ -58,6 +60,8 @@ class BusReport:
             speed_mps=self.speed_mps,
             timestamp=int(self.at + (service_day_start or 0)),
             delay_s=self.delay_s,
+            next_stop_sequence=self.next_stop_sequence,
+            stopped=self.at_stop,
         )
 
 
@@ -92,6 +96,9 @@ class OnBoardUnits:
                 tls, link, dist, _state = ahead[0]
                 links = conn.trafficlight.getControlledLinks(tls)
                 lane = links[link][0][0] if link < len(links) and links[link] else None
+            distance = variant.distance_at(edge, conn.vehicle.getLanePosition(vid))
+            speed = float(conn.vehicle.getSpeed(vid))
+            progress = trip_progress(trip.stop_times, now, distance, speed)
             out.append(
                 BusReport(
                     vehicle_id=vid,
@@ -100,28 +107,18 @@ class OnBoardUnits:
                     lon=lon,
                     lat=lat,
                     bearing=float(conn.vehicle.getAngle(vid)),
-                    speed_mps=float(conn.vehicle.getSpeed(vid)),
+                    speed_mps=speed,
                     at=now,
-                    distance_m=variant.distance_at(edge, conn.vehicle.getLanePosition(vid)),
+                    distance_m=distance,
                     next_signal=tls,
                     approach_lane=lane,
                     to_stop_line_m=dist,
+                    delay_s=progress.delay_s,
+                    next_stop_sequence=progress.next_stop_sequence,
+                    at_stop=progress.stopped,
                 )
             )
         return out
-
-
-def with_delays(reports: Iterable[BusReport], plan: TransitPlan) -> list[BusReport]:
-    """Each report with its delay against the timetable (seconds behind; negative: early)."""
-    from dataclasses import replace
-
-    schedules = plan.schedules()
-    out = []
-    for r in reports:
-        stop_times = schedules.get(r.trip_id)
-        delay = estimate_delay(stop_times, r.at, distance_m=r.distance_m) if stop_times else None
-        out.append(replace(r, delay_s=delay))
-    return out
 
 
 @dataclass
@@ -296,7 +293,7 @@ def run_with_buses(
             observations = sim.observe(sim.guards)
             sim.feed_guards(observations)
             if priority is not None:
-                priority.request(with_delays(units.read(), plan))
+                priority.request(units.read())
             now = sim.time
             decisions = [ctl.decide(o, now) for o in observations.values()]
             sim.apply(d for d in decisions if d is not None)
