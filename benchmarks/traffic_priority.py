@@ -53,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--late-after", type=float, default=0.0, help="seconds behind timetable")
     p.add_argument("--max-extension", type=float, default=20.0)
     p.add_argument("--no-early-green", action="store_true", help="green extensions only")
+    p.add_argument("--reach-s", type=float, default=10.0)
+    p.add_argument("--reach-m", type=float, default=30.0)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "traffic-priority.json"))
     args = p.parse_args(argv)
@@ -62,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         "weight": args.weight,
         "max_extension_s": args.max_extension,
         "early_green": not args.no_early_green,
+        "reach_s": args.reach_s,
+        "reach_m": args.reach_m,
     }
     jobs = [
         (s, args.controller, seed, config)

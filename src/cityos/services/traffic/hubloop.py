@@ -112,6 +112,7 @@ BUS_GROUP: dict[str, Any] = {
         # the signal priority request: the next signal on its path, from which lane, how far
         {"object_id": "s", "name": "nextSignal", "type": "Text"},
         {"object_id": "g", "name": "approachLane", "type": "Text"},
+        {"object_id": "e", "name": "exitLane", "type": "Text"},
         {"object_id": "x", "name": "distanceToStopLine", "type": "Number", "unitCode": "MTR"},
     ],
     "static_attributes": [{"name": "vehicleType", "type": "Text", "value": "bus"}],
@@ -297,6 +298,7 @@ class Cabinet:
                 "a": r.at_stop,
                 "s": r.next_signal or "",
                 "g": r.approach_lane or "",
+                "e": r.exit_lane or "",
                 "x": round(r.to_stop_line_m, 1) if r.to_stop_line_m is not None else -1,
             }
             if r.delay_s is not None:
@@ -432,6 +434,7 @@ class HubSignalService:
                     approach_lane=e["approachLane"]["value"] or None,
                     to_stop_line_m=to_line if to_line >= 0 else None,
                     delay_s=float(e["delay"]["value"]) if "delay" in e else None,
+                    exit_lane=e["exitLane"]["value"] or None,
                 )
             )
         return out

@@ -47,6 +47,7 @@ class BusReport:
     delay_s: float | None = None  # behind its timetable (negative: early)
     next_stop_sequence: int | None = None
     at_stop: bool = False
+    exit_lane: str | None = None  # the lane it leaves that signal on
 
     def position(self, service_day_start: int | None = None) -> BusPosition:
         """The GTFS-realtime view of this report."""
@@ -91,11 +92,12 @@ class OnBoardUnits:
             x, y = conn.vehicle.getPosition(vid)
             lon, lat = to_lonlat(self.net, x, y)
             ahead = conn.vehicle.getNextTLS(vid)
-            tls, lane, dist = None, None, None
+            tls, lane, exit_lane, dist = None, None, None, None
             if ahead:
                 tls, link, dist, _state = ahead[0]
                 links = conn.trafficlight.getControlledLinks(tls)
-                lane = links[link][0][0] if link < len(links) and links[link] else None
+                if link < len(links) and links[link]:
+                    lane, exit_lane = links[link][0][0], links[link][0][1]
             distance = variant.distance_at(edge, conn.vehicle.getLanePosition(vid))
             speed = float(conn.vehicle.getSpeed(vid))
             progress = trip_progress(trip.stop_times, now, distance, speed)
@@ -116,6 +118,7 @@ class OnBoardUnits:
                     delay_s=progress.delay_s,
                     next_stop_sequence=progress.next_stop_sequence,
                     at_stop=progress.stopped,
+                    exit_lane=exit_lane,
                 )
             )
         return out
@@ -128,6 +131,7 @@ class PriorityStats:
     extensions: int = 0
     early_greens: int = 0
     requests: int = 0
+    blocked: int = 0  # requests not served: the bus's exit was full
 
 
 @dataclass
@@ -135,19 +139,22 @@ class BusPriority:
     """Wraps a controller; buses late by ``late_after_s`` or more get their green."""
 
     controller: Any
-    late_after_s: float = 30.0
-    reach_s: float = 25.0  # act for a bus this many seconds (at its speed) from the stop line
-    reach_m: float = 120.0  # …or this close when it is standing in the queue
+    late_after_s: float = 0.0  # behind its timetable at all (seconds)
+    reach_s: float = 10.0  # act for a bus one control step (at its speed) from the stop line
+    reach_m: float = 30.0  # …or this close: at the head of the queue
     max_extension_s: float = 20.0
     # >0: person-weighted priority — the bus's approach counts as ``weight`` more queued
     # vehicles for the wrapped controller (a full bus carries the people of many cars)
     # instead of overriding its decision
     weight: float = 0.0
     early_green: bool = True  # False: extensions only
+    # no priority into a full exit: the bus could not leave, and the junction would block
+    blocked_occupancy: float = 35.0
     stats: PriorityStats = field(default_factory=PriorityStats)
     native_program: None = None
     _layouts: dict[str, SignalLayout] = field(default_factory=dict)
     _group_of_lane: dict[tuple[str, str], str] = field(default_factory=dict)
+    _exit_of_lane: dict[tuple[str, str], str] = field(default_factory=dict)
     _requests: dict[str, BusReport] = field(default_factory=dict)
     _extended: dict[tuple[str, str], float] = field(default_factory=dict)
     _step_s: float = 10.0
@@ -177,6 +184,18 @@ class BusPriority:
             if group.kind == "approach"
             for lane in group.lanes
         }
+        self._exit_of_lane = {
+            (tls, lane): gid
+            for tls, layout in layouts.items()
+            for gid, group in layout.groups.items()
+            if group.kind == "exit"
+            for lane in group.lanes
+        }
+
+    def _exit_full(self, obs: Observation, bus: BusReport) -> bool:
+        group = self._exit_of_lane.get((obs.tls_id, bus.exit_lane or ""))
+        reading = obs.groups.get(group) if group is not None else None
+        return reading is not None and reading.occupancy >= self.blocked_occupancy
 
     def request(self, reports: Iterable[BusReport]) -> None:
         """This step's buses: the most pressing late bus per junction is the request."""
@@ -196,6 +215,9 @@ class BusPriority:
 
     def decide(self, obs: Observation, now: float) -> Decision | None:
         bus = self._requests.get(obs.tls_id)
+        if bus is not None and self._exit_full(obs, bus):
+            self.stats.blocked += 1
+            bus = None
         if self.weight and bus is not None and bus.approach_lane is not None:
             obs = self._weighted(obs, bus)
         decision = self.controller.decide(obs, now)
