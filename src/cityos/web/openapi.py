@@ -248,6 +248,42 @@ def openapi_document() -> dict[str, Any]:
                 },
             }
         }
+    for extra, summary, media in (
+        ("/services/traffic/gtfs-rt/vehicle-positions", "GTFS-realtime VehiclePositions",
+         "application/x-protobuf"),
+        ("/services/traffic/gtfs-rt/trip-updates", "GTFS-realtime TripUpdates",
+         "application/x-protobuf"),
+        ("/services/traffic/gtfs", "The static GTFS feed (zip)", "application/zip"),
+    ):  # fmt: skip
+        content: dict[str, Any] = {media: {"schema": {"type": "string", "format": "binary"}}}
+        if "gtfs-rt" in extra:
+            content["application/json"] = {"schema": {"type": "object"}}  # ?format=json
+        paths[extra] = {
+            "get": {
+                "summary": summary,
+                "operationId": "get_" + re.sub(r"[^a-zA-Z]+", "_", extra).strip("_"),
+                "parameters": [
+                    {"name": "NGSILD-Tenant", "in": "header", "required": False,
+                     "schema": {"type": "string"}},
+                    {"name": "format", "in": "query", "required": False,
+                     "schema": {"type": "string", "enum": ["json"]}},
+                ],
+                "responses": {
+                    "200": {"description": "OK", "content": content},
+                    **{
+                        code: {"description": desc,
+                               "content": {"application/problem+json": {"schema": problem_ref}}}
+                        for code, desc in (
+                            ("400", "Bad request (e.g. a malformed tenant)"),
+                            ("401", "No valid credentials (when authentication is required)"),
+                            ("403", "Forbidden"),
+                            ("404", "Unknown tenant, or no static feed registered for it"),
+                            ("429", "Too many requests (rate limit)"),
+                        )
+                    },
+                },
+            }
+        }  # fmt: skip
     return {
         "openapi": "3.1.0",
         "info": {"title": "CityOS hub — NGSI-LD API", "version": cityos.__version__},
