@@ -177,3 +177,30 @@ def test_subscriptions_carry_only_readable_attributes(hub_and_keys) -> None:
     assert sorted(stored["notification"]["attributes"]) == ["intensity", "location"]
     other = {**sub, "entities": [{"type": "AirQualityObserved"}]}
     assert client.post(f"{BASE}/subscriptions", json=other, headers=me).status_code == 403
+
+
+def test_a_subscription_may_not_match_on_attributes_it_may_not_read(hub_and_keys) -> None:
+    """q or watchedAttributes on a hidden attribute would leak it (which entities match,
+    when it changes): refused, and nothing stored."""
+    client, keys = hub_and_keys
+    me = keys["flows"]
+    base = {
+        "type": "Subscription",
+        "entities": [{"type": "TrafficFlowObserved"}],
+        "notification": {"endpoint": {"uri": "http://127.0.0.1:9/hook"}},
+    }
+    for extra in (
+        {"q": 'secretNote=="plate ABC-123"'},
+        {"q": "intensity>100;secretNote"},
+        {"watchedAttributes": ["secretNote"]},
+    ):
+        r = client.post(f"{BASE}/subscriptions", json={**base, **extra}, headers=me)
+        assert r.status_code == 403, (extra, r.text)
+        assert "secretNote" in r.json()["detail"]
+    assert client.get(f"{BASE}/subscriptions", headers=me).json() == []
+    ok = {**base, "q": "intensity>100", "watchedAttributes": ["intensity"]}
+    assert client.post(f"{BASE}/subscriptions", json=ok, headers=me).status_code == 201
+    # the operator, who may read everything, may match on it
+    op = keys["operator"]
+    r = client.post(f"{BASE}/subscriptions", json={**base, "q": 'secretNote=="x"'}, headers=op)
+    assert r.status_code == 201, r.text

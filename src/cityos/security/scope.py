@@ -177,6 +177,16 @@ def scope_subscription(doc: dict[str, Any], ctx: Any) -> dict[str, Any]:
     keep = view.attrs_for(types)
     if keep is None:
         return doc
+    hidden = sorted(
+        name
+        for name in _subscription_attrs(doc, ctx)
+        if ":" in ctx.expand_term(name) and ctx.expand_term(name) not in keep
+    )
+    if hidden:  # matching on them would tell the subscriber what it may not read
+        raise Forbidden(
+            f"the subscription's q / watchedAttributes use attributes this caller may not "
+            f"read: {', '.join(hidden)}"
+        )
     asked = doc["notification"].get("attributes")
     names = [
         a
@@ -186,6 +196,26 @@ def scope_subscription(doc: dict[str, Any], ctx: Any) -> dict[str, Any]:
     if not names:
         raise Forbidden("none of the notified attributes may be read by this caller")
     return {**doc, "notification": {**doc["notification"], "attributes": names}}
+
+
+def _subscription_attrs(doc: dict[str, Any], ctx: Any) -> set[str]:
+    """The attribute names a subscription matches on: its q and its watchedAttributes."""
+    from cityos.hub.query.q import parse_q
+
+    names = set(doc.get("watchedAttributes") or [])
+    if doc.get("q"):
+        names |= _q_attrs(parse_q(doc["q"]))
+    return names
+
+
+def _q_attrs(expr: QExpr) -> set[str]:
+    if isinstance(expr, Comparison | Exists):
+        return {expr.path.attr}
+    if isinstance(expr, Not):
+        return _q_attrs(expr.expr)
+    if isinstance(expr, And | Or):
+        return set().union(*(_q_attrs(e) for e in expr.items))
+    return set()
 
 
 # -- writes --------------------------------------------------------------------------------
