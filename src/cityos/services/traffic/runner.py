@@ -52,13 +52,14 @@ def run_scenario(
     backend: Backend = "libsumo",
     work_dir: Path | None = None,
     progress: Progress | None = None,
+    detector_range_m: float = 200.0,
 ) -> RunResult:
     """Run ``controller`` on ``scenario`` for its whole hour and compute the RESCO metric."""
     alerts: list[Alert] = []
     mode = controller.native_program or "guarded"
     sim = Simulation(
         scenario, seed=seed, mode=mode, rules=rules, backend=backend, work_dir=work_dir,
-        alert=alerts.append,
+        alert=alerts.append, detector_range_m=detector_range_m,
     )  # fmt: skip
     started = time.perf_counter()
     sim.start()
