@@ -38,6 +38,11 @@ def test_demo_no_serve_loads_replays_and_answers(tmp_path, transport, request, m
     speeds = flow["attrs"][SDM + "dataModel.Transportation/averageVehicleSpeed"]
     assert speeds[0]["observedAt"] == "2026-11-30T01:04:00.000000Z"  # the 5th minute
     assert summary["loaded"] == sum(summary["entities"].values()) > 200
+    # the traffic service ran the district's signals and buses through the same hub
+    traffic = summary["traffic"]
+    assert traffic["hub"]["signals"] == 9 and traffic["hub"]["commands"] > 0
+    assert traffic["vehicles"] > 0 and traffic["bus_trips"] >= 1
+    assert traffic["hub"]["messages_refused"] == 0
     assert summary["entities"]["TrafficFlowObserved"] == 40
     assert summary["updates"] > 0
     # every sensor update went into history: first sensor has its creation rows plus 6 steps
@@ -59,7 +64,9 @@ def test_demo_no_serve_loads_replays_and_answers(tmp_path, transport, request, m
     stats = runner.invoke(app, ["db", "stats", "--json", "-d", url])
     assert stats.exit_code == 0, stats.output
     # and, with devices, each sensor's Device entity holding its message counters
-    assert json.loads(stats.stdout)["entities"] == summary["loaded"] + summary["devices"]
+    assert json.loads(stats.stdout)["entities"] == (
+        summary["loaded"] + summary["devices"] + summary["traffic"]["entities"]
+    )
     assert (summary["devices"] == 106) == (transport == "mqtt")
 
 

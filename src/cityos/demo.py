@@ -13,6 +13,7 @@ import json
 import socket
 import time
 import warnings
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -195,7 +196,88 @@ def run_demo(
         history = hub.store.history("", _first_flow(entities), None, limit=100_000)
         summary["history_rows_first_sensor"] = len(history)
         summary["history"] = _history_example(client, console, minutes)
+    summary["traffic"] = run_traffic(settings, console, minutes)
     summary["curl"] = curl_lines(settings)
+    return summary
+
+
+# the district's local midnight (Phnom Penh, UTC+7): simulation time 0 of the traffic run
+DISTRICT_MIDNIGHT = DISTRICT_TIME.replace(hour=0) - timedelta(hours=7)
+
+
+def _traffic_folder(settings: Settings) -> Path:
+    """Where the district's network, demand and GTFS feed are written: beside a SQLite
+    database (the served GTFS-realtime refers to the feed), else in data/."""
+    url = settings.database_url
+    base = Path(url.removeprefix("sqlite:///")).parent if url.startswith("sqlite:///") else None
+    return (base or Path("data")) / "traffic"
+
+
+def run_traffic(settings: Settings, console: Console, minutes: int) -> dict[str, Any]:
+    """The traffic service on the district's own streets, through the hub: SUMO's junctions
+    and buses report as devices, CityOS's controller with bus priority decides, the signals
+    answer their commands; congestion, jams, emissions and GTFS-realtime land in the hub."""
+    import asyncio
+
+    from cityos.services.traffic import make_controller
+    from cityos.services.traffic.hubloop import run_through_hub
+    from cityos.services.traffic.priority import BusPriority
+    from cityos.services.traffic.transit import make_bus_lines
+    from cityos.twin.roadnet import district_scenario
+
+    folder = _traffic_folder(settings)
+    begin = (DISTRICT_TIME - DISTRICT_MIDNIGHT).total_seconds()
+    scenario = district_scenario(folder, begin=begin, end=begin + 60 * minutes)
+    plan = make_bus_lines(scenario.net_file, scenario.begin, scenario.end, 0, folder / "transit")
+    controller = make_controller("cityos")
+    hub = Hub(settings)
+    before = hub.store.stats()["entities"]
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:.0f}/{task.total:.0f} s simulated"),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    try:
+        with progress:
+            task = progress.add_task(
+                f"Signals and buses under the traffic service ({minutes} min, SUMO)",
+                total=scenario.duration,
+            )
+            result, stats = asyncio.run(
+                run_through_hub(
+                    scenario,
+                    controller,
+                    hub,
+                    transit=plan,
+                    priority=BusPriority(controller),
+                    context=CONTEXT_URL,
+                    origin=DISTRICT_MIDNIGHT,
+                    progress=lambda done, total: progress.update(task, completed=done),
+                )
+            )
+        created = hub.store.stats()["entities"] - before
+    finally:
+        hub.close()
+    summary = {
+        "scenario": scenario.name,
+        "controller": result.controller,
+        "average_delay_s": round(result.average_delay_s, 2),
+        "vehicles": result.vehicles,
+        "bus_lines": len(plan.lines),
+        "bus_trips": len(plan.trips),
+        "hub": dict(vars(stats)),
+        "entities": created,  # signals, flows, segments, buses, alerts, emissions
+        "wall_s": round(result.wall_s, 2),
+    }
+    console.print(
+        f"Traffic: {result.vehicles:,} vehicles and {len(plan.trips)} buses on {len(plan.lines)} "
+        f"lines through the district's signals under {result.controller}, in "
+        f"{result.wall_s:.1f} s: average delay {result.average_delay_s:.1f} s; "
+        f"{stats.commands:,} signal commands, {stats.jams} jams, "
+        f"{stats.emission_entities} emission records, {stats.bus_reports:,} bus reports."
+    )
     return summary
 
 
@@ -401,6 +483,11 @@ def curl_lines(settings: Settings) -> list[str]:
     lines.append(
         f"curl -s '{url}/entities?type=Building&limit=3' -H 'Accept: application/geo+json' -H '{link}'"
     )
+    root = f"http://{settings.host}:{settings.port}"
+    # the traffic service: its signals' state and commands, jams, and buses for passenger apps
+    lines.append(f"curl -s '{url}/entities?type=TrafficSignal&options=keyValues&limit=3'")
+    lines.append(f"curl -s '{url}/entities?type=Alert&q=subCategory==%22trafficJam%22&limit=3'")
+    lines.append(f"curl -s '{root}/services/traffic/gtfs-rt/vehicle-positions?format=json'")
     return lines
 
 

@@ -35,10 +35,11 @@ class HubClient:
     def create(self, entity: dict[str, Any]) -> None:
         self.hub.entities.create(self.tenant, parse_entity(entity, self.ctx))
 
-    def upsert(self, entities: list[dict[str, Any]]) -> list[str]:
-        """Create or replace; the ids created."""
+    def upsert(self, entities: list[dict[str, Any]], *, replace: bool = True) -> list[str]:
+        """Create, or replace (``replace=False``: update, keeping other attributes); the
+        ids created."""
         parsed = [parse_entity(e, self.ctx) for e in entities]
-        return self.hub.entities.batch_upsert(self.tenant, parsed).created
+        return self.hub.entities.batch_upsert(self.tenant, parsed, replace=replace).created
 
     def update_attrs(self, entity_id: str, attrs: dict[str, Any]) -> None:
         self.hub.entities.append_attrs(self.tenant, entity_id, parse_attributes(attrs, self.ctx))

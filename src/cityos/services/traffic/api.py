@@ -17,7 +17,7 @@ gives the same feed as JSON for people. Reads go through the caller's rules like
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,15 +45,14 @@ FEED_DOC = "traffic-gtfs"  # registry kind: the static GTFS feed of a tenant
 PROTOBUF = "application/x-protobuf"
 
 
-def register_feed(store: Any, tenant: str, gtfs_zip: Path, service_day: str) -> None:
-    """Tell the hub where the static GTFS feed of ``tenant`` is and which service day the
-    simulation clock counts from (YYYY-MM-DD, midnight UTC)."""
-    store.put_doc(
-        FEED_DOC,
-        tenant,
-        "feed",
-        {"path": str(Path(gtfs_zip).resolve()), "service_day": service_day},
-    )
+def register_feed(store: Any, tenant: str, gtfs_zip: Path, service_day_start: datetime) -> None:
+    """Tell the hub where the static GTFS feed of ``tenant`` is and the instant its service
+    day starts (the timetable's 00:00:00)."""
+    doc = {
+        "path": str(Path(gtfs_zip).resolve()),
+        "service_day_start": service_day_start.isoformat(),
+    }
+    store.put_doc(FEED_DOC, tenant, "feed", doc)
 
 
 def _feed(store: Any, tenant: str) -> dict[str, Any] | None:
@@ -134,7 +133,7 @@ async def trip_updates(request: Request) -> Response:
     from .transit import read_schedules
 
     schedules = await asyncio.to_thread(read_schedules, Path(feed["path"]))
-    day = datetime.fromisoformat(feed["service_day"]).replace(tzinfo=UTC)
+    day = datetime.fromisoformat(feed["service_day_start"])
     predictions = predict_trips(
         positions, schedules, service_day_start=int(day.timestamp()), max_stops=10
     )

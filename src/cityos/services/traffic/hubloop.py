@@ -24,6 +24,7 @@ hub as a FIWARE ``Alert`` entity operators see and subscriptions can route.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import logging
@@ -123,10 +124,19 @@ def vehicle_entity(vehicle: str) -> str:
     return f"urn:ngsi-ld:Vehicle:{quote(vehicle, safe='')}"
 
 
-def provision_buses(agent: Agent, tenant: str, plan: TransitPlan, wiring: Wiring) -> None:
+def _group(group: dict[str, Any], context: str | None) -> dict[str, Any]:
+    doc = json.loads(json.dumps(group))
+    if context:
+        doc["jsonLdContext"] = context  # the city's terms for what its devices report
+    return doc
+
+
+def provision_buses(
+    agent: Agent, tenant: str, plan: TransitPlan, wiring: Wiring, context: str | None = None
+) -> None:
     """One device per scheduled bus (its trip): its on-board unit."""
     if agent.doc(agent.GROUP, tenant, BUS_KEY) is None:
-        agent.add_group(tenant, json.loads(json.dumps(BUS_GROUP)))
+        agent.add_group(tenant, _group(BUS_GROUP, context))
     for trip in plan.trips:
         device = _device("bus", trip.trip_id)
         agent.add_device(
@@ -141,15 +151,19 @@ def provision_buses(agent: Agent, tenant: str, plan: TransitPlan, wiring: Wiring
         wiring.bus_device[trip.trip_id] = device
 
 
+# the instant simulation time 0 stands for, for the run in progress (run_through_hub sets it)
+_ORIGIN: contextvars.ContextVar[datetime] = contextvars.ContextVar("origin", default=SIM_DAY)
+
+
 def sim_iso(t: float) -> str:
     """A simulation time (s) as the ISO 8601 instant the hub stores."""
-    return (SIM_DAY + timedelta(seconds=t)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return (_ORIGIN.get() + timedelta(seconds=t)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def sim_seconds(iso: str) -> float:
     """The simulation time (s) of an ISO 8601 instant written by :func:`sim_iso`."""
     at = datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    return (at - SIM_DAY).total_seconds()
+    return (at - _ORIGIN.get()).total_seconds()
 
 
 def _device(kind: str, *parts: str) -> str:
@@ -160,7 +174,9 @@ def _device(kind: str, *parts: str) -> str:
 
 
 def segment_entity(edge: str) -> str:
-    return f"urn:ngsi-ld:RoadSegment:{quote(edge, safe='')}"
+    """The service's own segment ids (``traffic:``): a city's RoadSegment entities from
+    other sources are cut differently and keep theirs."""
+    return f"urn:ngsi-ld:RoadSegment:traffic:{quote(edge, safe='')}"
 
 
 def signal_entity(tls: str) -> str:
@@ -182,11 +198,13 @@ class Wiring:
     bus_device: dict[str, str] = field(default_factory=dict)  # trip id -> device id
 
 
-def provision(agent: Agent, tenant: str, layouts: dict[str, SignalLayout]) -> Wiring:
+def provision(
+    agent: Agent, tenant: str, layouts: dict[str, SignalLayout], context: str | None = None
+) -> Wiring:
     """The service groups, and one device per signal and per measured lane group."""
     for group in (DETECTOR_GROUP, SIGNAL_GROUP):
         if agent.doc(agent.GROUP, tenant, group["apikey"]) is None:
-            agent.add_group(tenant, json.loads(json.dumps(group)))
+            agent.add_group(tenant, _group(group, context))
     wiring = Wiring()
     for tls, layout in layouts.items():
         if not layout.phases:
@@ -365,9 +383,14 @@ class HubSignalService:
     """The traffic service: observations from the hub, decisions back as commands."""
 
     def __init__(
-        self, hub: Hub, tenant: str, wiring: Wiring, layouts: dict[str, SignalLayout]
+        self,
+        hub: Hub,
+        tenant: str,
+        wiring: Wiring,
+        layouts: dict[str, SignalLayout],
+        context: str | None = None,
     ) -> None:
-        self.client = HubClient(hub, tenant=tenant)
+        self.client = HubClient(hub, tenant=tenant, context=context)
         self.wiring = wiring
         self.layouts = layouts
 
@@ -484,7 +507,7 @@ class HubSignalService:
                 }  # fmt: skip
             entities.append(entity)
         if entities:
-            self.client.upsert(entities)
+            self.client.upsert(entities, replace=False)
 
     def jam_alert(self, edge: str, event: str, reading: SegmentReading, now: float) -> None:
         """A FIWARE Alert when a segment jams (and an informational one when it clears)."""
@@ -577,6 +600,7 @@ class HubSignalService:
 class HubRunStats:
     """What went through the hub during a run."""
 
+    signals: int = 0
     steps: int = 0
     messages_refused: int = 0
     commands: int = 0
@@ -604,10 +628,43 @@ async def run_through_hub(
     district_cell_m: float = 1000.0,
     transit: TransitPlan | None = None,
     priority: BusPriority | None = None,
+    context: str | None = None,
+    origin: datetime | None = None,
 ) -> tuple[RunResult, HubRunStats]:
     """Run ``controller`` on ``scenario`` with every observation and decision going through
     ``hub`` (its store, device agent, subscriptions and delivery); the RESCO metric and
-    what crossed the hub. ``before_step`` lets tests break things mid-run (a detector)."""
+    what crossed the hub. ``before_step`` lets tests break things mid-run (a detector);
+    ``origin`` is the instant simulation time 0 stands for (default: 2026-01-05T00:00Z)."""
+    token = _ORIGIN.set(origin or SIM_DAY)
+    try:
+        return await _run_through_hub(
+            scenario, controller, hub, tenant=tenant, seed=seed, rules=rules, backend=backend,
+            progress=progress, before_step=before_step, jams=jams,
+            segment_every_s=segment_every_s, district_cell_m=district_cell_m,
+            transit=transit, priority=priority, context=context,
+        )  # fmt: skip
+    finally:
+        _ORIGIN.reset(token)
+
+
+async def _run_through_hub(
+    scenario: Scenario,
+    controller: Controller,
+    hub: Hub,
+    *,
+    tenant: str,
+    seed: int,
+    rules: SafetyRules | None,
+    backend: Backend,
+    progress: Progress | None,
+    before_step: Callable[[Simulation], None] | None,
+    jams: JamWatch | None,
+    segment_every_s: float,
+    district_cell_m: float,
+    transit: TransitPlan | None,
+    priority: BusPriority | None,
+    context: str | None,
+) -> tuple[RunResult, HubRunStats]:
     if controller.native_program is not None:
         raise ValueError(
             f"controller {controller.name!r} runs inside SUMO ({controller.native_program}); "
@@ -648,14 +705,15 @@ async def run_through_hub(
     started = time.perf_counter()
     sim.start()
     try:
-        wiring = provision(agent, tenant, sim.layouts)
+        wiring = provision(agent, tenant, sim.layouts, context)
+        stats.signals = len(wiring.signal_device)
         units = None
         if transit is not None:
-            provision_buses(agent, tenant, transit, wiring)
+            provision_buses(agent, tenant, transit, wiring, context)
             units = OnBoardUnits(sim, transit)
-            register_feed(hub.store, tenant, transit.gtfs_path, SIM_DAY.date().isoformat())
+            register_feed(hub.store, tenant, transit.gtfs_path, _ORIGIN.get())
         cabinet = Cabinet(sim, agent, tenant, wiring)
-        service = HubSignalService(hub, tenant, wiring, sim.layouts)
+        service = HubSignalService(hub, tenant, wiring, sim.layouts, context)
         controller.setup(sim.layouts, scenario.step_s)
         while not sim.done:
             if before_step is not None:
@@ -678,7 +736,7 @@ async def run_through_hub(
             cabinet.apply_commands()
             readings = segment_readings(seen, sim.layouts, free_speed)
             for edge, reading in readings.items():
-                event = jams.update(edge, reading.congestion_index, now)
+                event = jams.update(edge, reading.congestion_index, now, reading.queue)
                 if event is not None:
                     service.jam_alert(edge, event, reading, now)
                     stats.jams += event == "jam"

@@ -5,7 +5,7 @@ emissions per district and hour — what the city's indicators read from the hub
   the share of free-flow speed lost, from the mean speed its detectors report (weighted by
   the vehicles they see) and the segment's speed limit; 0 with nobody on the detector.
 * **Jams**: a segment whose index stays at or above ``enter`` (0.7: under 30 % of the
-  speed limit) for ``hold_s`` is jammed; it clears when the index stays at or below
+  speed limit) with at least ``min_queue`` (5) vehicles standing, for ``hold_s``, is jammed; it clears when the index stays at or below
   ``leave`` for ``hold_s`` (hysteresis, so a queue discharging at a green does not flap).
 * **Emissions** come from SUMO itself (its HBEFA-based models, per vehicle class): an
   ``edgeData`` output of type ``emissions`` sums each edge's CO2, NOx, PMx and fuel per
@@ -104,19 +104,31 @@ class _Segment:
 class JamWatch:
     """Decides when a segment jams and when it clears, with hysteresis and a hold time."""
 
-    def __init__(self, *, enter: float = 0.7, leave: float = 0.4, hold_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        *,
+        enter: float = 0.7,
+        leave: float = 0.4,
+        hold_s: float = 60.0,
+        min_queue: int = 5,
+    ) -> None:
         if not 0.0 <= leave < enter <= 1.0:
             raise ValueError("need 0 <= leave < enter <= 1")
         self.enter, self.leave, self.hold_s = enter, leave, hold_s
+        self.min_queue = min_queue  # one slow car is not a jam
         self._segments: dict[str, _Segment] = {}
 
     def jammed(self) -> set[str]:
         return {s for s, state in self._segments.items() if state.jammed}
 
-    def update(self, segment: str, index: float, now: float) -> str | None:
-        """``"jam"`` when the segment has just jammed, ``"clear"`` when it has just cleared."""
+    def update(
+        self, segment: str, index: float, now: float, queue: int | None = None
+    ) -> str | None:
+        """``"jam"`` when the segment has just jammed, ``"clear"`` when it has just cleared
+        (``queue``: vehicles standing on it; a jam needs ``min_queue`` of them)."""
         state = self._segments.setdefault(segment, _Segment())
-        towards = index <= self.leave if state.jammed else index >= self.enter
+        crowded = queue is None or queue >= self.min_queue
+        towards = index <= self.leave if state.jammed else (index >= self.enter and crowded)
         if not towards:
             state.since = None
             return None
