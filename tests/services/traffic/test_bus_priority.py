@@ -71,11 +71,28 @@ def test_buses_report_through_the_hub_and_gtfs_realtime_serves_them(
 
     from cityos.web.app import create_app
 
+    # a bus whose unit reports no trip: published where it is, with no trip update, no error
+    HubClient(hub).upsert(
+        [
+            {
+                "id": "urn:ngsi-ld:Vehicle:stray",
+                "type": "Vehicle",
+                "name": {"type": "Property", "value": "stray"},
+                "vehicleType": {"type": "Property", "value": "bus"},
+                "location": {
+                    "type": "GeoProperty",
+                    "value": {"type": "Point", "coordinates": [104.92, 11.56]},
+                    "observedAt": "2026-01-05T07:10:00Z",
+                },
+            }
+        ]
+    )
     with TestClient(create_app(settings, hub)) as client:
         r = client.get("/services/traffic/gtfs-rt/vehicle-positions")
         assert r.status_code == 200 and r.headers["content-type"] == "application/x-protobuf"
         positions = {p.vehicle_id: p for p in read_vehicle_positions(r.content)}
-        assert set(positions) == {b["name"]["value"] for b in buses}
+        assert set(positions) == {b["name"]["value"] for b in buses} | {"stray"}
+        assert positions["stray"].trip_id is None
         for bus in buses:
             p = positions[bus["name"]["value"]]
             lon, lat = bus["location"]["value"]["coordinates"]
@@ -84,6 +101,7 @@ def test_buses_report_through_the_hub_and_gtfs_realtime_serves_them(
         r = client.get("/services/traffic/gtfs-rt/trip-updates")
         assert r.status_code == 200, r.text
         updates = {u.trip_id: u for u in read_trip_updates(r.content)}
+        assert None not in updates and "" not in updates  # the stray bus has none
         with_delay = [b for b in buses if "delay" in b and "nextStopSequence" in b]
         assert {b["tripId"]["value"] for b in with_delay} <= set(updates)
         for bus in with_delay:

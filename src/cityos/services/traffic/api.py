@@ -107,7 +107,8 @@ def _vehicles(request: Request) -> tuple[list[BusPosition], dict[str, Any] | Non
     query = restrict_query(EntityQuery(types=vehicle, limit=10_000))
     found = visible_all(hub.store.query(tenant, query).entities)
     rendered = [render_entity(e, ctx) for e in found]
-    return bus_positions([e for e in rendered if "tripId" in e]), _feed(hub.store, tenant), tenant
+    # every vehicle with a position is published; one without a trip gets no trip update
+    return bus_positions(rendered), _feed(hub.store, tenant), tenant
 
 
 def _answer(request: Request, feed: Any) -> Response:

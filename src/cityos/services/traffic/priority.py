@@ -18,6 +18,7 @@ only the seconds it actually gives.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,8 @@ from typing import Any
 from .gtfs_rt import BusPosition, trip_progress
 from .model import Decision, Observation, SignalLayout
 from .transit import TransitPlan, to_lonlat
+
+log = logging.getLogger("cityos.services.traffic.priority")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,7 @@ class OnBoardUnits:
         self.plan = plan
         self.trips = {t.trip_id: t for t in plan.trips}
         self.net = sumolib.net.readNet(str(plan.net_file))
+        self._skip: set[str] = set()  # cars, and buses with no trip
 
     def read(self) -> list[BusReport]:
         conn = self.sim._conn  # the adapter's SUMO connection (libsumo or TraCI)
@@ -84,6 +88,10 @@ class OnBoardUnits:
         for vid in conn.vehicle.getIDList():
             trip = self.trips.get(vid)
             if trip is None:
+                if vid not in self._skip:  # each vehicle looked at once, not every step
+                    self._skip.add(vid)
+                    if conn.vehicle.getVehicleClass(vid) == "bus":
+                        log.warning("bus %s runs no trip of the timetable: not reported", vid)
                 continue
             edge = conn.vehicle.getRoadID(vid)
             variant = self.plan.variant(vid)
