@@ -210,3 +210,31 @@ def test_person_weighted_priority_adds_the_bus_to_its_queue() -> None:
     p.decide(_obs(current=0), 100.0)
     assert seen[0].groups["ns"].queue == 1 + 12
     assert seen[0].groups["ew"].queue == 1
+
+
+def test_a_bus_with_no_trip_is_logged_once_and_the_loop_goes_on(
+    avenue: tuple[Scenario, TransitPlan], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from dataclasses import replace
+
+    from cityos.services.traffic.priority import run_with_buses
+
+    scenario, plan = avenue
+    ghost = tmp_path / "ghost.rou.xml"
+    ghost.write_text(
+        '<routes>\n  <vType id="ghost_bus" vClass="bus"/>\n'
+        f'  <vehicle id="ghost" type="ghost_bus" depart="{BEGIN + 10:g}">\n'
+        '    <route edges="WJ1 J1J2 J2J3 J3E"/>\n  </vehicle>\n</routes>\n'
+    )
+    with_ghost = replace(scenario, route_files=(*scenario.route_files, ghost))
+    with caplog.at_level("WARNING", logger="cityos.services.traffic.priority"):
+        out = run_with_buses(
+            with_ghost,
+            make_controller("max-pressure"),
+            plan,
+            priority=BusPriority(make_controller("max-pressure")),
+        )
+    said = [r.getMessage() for r in caplog.records if "ghost" in r.getMessage()]
+    assert said == ["bus ghost runs no trip of the timetable: not reported"]
+    assert out["buses"] == len(plan.trips)  # the timetable's buses, measured as such
+    assert out["vehicles"] > 0
