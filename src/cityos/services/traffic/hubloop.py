@@ -56,13 +56,12 @@ from .indicators import (
     segment_readings,
     write_emission_output,
 )
-from .metric import average_delay
 from .model import Alert, Decision, LaneGroupObservation, Observation, SignalLayout
 from .priority import BusPriority, BusReport, OnBoardUnits
-from .runner import Progress, RunResult
+from .runner import Progress, RunResult, run_result
 from .safety import SafetyRules
 from .scenarios import Scenario
-from .sim import Backend, Simulation, sumo_version
+from .sim import Backend, Simulation
 from .transit import TransitPlan
 
 log = logging.getLogger("cityos.services.traffic.hubloop")
@@ -766,19 +765,4 @@ async def _run_through_hub(
     finally:
         work.cleanup()
     wall = time.perf_counter() - started
-    report = average_delay(sim.tripinfo_file)
-    result = RunResult(
-        scenario=scenario.name,
-        controller=controller.name,
-        seed=seed,
-        sumo_version=sumo_version(),
-        average_delay_s=report.average_delay_s,
-        vehicles=report.vehicles,
-        arrived=report.arrived,
-        in_network=report.in_network,
-        never_inserted=report.never_inserted,
-        wall_s=wall,
-        simulated_s=scenario.duration,
-        alerts=[asdict(a) for a in all_alerts],
-    )
-    return result, stats
+    return run_result(scenario, controller.name, seed, sim, wall, all_alerts), stats

@@ -77,11 +77,22 @@ def run_scenario(
                 progress(sim.time - scenario.begin, scenario.duration)
     finally:
         sim.close()
-    wall = time.perf_counter() - started
+    return run_result(scenario, controller.name, seed, sim, time.perf_counter() - started, alerts)
+
+
+def run_result(
+    scenario: Scenario,
+    controller: str,
+    seed: int,
+    sim: Simulation,
+    wall_s: float,
+    alerts: list[Alert],
+) -> RunResult:
+    """The RESCO metric of a closed simulation, with what produced it."""
     report: DelayReport = average_delay(sim.tripinfo_file)
     return RunResult(
         scenario=scenario.name,
-        controller=controller.name,
+        controller=controller,
         seed=seed,
         sumo_version=sumo_version(),
         average_delay_s=report.average_delay_s,
@@ -89,7 +100,7 @@ def run_scenario(
         arrived=report.arrived,
         in_network=report.in_network,
         never_inserted=report.never_inserted,
-        wall_s=wall,
+        wall_s=wall_s,
         simulated_s=scenario.duration,
         alerts=[asdict(a) for a in alerts],
     )
