@@ -18,21 +18,31 @@ approach of the next signal, a pair found from the layouts), the downstream sign
 ``short_bonus`` vehicles per lane to that approach while it holds any vehicle, so the
 link is emptied before it backs up into the upstream junction.
 
+Two signals joined by short links in both directions (ingolstadt21 has two such pairs)
+are chosen together: a pair of phases that sends vehicles into a short link while the
+signal at its other end keeps that link red is never chosen (``pair_mode`` 2; 1 forbids
+only the pairs that do so on both links at once, the knot itself). With teleporting off,
+one vehicle standing on a full 12 m link with its tail in the junction behind it blocks
+the cross traffic there for good. The first signal of a pair to decide in a step picks
+the best allowed pair of phases (its partner scored on its last observation), the second
+its best phase allowed next to the one just chosen, on its own fresh observation.
+
 It keeps the current phase unless another scores more than ``switch_margin`` higher (a
 change costs yellow + all-red, 4 s of a 10 s step). Ageing, a hard block of short links
 and a max green are implemented but off: on the training seeds they did not help.
 
 No learning, no GPU: parameters were chosen by a hand-guided coordinate search on
-training seeds 100-102 (never the benchmark's seeds 0-2), about 20 minutes of the 2-core
-machine; see docs/services/traffic.md.
+training seeds 100-119 (never the benchmark's seeds 0-2), about 35 minutes of the 2-core
+machine in all; see docs/services/traffic.md.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 
-from ..model import Decision, LaneGroup, Observation, SignalLayout
+from ..model import Decision, GreenPhase, LaneGroup, Observation, SignalLayout
 
 JAM_SPACING_M = 7.5  # metres per standing vehicle (length + gap)
 
@@ -50,6 +60,8 @@ class CityOSParams:
     short_link_veh: float = 4.0  # an exit holding fewer vehicles per lane is a short link
     short_block: float = 0.0  # 1: send into a short link only while it is empty and green
     short_bonus: float = 2.0  # vehicles per lane added to a short link's demand while it holds any
+    pair_mode: float = 2.0  # signals joined both ways by short links: 0 decide apart, 1 never
+    #   fill both links with both their ends red, 2 never feed a link whose other end is red
     max_green_s: float = float("inf")  # the safety guard's max red bounds waiting anyway
 
 
@@ -70,6 +82,12 @@ class CityOSController:
         self._down: dict[tuple[str, str], tuple[str, tuple[str, ...]]] = {}
         # (tls, approach group) -> [(upstream tls, its approach groups feeding this edge)]
         self._up: dict[tuple[str, str], list[tuple[str, tuple[str, ...]]]] = {}
+        # tls -> its partner, joined both ways by short links; (tls, partner) -> the
+        # (own phase, partner phase) pairs that feed a short link while its other end is
+        # red, with the signals whose links they fill
+        self._partner: dict[str, str] = {}
+        self._bad: dict[tuple[str, str], dict[tuple[int, int], frozenset[str]]] = {}
+        self._decided_at: dict[str, float] = {}
 
     def setup(self, layouts: Mapping[str, SignalLayout], step_s: float) -> None:
         self.layouts = dict(layouts)
@@ -79,7 +97,11 @@ class CityOSController:
         self._obs.clear()
         self._down.clear()
         self._up.clear()
+        self._partner.clear()
+        self._bad.clear()
+        self._decided_at.clear()
         self._link_neighbours()
+        self._pair_up()
 
     def _link_neighbours(self) -> None:
         """Short links between two signals: what one sends in, the other must let out."""
@@ -106,6 +128,26 @@ class CityOSController:
                 for gid in ids:
                     self._up.setdefault((down_tls, gid), []).append((tls, feeders))
 
+    def _pair_up(self) -> None:
+        """Signals joined by short links both ways, and the phase pairs that jam those links."""
+        links: dict[tuple[str, str], list[tuple[str, tuple[str, ...]]]] = {}
+        for (tls, exit_id), (down_tls, ids) in self._down.items():
+            links.setdefault((tls, down_tls), []).append((exit_id, ids))
+        for a, b in links:
+            if (b, a) not in links or a in self._partner or b in self._partner:
+                continue
+            self._partner[a], self._partner[b] = b, a
+            la, lb = self.layouts[a], self.layouts[b]
+            bad: dict[tuple[int, int], frozenset[str]] = {}
+            for i, pa in enumerate(la.phases):
+                for j, pb in enumerate(lb.phases):
+                    fill = {a for e, ids in links[(a, b)] if _jams(pa, pb, e, ids)}
+                    fill |= {b for e, ids in links[(b, a)] if _jams(pb, pa, e, ids)}
+                    if fill:
+                        bad[(i, j)] = frozenset(fill)
+            self._bad[(a, b)] = bad
+            self._bad[(b, a)] = {(j, i): f for (i, j), f in bad.items()}
+
     def decide(self, obs: Observation, now: float) -> Decision | None:
         layout = self.layouts.get(obs.tls_id)
         if layout is None or not layout.phases:
@@ -115,15 +157,80 @@ class CityOSController:
         current = obs.current_phase if obs.current_phase is not None else self._last.get(obs.tls_id)
         self._age(layout, current, now)
         scores = [self.score(obs, layout, ph.index, now) for ph in layout.phases]
-        choice = max(range(len(scores)), key=scores.__getitem__)
-        if current is not None and choice != current:
-            in_green = obs.current_phase is not None
-            too_long = in_green and obs.phase_elapsed >= p.max_green_s
-            gain = p.switch_factor * scores[choice] - scores[current]
-            if not in_green or not (too_long or gain > p.switch_margin):
-                choice = current
+        partner = self._partner.get(obs.tls_id)
+        if partner is not None and p.pair_mode:
+            gains = self._gains(obs, scores, current, in_green=obs.current_phase is not None)
+            choice = self._pair_choice(obs.tls_id, partner, gains, current, now)
+        else:
+            choice = max(range(len(scores)), key=scores.__getitem__)
+            if current is not None and choice != current:
+                in_green = obs.current_phase is not None
+                too_long = in_green and obs.phase_elapsed >= p.max_green_s
+                gain = p.switch_factor * scores[choice] - scores[current]
+                if not in_green or not (too_long or gain > p.switch_margin):
+                    choice = current
         self._last[obs.tls_id] = choice
+        self._decided_at[obs.tls_id] = now
         return Decision(obs.tls_id, choice, self.step_s, obs.observed_at)
+
+    def _gains(
+        self, obs: Observation, scores: list[float], current: int | None, *, in_green: bool
+    ) -> list[float]:
+        """What choosing each phase gains over keeping ``current``, less the price of a change.
+
+        The same rule as for a lone signal: 0 for the current phase, -inf for any other
+        while the lamps clear towards it, otherwise more than 0 only past the switch margin.
+        """
+        p = self.params
+        if current is None:
+            return list(scores)
+        if not in_green:
+            return [0.0 if i == current else -math.inf for i in range(len(scores))]
+        margin = 0.0 if obs.phase_elapsed >= p.max_green_s else p.switch_margin
+        return [
+            0.0 if i == current else p.switch_factor * s - scores[current] - margin
+            for i, s in enumerate(scores)
+        ]
+
+    def _pair_choice(
+        self, tls: str, partner: str, gains: list[float], current: int | None, now: float
+    ) -> int:
+        """Choose together with the partner signal so the short links between them never jam.
+
+        The first of the two to decide in a step picks the best allowed pair of phases (the
+        partner scored on its last observation); the second picks its best phase allowed
+        next to the one the first has just chosen, on its own fresh observation.
+        """
+        bad = self._bad[(tls, partner)]
+        strict = self.params.pair_mode >= 2
+
+        def allowed(i: int, j: int) -> bool:
+            fills = bad.get((i, j))
+            return gains[i] > -math.inf and (not fills or (not strict and len(fills) < 2))
+
+        def best(options: list[int], value: Callable[[int], float]) -> int:
+            top = max(options, key=value)
+            return current if current in options and value(current) >= value(top) else top
+
+        everything = [i for i in range(len(gains)) if gains[i] > -math.inf]
+        if self._decided_at.get(partner) == now and partner in self._last:
+            j = self._last[partner]
+            return best([i for i in everything if allowed(i, j)] or everything, gains.__getitem__)
+        other = self._obs.get(partner)
+        if other is None:
+            return best(everything, gains.__getitem__)
+        layout = self.layouts[partner]
+        other_current = self._last.get(partner, other.current_phase)
+        other_scores = [self.score(other, layout, ph.index, now) for ph in layout.phases]
+        other_gains = self._gains(other, other_scores, other_current, in_green=True)
+        joint = {
+            i: max(other_gains[j] for j in range(len(other_gains)) if allowed(i, j))
+            for i in everything
+            if any(allowed(i, j) for j in range(len(other_gains)))
+        }
+        if not joint:
+            return best(everything, gains.__getitem__)
+        return best(list(joint), lambda i: gains[i] + joint[i])
 
     def score(self, obs: Observation, layout: SignalLayout, phase: int, now: float) -> float:
         """How much serving ``phase`` now is worth, in vehicles per lane."""
@@ -201,3 +308,10 @@ class CityOSController:
             return 0.0
         moving = reading.vehicle_count - reading.queue
         return (reading.queue + moving_weight * moving) / max(1, len(group.lanes))
+
+
+def _jams(feeder: GreenPhase, drain: GreenPhase, exit_id: str, ids: tuple[str, ...]) -> bool:
+    """Whether ``feeder`` sends vehicles into the short link ``exit_id`` (the approach groups
+    ``ids`` of the next signal) while that signal, showing ``drain``, keeps it red."""
+    feeds = any(dst == exit_id for _, dst in feeder.movements)
+    return feeds and not any(g in drain.serves for g in ids)
