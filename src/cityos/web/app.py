@@ -32,7 +32,7 @@ from cityos.security import identity
 from cityos.security.detect import Detector
 from cityos.security.guard import AuditRecorder, Guard, load_policy
 from cityos.security.headers import harden
-from cityos.services.traffic import api as traffic_api
+from cityos.services.registry import SERVICES
 from cityos.web.openapi import openapi_document
 
 log = logging.getLogger("cityos.web")
@@ -116,7 +116,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
         Route("/version", version, methods=["GET"]),
         *identity.routes(),
         *audit_api.routes(),
-        *traffic_api.routes(),
+        *(route for service in SERVICES for route in service.routes()),
     ]
     audit_log = audit_api.AuditLog(hub.store, key_path=settings.audit_key_path)
     recorder = AuditRecorder(audit_log)

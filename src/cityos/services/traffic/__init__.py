@@ -5,6 +5,9 @@ crossing), the SUMO adapter, safety rules at the signal, the controllers and the
 delay metric.
 """
 
+from cityos.services.base import Service
+
+from . import api
 from .controllers import CONTROLLERS, Controller, make_controller
 from .errors import (
     NetworkFileError,
@@ -28,7 +31,16 @@ from .safety import SafetyRules, SignalGuard
 from .scenarios import RESCO_SCENARIOS, Scenario, get_scenario, tiny_scenario
 from .sim import Simulation, sumo_version
 
+SERVICE = Service(
+    name="traffic",
+    reads=("TrafficFlowObserved", "TrafficSignal", "Vehicle"),
+    writes=("TrafficSignal", "RoadSegment", "Alert", "TrafficEmissionObserved"),
+    routes=api.routes,
+    kpis=("average_delay_s", "bus_time_loss_s", "congestionIndex", "co2"),
+)
+
 __all__ = [
+    "SERVICE",
     "CONTROLLERS",
     "RESCO_SCENARIOS",
     "Alert",
