@@ -390,6 +390,8 @@ class HubSignalService:
         context: str | None = None,
     ) -> None:
         self.client = HubClient(hub, tenant=tenant, context=context)
+        # alerts in FIWARE's own terms whatever the city's context calls "category"
+        self.alerts = HubClient(hub, tenant=tenant)
         self.wiring = wiring
         self.layouts = layouts
 
@@ -510,7 +512,7 @@ class HubSignalService:
 
     def jam_alert(self, edge: str, event: str, reading: SegmentReading, now: float) -> None:
         """A FIWARE Alert when a segment jams (and an informational one when it clears)."""
-        self.client.upsert(
+        self.alerts.upsert(
             [
                 {
                     "id": f"urn:ngsi-ld:Alert:traffic-jam:{quote(edge, safe='')}:{int(now)}",
@@ -573,7 +575,7 @@ class HubSignalService:
     def raise_alert(self, alert: Alert) -> None:
         """A FIWARE Alert entity for a signal's fallback or recovery (Smart Data Models)."""
         at = sim_iso(alert.at)
-        self.client.upsert(
+        self.alerts.upsert(
             [
                 {
                     "id": f"urn:ngsi-ld:Alert:traffic:{quote(alert.tls_id, safe='')}:{int(alert.at)}",
