@@ -154,6 +154,22 @@ def history_where(
     return " AND ".join(where), params
 
 
+def audit_range_sql(
+    mark: str, start: int, end: int | None, limit: int | None
+) -> tuple[str, list[Any]]:
+    """The audit-log read both engines use (``mark`` is the placeholder)."""
+    sql = f"SELECT seq, time, record, leaf_hash FROM audit_log WHERE seq >= {mark}"
+    params: list[Any] = [start]
+    if end is not None:
+        sql += f" AND seq < {mark}"
+        params.append(end)
+    sql += " ORDER BY seq"
+    if limit is not None:
+        sql += f" LIMIT {mark}"
+        params.append(limit)
+    return sql, params
+
+
 class Transaction(ABC):
     """A write transaction on one tenant. Leaving the ``with`` block commits; an exception rolls back."""
 

@@ -40,6 +40,7 @@ from cityos.hub.store.base import (
     Store,
     StoredContext,
     Transaction,
+    audit_range_sql,
     history_where,
 )
 from cityos.hub.store.claims import (
@@ -920,15 +921,7 @@ class SqliteStore(Store):
     def audit_entries(
         self, start: int, end: int | None = None, limit: int | None = None
     ) -> list[AuditEntry]:
-        sql = "SELECT seq, time, record, leaf_hash FROM audit_log WHERE seq >= ?"
-        params: list[Any] = [start]
-        if end is not None:
-            sql += " AND seq < ?"
-            params.append(end)
-        sql += " ORDER BY seq"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(limit)
+        sql, params = audit_range_sql("?", start, end, limit)
         with self._lock:
             rows = self._conn.execute(sql, params).fetchall()
         return [AuditEntry(r[0], r[1], r[2], bytes(r[3])) for r in rows]

@@ -99,7 +99,7 @@ def bus_positions(entities: list[dict[str, Any]]) -> list[BusPosition]:
     return out
 
 
-def _vehicles(request: Request) -> tuple[list[BusPosition], dict[str, Any] | None, str]:
+def _vehicles(request: Request) -> tuple[list[BusPosition], dict[str, Any] | None]:
     hub = hub_of(request)
     tenant = tenant_of(request, read=True)
     ctx = hub.contexts.resolve(None)
@@ -108,7 +108,7 @@ def _vehicles(request: Request) -> tuple[list[BusPosition], dict[str, Any] | Non
     found = visible_all(hub.store.query(tenant, query).entities)
     rendered = [render_entity(e, ctx) for e in found]
     # every vehicle with a position is published; one without a trip gets no trip update
-    return bus_positions(rendered), _feed(hub.store, tenant), tenant
+    return bus_positions(rendered), _feed(hub.store, tenant)
 
 
 def _answer(request: Request, feed: Any) -> Response:
@@ -119,13 +119,13 @@ def _answer(request: Request, feed: Any) -> Response:
 
 @endpoint
 async def vehicle_positions(request: Request) -> Response:
-    positions, _, _ = await asyncio.to_thread(_vehicles, request)
+    positions, _ = await asyncio.to_thread(_vehicles, request)
     return _answer(request, vehicle_positions_feed(positions))
 
 
 @endpoint
 async def trip_updates(request: Request) -> Response:
-    positions, feed, _ = await asyncio.to_thread(_vehicles, request)
+    positions, feed = await asyncio.to_thread(_vehicles, request)
     if feed is None:
         raise ResourceNotFound(
             "no static GTFS feed is registered for this tenant: trip updates refer to its "

@@ -91,9 +91,7 @@ def _run_one(
             else:
                 result = run_scenario(scenario, controller, seed=seed, progress=progress)
                 out = result.as_dict()
-        except TrafficError as exc:
-            raise _fail(str(exc)) from None
-        except ValueError as exc:
+        except (TrafficError, ValueError) as exc:
             raise _fail(str(exc)) from None
     out["through_hub"] = through_hub is not None
     return out
