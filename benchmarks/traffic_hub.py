@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     table = Table(
         title=f"{args.controller}: wall time per simulated hour, direct vs through the hub"
     )
-    for col in ("scenario", "mode", "delay (s)", "wall (s/h)", "commands", "hub cost"):
+    for col in ("scenario", "mode", "delay (s)", "wall (s/h)", "commands", "hub ms/command"):
         table.add_column(col, justify="right" if col != "scenario" else "left")
     results: dict[str, dict[str, Any]] = {}
     for s in scenarios:
@@ -98,14 +98,18 @@ def main(argv: list[str] | None = None) -> int:
         results[s] = {}
         for mode, r in by_mode.items():
             per_hour = r["wall_s"] * 3600.0 / r["simulated_s"]
+            commands = r["hub"]["commands"] if r.get("hub") else 0
             results[s][mode] = {
                 "average_delay_s": r["average_delay_s"],
                 "wall_s_per_simulated_hour": per_hour,
+                # the hub's share of one junction's step: extra wall time per command
+                "hub_ms_per_command": (
+                    1000 * (r["wall_s"] - direct) / commands if commands else None
+                ),
                 "hub": r.get("hub"),
                 "sumo_version": r["sumo_version"],
             }
-            cost = "" if mode == "direct" else f"+{r['wall_s'] - direct:.1f} s"
-            commands = r["hub"]["commands"] if r.get("hub") else 0
+            cost = "" if not commands else f"{1000 * (r['wall_s'] - direct) / commands:.1f} ms"
             table.add_row(
                 s, mode, f"{r['average_delay_s']:.2f}", f"{per_hour:.1f}", f"{commands:,}", cost
             )

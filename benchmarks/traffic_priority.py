@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--scenario", action="append", choices=RESCO_SCENARIOS)
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds FIRST..FIRST+N-1")
     p.add_argument("--controller", default="cityos")
     p.add_argument("--weight", type=float, default=0.0, help="person-weighted priority")
     p.add_argument("--late-after", type=float, default=0.0, help="seconds behind timetable")
@@ -70,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [
         (s, args.controller, seed, config)
         for s in scenarios
-        for seed in range(args.seeds)
+        for seed in range(args.first_seed, args.first_seed + args.seeds)
         for config in (None, priority)
     ]
     context = multiprocessing.get_context("spawn")
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "traffic-priority",
         "controller": args.controller,
         "priority": priority,
-        "seeds": list(range(args.seeds)),
+        "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
         "command": "benchmarks/traffic_priority.py " + " ".join(argv or sys.argv[1:]),
         "results": results,
     }

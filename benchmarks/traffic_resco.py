@@ -56,9 +56,12 @@ PUBLISHED = {
 }
 
 
-def one_run(job: tuple[str, str, int]) -> dict[str, Any]:
-    scenario, controller, seed = job
-    return run_scenario(get_scenario(scenario), make_controller(controller), seed=seed).as_dict()
+def one_run(job: tuple[str, str, int, dict[str, float]]) -> dict[str, Any]:
+    scenario, controller, seed, params = job
+    options = params if controller == "cityos" else {}
+    return run_scenario(
+        get_scenario(scenario), make_controller(controller, **options), seed=seed
+    ).as_dict()
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -103,6 +106,11 @@ def goals(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _param(text: str) -> tuple[str, float]:
+    name, _, value = text.partition("=")
+    return name.strip(), float(value)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument(
@@ -112,6 +120,15 @@ def main(argv: list[str] | None = None) -> int:
         "--controller", action="append", choices=list(CONTROLLERS), help="repeatable; default all"
     )
     p.add_argument("--seeds", type=int, default=3, help="seeds 0..N-1 per scenario and controller")
+    p.add_argument(
+        "--first-seed", type=int, default=0, help="seeds FIRST..FIRST+N-1 (tuning: 100 and up)"
+    )
+    p.add_argument(
+        "--param",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a CityOSParams setting for the cityos controller (repeatable), e.g. pair_mode=0",
+    )
     p.add_argument("--quick", action="store_true", help="one seed, cologne1 and ingolstadt1 only")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (one process each)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "traffic-resco.json"))
@@ -121,12 +138,14 @@ def main(argv: list[str] | None = None) -> int:
         ["cologne1", "ingolstadt1"] if args.quick else list(RESCO_SCENARIOS)
     )
     controllers = args.controller or list(CONTROLLER_ORDER)
-    seeds = list(range(1 if args.quick else args.seeds))
+    first = args.first_seed
+    seeds = list(range(first, first + (1 if args.quick else args.seeds)))
+    params = dict(_param(p) for p in args.param or [])
 
     console = Console(stderr=args.json)
     runs: list[dict[str, Any]] = []
     started = time.perf_counter()
-    jobs = [(s, c, seed) for s in scenarios for c in controllers for seed in seeds]
+    jobs = [(s, c, seed, params) for s in scenarios for c in controllers for seed in seeds]
     # one fresh process per run: libsumo keeps state between runs in a process (a run after
     # an actuated one differs), and a run must not depend on what ran before it
     context = multiprocessing.get_context("spawn")
@@ -153,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         "scenario_source": "sumo-rl 1.4.5 (nets/RESCO)",
         "metric": "mean over vehicles of timeLoss + departDelay, unfinished and undeparted included",
         "seeds": seeds,
+        "cityos_params": params,
         "machine": {
             "python": platform.python_version(),
             "cpu": platform.processor() or platform.machine(),
