@@ -47,7 +47,10 @@ def one_run(job: tuple[str, str, str]) -> dict[str, Any]:
     scenario_name, controller, mode = job
     scenario = get_scenario(scenario_name)
     if mode == "direct":
-        return {"mode": mode, **run_scenario(scenario, make_controller(controller)).as_dict()}
+        return {
+            "mode": mode,
+            **run_scenario(scenario, make_controller(controller, network=scenario_name)).as_dict(),
+        }
     from dataclasses import asdict
 
     from cityos.config import Settings
@@ -64,7 +67,9 @@ def one_run(job: tuple[str, str, str]) -> dict[str, Any]:
         hub = Hub(Settings(database_url=PG_URL), store=store)
     hub.store.migrate()
     try:
-        result, stats = asyncio.run(run_through_hub(scenario, make_controller(controller), hub))
+        result, stats = asyncio.run(
+            run_through_hub(scenario, make_controller(controller, network=scenario_name), hub)
+        )
     finally:
         if mode == "postgresql":
             hub.store.drop_schema()

@@ -39,8 +39,9 @@ def one_run(job: tuple[str, str, int, dict[str, Any] | None]) -> dict[str, Any]:
     plan = make_bus_lines(
         scenario.net_file, scenario.begin, scenario.end, 0, Path(tempfile.mkdtemp())
     )
-    wrapper = BusPriority(make_controller(controller), **priority) if priority else None
-    out = run_with_buses(scenario, make_controller(controller), plan, seed=seed, priority=wrapper)
+    ctl = make_controller(controller, network=scenario_name)
+    wrapper = BusPriority(ctl, **priority) if priority else None
+    out = run_with_buses(scenario, ctl, plan, seed=seed, priority=wrapper)
     return {"scenario": scenario_name, "seed": seed, "with_priority": bool(priority), **out}
 
 

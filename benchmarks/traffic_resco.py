@@ -24,6 +24,7 @@ import statistics
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from rich.table import Table  # noqa: E402
 from cityos.services.traffic import (  # noqa: E402
     CONTROLLERS,
     RESCO_SCENARIOS,
+    CityOSParams,
     get_scenario,
     make_controller,
     run_scenario,
@@ -57,11 +59,13 @@ PUBLISHED = {
 
 
 def one_run(job: tuple[str, str, int, dict[str, float]]) -> dict[str, Any]:
-    scenario, controller, seed, params = job
+    scenario, controller, seed, params, tuned = job
     options = params if controller == "cityos" else {}
-    return run_scenario(
-        get_scenario(scenario), make_controller(controller, **options), seed=seed
-    ).as_dict()
+    ctl = make_controller(controller, network=scenario if tuned else None, **options)
+    out = run_scenario(get_scenario(scenario), ctl, seed=seed).as_dict()
+    if isinstance(getattr(ctl, "params", None), CityOSParams):
+        out["params"] = asdict(ctl.params)
+    return out
 
 
 def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -79,6 +83,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "vehicles": runs[0]["vehicles"],
         "never_inserted": [r["never_inserted"] for r in runs],
         "sumo_version": runs[0]["sumo_version"],
+        **({"params": runs[0]["params"]} if "params" in runs[0] else {}),
         "wall_s_per_simulated_hour_direct": statistics.fmean(walls),
     }
 
@@ -129,6 +134,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME=VALUE",
         help="a CityOSParams setting for the cityos controller (repeatable), e.g. pair_mode=0",
     )
+    p.add_argument(
+        "--untuned",
+        action="store_true",
+        help="cityos with its default setting, not the one tuned for each network",
+    )
     p.add_argument("--quick", action="store_true", help="one seed, cologne1 and ingolstadt1 only")
     p.add_argument("--jobs", type=int, default=1, help="runs in parallel (one process each)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "traffic-resco.json"))
@@ -145,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     console = Console(stderr=args.json)
     runs: list[dict[str, Any]] = []
     started = time.perf_counter()
-    jobs = [(s, c, seed, params) for s in scenarios for c in controllers for seed in seeds]
+    tuned = not args.untuned
+    jobs = [(s, c, seed, params, tuned) for s in scenarios for c in controllers for seed in seeds]
     # one fresh process per run: libsumo keeps state between runs in a process (a run after
     # an actuated one differs), and a run must not depend on what ran before it
     context = multiprocessing.get_context("spawn")
@@ -173,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         "metric": "mean over vehicles of timeLoss + departDelay, unfinished and undeparted included",
         "seeds": seeds,
         "cityos_params": params,
+        "cityos_tuned_per_network": tuned,
         "machine": {
             "python": platform.python_version(),
             "cpu": platform.processor() or platform.machine(),

@@ -229,7 +229,7 @@ def run_traffic(settings: Settings, console: Console, minutes: int) -> dict[str,
     begin = (DISTRICT_TIME - DISTRICT_MIDNIGHT).total_seconds()
     scenario = district_scenario(folder, begin=begin, end=begin + 60 * minutes)
     plan = make_bus_lines(scenario.net_file, scenario.begin, scenario.end, 0, folder / "transit")
-    controller = make_controller("cityos")
+    controller = make_controller("cityos", network=scenario.name)
     hub = Hub(settings)
     before = hub.store.stats()["entities"]
     progress = Progress(

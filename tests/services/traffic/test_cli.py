@@ -63,6 +63,9 @@ def test_run_through_the_hub_writes_the_city_entities(tmp_path: Path) -> None:
         (["run", "--scenario", "atlantis"], "unknown scenario 'atlantis'; known scenarios:"),
         (["run", "--scenario", "cologne1", "-c", "magic"], "unknown controller 'magic'"),
         (["compare", "--scenario", "cologne1", "--controllers", "fixed,nope"], "'nope'"),
+        (["tune", "--scenario", "atlantis"], "unknown scenario 'atlantis'"),
+        (["tune", "--scenario", "cologne1", "--seeds", "1,x"], "must be integers"),
+        (["tune", "--scenario", "cologne1", "--budget", "0"], "at least one evaluation"),
     ],
 )
 def test_bad_names_are_a_clear_message_not_a_traceback(
@@ -72,3 +75,32 @@ def test_bad_names_are_a_clear_message_not_a_traceback(
     assert done.returncode == 2
     assert says in " ".join(done.stderr.split())
     assert "Traceback" not in done.stderr
+
+
+def test_run_reports_the_setting_tuned_for_its_network(tmp_path: Path) -> None:
+    from dataclasses import asdict
+
+    from cityos.services.traffic import CityOSParams
+    from cityos.services.traffic.tuning import tuned_params
+
+    done = _cityos("run", "--scenario", "cologne1", "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["controller"] == "cityos"
+    assert out["controller_params"] == {**asdict(CityOSParams()), **tuned_params("cologne1")}
+
+
+def test_tune_writes_a_setting_that_run_can_use(tmp_path: Path) -> None:
+    target = tmp_path / "c1.json"
+    done = _cityos(
+        "tune", "--scenario", "cologne1", "--budget", "2", "--seeds", "100", "--jobs", "1",
+        "--validation-seeds", "200", "--keep", "1", "--out", str(target), "--json",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["network"] == "cologne1" and out["evaluations"] == 4  # 2 trained, 2 checked
+    assert out["training_seeds"] == [100] and out["validation_seeds"] == [200]
+    assert out["validation_delay_s"] <= out["default_validation_delay_s"]
+    written = json.loads(target.read_text())
+    assert written["params"] == out["params"] and len(written["history"]) == 2

@@ -8,7 +8,7 @@ delay metric.
 from cityos.services.base import Service
 
 from . import api
-from .controllers import CONTROLLERS, Controller, make_controller
+from .controllers import CONTROLLERS, CityOSParams, Controller, make_controller
 from .errors import (
     NetworkFileError,
     SimulationError,
@@ -44,6 +44,7 @@ __all__ = [
     "CONTROLLERS",
     "RESCO_SCENARIOS",
     "Alert",
+    "CityOSParams",
     "Controller",
     "Decision",
     "DelayReport",

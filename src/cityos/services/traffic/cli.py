@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -36,11 +37,11 @@ def _scenario(name: str) -> Any:
     return scenario
 
 
-def _controller(name: str) -> Any:
+def _controller(name: str, network: str | None = None) -> Any:
     from cityos.services.traffic import TrafficError, make_controller
 
     try:
-        return make_controller(name)
+        return make_controller(name, network=network)
     except TrafficError as exc:
         raise _fail(str(exc)) from None
 
@@ -57,7 +58,7 @@ def _run_one(
     """One run with a progress bar (on stderr); the result as JSON-ready data."""
     from cityos.services.traffic import TrafficError, run_scenario
 
-    controller = _controller(controller_name)
+    controller = _controller(controller_name, scenario.name)
     columns = (
         TextColumn(f"{scenario.name} · {controller_name} · seed {seed}"),
         BarColumn(),
@@ -94,6 +95,9 @@ def _run_one(
         except (TrafficError, ValueError) as exc:
             raise _fail(str(exc)) from None
     out["through_hub"] = through_hub is not None
+    params = getattr(controller, "params", None)
+    if params is not None:  # the setting that produced the figure (tuned for this network?)
+        out["controller_params"] = asdict(params)
     return out
 
 
@@ -240,6 +244,72 @@ def compare(
     console.print(table)
     if plot is not None:
         console.print(f"chart: {plot}")
+
+
+@app.command("tune")
+def tune_cmd(
+    scenario: Annotated[str, typer.Option("--scenario", "-s", help="The network to tune for.")],
+    budget: Annotated[int, typer.Option(help="Settings to try (each over every seed).")] = 80,
+    seeds: Annotated[
+        str, typer.Option(help="Training seeds, comma-separated (keep them apart from test seeds).")
+    ] = "100,101,102,103",
+    validation_seeds: Annotated[
+        str, typer.Option(help="Seeds the best settings are checked on, comma-separated.")
+    ] = "200,201,202,203,204,205,206,207",
+    keep: Annotated[int, typer.Option(help="Best training settings checked on them.")] = 5,
+    jobs: Annotated[int, typer.Option(help="Simulated hours in parallel.")] = 2,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the setting here (default: print it only).")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+) -> None:
+    """Tune the cityos controller to one network by simulation (minutes on two cores)."""
+    from cityos.services.traffic import TrafficError
+    from cityos.services.traffic.tuning import tune
+
+    sc = _scenario(scenario)
+    try:
+        seed_list = [int(x) for x in seeds.split(",") if x.strip()]
+        check_list = [int(x) for x in validation_seeds.split(",") if x.strip()]
+    except ValueError:
+        raise _fail("--seeds and --validation-seeds must be integers separated by commas") from None
+    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, disable=json_out, transient=True) as bar:
+        task = bar.add_task(f"tuning {sc.name}", total=budget)
+
+        def progress(done: int, total: int, best: float) -> None:
+            bar.update(task, completed=done, description=f"tuning {sc.name}: best {best:.2f} s")
+
+        try:
+            result = tune(
+                sc,
+                seeds=seed_list,
+                budget=budget,
+                validation_seeds=check_list,
+                keep=keep,
+                jobs=jobs,
+                progress=progress,
+            )
+        except TrafficError as exc:
+            raise _fail(str(exc)) from None
+    if out is not None:
+        result.write(out)
+    if json_out:
+        print(json.dumps({k: v for k, v in asdict(result).items() if k != "history"}, indent=2))
+        return
+    console.print(
+        f"{sc.name}: {result.default_delay_s:.2f} s with the defaults on training seeds "
+        f"{seed_list}; best {min(h['delay_s'] for h in result.history):.2f} s "
+        f"({result.evaluations} runs of a setting, {result.wall_s:.0f} s)"
+    )
+    if result.validation_delay_s is not None:
+        console.print(
+            f"chosen on seeds {check_list}: {result.default_validation_delay_s:.2f} s with the "
+            f"defaults -> {result.validation_delay_s:.2f} s"
+        )
+    console.print(json.dumps(result.params))
+    if out is not None:
+        console.print(f"written to {out}")
 
 
 @app.command("scenarios")

@@ -20,8 +20,12 @@ CONTROLLERS: dict[str, type] = {
 DEFAULT_CONTROLLER = "cityos"
 
 
-def make_controller(name: str, **options: Any) -> Controller:
-    """A fresh controller by registry name; an unknown name lists the known ones."""
+def make_controller(name: str, *, network: str | None = None, **options: Any) -> Controller:
+    """A fresh controller by registry name; an unknown name lists the known ones.
+
+    Given the ``network`` it will run on, the cityos controller starts from the setting
+    tuned for that network, if one ships (``tuning.py``); ``options`` override it.
+    """
     try:
         cls = CONTROLLERS[name]
     except KeyError:
@@ -29,6 +33,10 @@ def make_controller(name: str, **options: Any) -> Controller:
         raise UnknownControllerError(
             f"unknown controller {name!r}; known controllers: {known}"
         ) from None
+    if cls is CityOSController and network is not None:
+        from ..tuning import tuned_params
+
+        options = {**tuned_params(network), **options}
     return cls(**options)
 
 

@@ -54,6 +54,7 @@ class CityOSParams:
     room_veh: float = 3.0  # exit room (vehicles per lane) below which a movement is throttled
     exit_moving_weight: float = 0.5  # a moving exit vehicle takes this much of the room
     switch_margin: float = 1.0  # vehicles per lane another phase must gain to be worth a change
+    hold_per_moving: float = 0.0  # margin added per vehicle per lane moving on the green approaches
     switch_factor: float = 1.0  # share of its score a phase not on show keeps (lost time)
     age_weight: float = 0.0  # extra weight per minute of red, per waiting vehicle
     clip: float = 0.0  # 1: a movement never counts negative
@@ -167,7 +168,8 @@ class CityOSController:
                 in_green = obs.current_phase is not None
                 too_long = in_green and obs.phase_elapsed >= p.max_green_s
                 gain = p.switch_factor * scores[choice] - scores[current]
-                if not in_green or not (too_long or gain > p.switch_margin):
+                margin = self._margin(obs, layout, current)
+                if not in_green or not (too_long or gain > margin):
                     choice = current
         self._last[obs.tls_id] = choice
         self._decided_at[obs.tls_id] = now
@@ -186,7 +188,8 @@ class CityOSController:
             return list(scores)
         if not in_green:
             return [0.0 if i == current else -math.inf for i in range(len(scores))]
-        margin = 0.0 if obs.phase_elapsed >= p.max_green_s else p.switch_margin
+        layout = self.layouts[obs.tls_id]
+        margin = 0.0 if obs.phase_elapsed >= p.max_green_s else self._margin(obs, layout, current)
         return [
             0.0 if i == current else p.switch_factor * s - scores[current] - margin
             for i, s in enumerate(scores)
@@ -231,6 +234,23 @@ class CityOSController:
         if not joint:
             return best(everything, gains.__getitem__)
         return best(list(joint), lambda i: gains[i] + joint[i])
+
+    def _margin(self, obs: Observation, layout: SignalLayout, current: int) -> float:
+        """What another phase must gain over ``current``: more while a platoon is still
+        moving through its green (stopping it costs each vehicle a stop and a start)."""
+        p = self.params
+        if not p.hold_per_moving:
+            return p.switch_margin
+        groups = [
+            g
+            for g in layout.phases[current].serves
+            if g in layout.groups and layout.groups[g].kind == "approach"
+        ]
+        moving = [
+            self._per_lane(obs, layout, g, 1.0) - self._per_lane(obs, layout, g, 0.0)
+            for g in groups
+        ]
+        return p.switch_margin + p.hold_per_moving * (sum(moving) / len(moving) if moving else 0.0)
 
     def score(self, obs: Observation, layout: SignalLayout, phase: int, now: float) -> float:
         """How much serving ``phase`` now is worth, in vehicles per lane."""
