@@ -131,3 +131,36 @@ def test_unknown_signal_gets_no_decision() -> None:
     controller = _controller(layout)
     stranger = Observation("nowhere", 0.0, {}, None, 0.0)
     assert controller.decide(stranger, 0.0) is None
+
+
+def _tuned(layout: SignalLayout, **params: float) -> CityOSController:
+    controller = make_controller("cityos", **params)
+    assert isinstance(controller, CityOSController)
+    controller.setup({layout.tls_id: layout}, 10.0)
+    return controller
+
+
+def test_a_platoon_moving_through_its_green_holds_it() -> None:
+    """Stopping a moving platoon costs each vehicle a stop and a start: the hold weighs that."""
+    layout = _cross()
+    # N has green and 4 vehicles still moving towards the line; E has 6 standing
+    readings = {"N>0": (4, 0), "E>1": (6, 6)}
+    plain = _tuned(layout).decide(_obs(layout, readings, current=0), 100.0)
+    held = _tuned(layout, hold_per_moving=1.0).decide(_obs(layout, readings, current=0), 100.0)
+    assert plain is not None and plain.phase == 1  # 6 - 4 > 1: pressure alone switches
+    assert held is not None and held.phase == 0  # 6 - 4 < 1 + 1 x 4 moving: kept
+    # once the platoon has passed, the same hold lets the waiting side go
+    gone = _tuned(layout, hold_per_moving=1.0).decide(
+        _obs(layout, {"N>0": (0, 0), "E>1": (6, 6)}, current=0), 110.0
+    )
+    assert gone is not None and gone.phase == 1
+
+
+def test_a_demand_cap_stops_one_long_queue_outweighing_many() -> None:
+    layout = _cross()
+    readings = {"N>0": (12, 12), "E>1": (9, 9)}
+    assert _tuned(layout).decide(_obs(layout, readings, current=None), 100.0).phase == 0  # type: ignore[union-attr]
+    capped = _tuned(layout, demand_cap=8.0)
+    assert capped.score(_obs(layout, readings), layout, 0, 100.0) == capped.score(
+        _obs(layout, {"N>0": (8, 8)}), layout, 0, 100.0
+    )

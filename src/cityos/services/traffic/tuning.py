@@ -47,6 +47,7 @@ SPACE: dict[str, tuple[float, float]] = {
     "switch_factor": (0.7, 1.0),
     "age_weight": (0.0, 0.5),
     "short_bonus": (0.0, 4.0),  # only where short links join two signals (ingolstadt21)
+    "demand_cap": (3.0, 30.0),
 }
 
 Progress = Callable[[int, int, float], None]  # (evaluations done, budget, best delay so far)

@@ -55,6 +55,7 @@ class CityOSParams:
     exit_moving_weight: float = 0.5  # a moving exit vehicle takes this much of the room
     switch_margin: float = 1.0  # vehicles per lane another phase must gain to be worth a change
     hold_per_moving: float = 0.0  # margin added per vehicle per lane moving on the green approaches
+    demand_cap: float = 30.0  # vehicles per lane an approach counts at most (30: no cap on 200 m)
     switch_factor: float = 1.0  # share of its score a phase not on show keeps (lost time)
     age_weight: float = 0.0  # extra weight per minute of red, per waiting vehicle
     clip: float = 0.0  # 1: a movement never counts negative
@@ -272,7 +273,7 @@ class CityOSController:
     def demand(self, obs: Observation, layout: SignalLayout, gid: str, now: float) -> float:
         """Waiting vehicles per lane on an approach, weighted up by how long it has had red."""
         p = self.params
-        base = self._per_lane(obs, layout, gid, p.moving_weight)
+        base = min(p.demand_cap, self._per_lane(obs, layout, gid, p.moving_weight))
         if base > 0.0 and (layout.tls_id, gid) in self._up:
             base += p.short_bonus  # a short link between two signals: empty it first
         if p.age_weight and base > 0.0:
