@@ -18,7 +18,6 @@ import argparse
 import json
 import platform
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,14 +46,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="continue the shipped tuning's search locally (its runs count), then validate",
     )
+    p.add_argument(
+        "--summary", action="store_true", help="only rewrite the summary of the shipped settings"
+    )
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "traffic-tune.json"))
     args = p.parse_args(argv)
     scenarios = args.scenario or [s for s in RESCO_SCENARIOS if s != "ingolstadt21"]
+    if args.summary:
+        scenarios = []
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     out = Path(args.out)
-    summary = json.loads(out.read_text()) if out.is_file() else {"scenarios": {}}
     console = Console()
-    started = time.perf_counter()
     for scenario in scenarios:
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task(f"tuning {scenario}", total=args.budget)
@@ -81,20 +83,34 @@ def main(argv: list[str] | None = None) -> int:
             result.wall_s += before["wall_s"]
         result.write(path)
         console.print(
-            f"{scenario}: {result.default_delay_s:.2f} s -> {result.delay_s:.2f} s on seeds "
-            f"{seeds} ({result.evaluations} settings, {result.wall_s:.0f} s) -> {path.name}"
+            f"{scenario}: validation seeds {result.validation_seeds}: "
+            f"{result.default_validation_delay_s:.2f} s with the defaults -> "
+            f"{result.validation_delay_s:.2f} s ({result.evaluations} runs of a setting, "
+            f"{result.wall_s:.0f} s) -> {path.name}"
         )
-        summary["scenarios"][scenario] = {
-            k: v for k, v in json.loads(path.read_text()).items() if k != "history"
-        }
-    summary.update(
-        benchmark="traffic-tune",
-        space=SPACE,
-        machine={"python": platform.python_version(), "cpu": platform.processor()},
-        last_run_wall_s=time.perf_counter() - started,
-    )
-    out.write_text(json.dumps(summary, indent=2) + "\n")
+        write_summary(out)
+    write_summary(out)
+    console.print(f"summary of every shipped setting: {out}")
     return 0
+
+
+def write_summary(out: Path) -> None:
+    """What every shipped setting is, how it was found and what it cost (no run lists)."""
+    shipped = {}
+    for path in sorted(TUNED_DIR.glob("*.json")):
+        data = json.loads(path.read_text())
+        shipped[path.stem] = {k: v for k, v in data.items() if k not in ("history", "validation")}
+        shipped[path.stem]["validation_per_setting"] = [
+            {"params": v["params"], "delay_s": v["delay_s"]} for v in data.get("validation", [])
+        ]
+    summary = {
+        "benchmark": "traffic-tune",
+        "space": SPACE,
+        "machine": {"python": platform.python_version(), "cpu": platform.processor()},
+        "scenarios": shipped,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2) + "\n")
 
 
 if __name__ == "__main__":

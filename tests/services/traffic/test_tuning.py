@@ -90,6 +90,26 @@ def test_a_second_pass_continues_the_first(tiny: Scenario) -> None:
         tune(tiny, seeds=[100], validation_seeds=[100], evaluate=_bowl)
 
 
+def test_a_prior_pass_over_a_smaller_space_is_continued_and_validated(tiny: Scenario) -> None:
+    """Settings found before a parameter joined the space run with its default value."""
+    first = tune(tiny, seeds=[100], budget=15, validation_seeds=[], evaluate=_bowl)
+    older = [
+        {**h, "params": {k: v for k, v in h["params"].items() if k != "demand_cap"}}
+        for h in first.history
+    ]
+    result = tune(
+        tiny, seeds=[100], budget=5, validation_seeds=[200], keep=3, prior=older, evaluate=_bowl
+    )
+    chosen = {**asdict(CityOSParams()), **result.params}
+    trained = [
+        h["delay_s"]
+        for h in result.history
+        if {**asdict(CityOSParams()), **h["params"]}.items() >= chosen.items()
+    ]
+    assert result.delay_s is not None and result.delay_s in trained
+    assert len(result.validation) == 4
+
+
 def test_a_tuned_setting_is_written_read_back_and_used(
     tiny: Scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

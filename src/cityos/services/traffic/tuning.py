@@ -216,8 +216,9 @@ def tune(
             for h in ranked:
                 if len(candidates) > keep:
                     break
-                if h["params"] not in candidates:
-                    candidates.append(h["params"])
+                full = {**defaults, **h["params"]}  # the space may have grown since
+                if full not in candidates:
+                    candidates.append(full)
             for params in candidates:
                 run(params, validation_seeds, validation)
             pick = min(validation, key=lambda v: v["delay_s"])

@@ -31,9 +31,11 @@ It keeps the current phase unless another scores more than ``switch_margin`` hig
 change costs yellow + all-red, 4 s of a 10 s step). Ageing, a hard block of short links
 and a max green are implemented but off: on the training seeds they did not help.
 
-No learning, no GPU: parameters were chosen by a hand-guided coordinate search on
-training seeds 100-119 (never the benchmark's seeds 0-2), about 35 minutes of the 2-core
-machine in all; see docs/services/traffic.md.
+No learning framework, no GPU. The defaults were chosen by a hand-guided coordinate
+search on training seeds 100-119 (never the benchmark's seeds 0-2); each RESCO network
+also ships a setting tuned to it by simulation (``tuning.py``: random and local search on
+training seeds, chosen on validation seeds), which ``make_controller(..., network=...)``
+applies. See docs/services/traffic.md.
 """
 
 from __future__ import annotations
