@@ -8,10 +8,13 @@ vehicle, vehicles still driving or never inserted included (see docs/services/tr
 
 Controllers that decide per step run with the safety guard (min green 5 s, yellow 3 s,
 all-red 1 s, max red 120 s); the fixed-time and actuated programs are the network's own.
+CityOS's controller runs with the setting tuned for each network where one ships
+(``traffic_tune.py``: training seeds 100+, validation seeds 200+, never these);
+``--untuned`` runs its defaults everywhere.
 Wall time is per simulated hour with direct (in-process) access to the controller. Usage::
 
     .venv/bin/python benchmarks/traffic_resco.py [--scenario NAME ...] [--controller NAME ...]
-        [--seeds N] [--quick] [--jobs N] [--out benchmarks/results/traffic-resco.json]
+        [--seeds N] [--quick] [--untuned] [--jobs N] [--out benchmarks/results/traffic-resco.json]
 """
 
 from __future__ import annotations
