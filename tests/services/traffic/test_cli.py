@@ -104,3 +104,31 @@ def test_tune_writes_a_setting_that_run_can_use(tmp_path: Path) -> None:
     assert out["validation_delay_s"] <= out["default_validation_delay_s"]
     written = json.loads(target.read_text())
     assert written["params"] == out["params"] and len(written["history"]) == 2
+    # the written setting is what a run with --params uses
+    target.write_text(json.dumps({"params": {"switch_margin": 2.5, "hold_per_moving": 1.0}}))
+    done = _cityos(
+        "run", "--scenario", "cologne1", "--params", str(target), "--json", cwd=tmp_path
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    used = json.loads(done.stdout)["controller_params"]
+    assert used["switch_margin"] == 2.5 and used["hold_per_moving"] == 1.0
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [
+        ("{not json", "not a cityos setting"),
+        ('{"params": {"no_such_knob": 1}}', "not a cityos setting"),
+        ('["a list"]', "not a cityos setting"),
+    ],
+)
+def test_a_bad_params_file_is_a_clear_message(tmp_path: Path, content: str, says: str) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    done = _cityos("run", "--scenario", "cologne1", "--params", str(bad), cwd=tmp_path)
+    assert done.returncode == 2 and says in " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr
+    done = _cityos(
+        "run", "-s", "cologne1", "-c", "max-pressure", "--params", str(bad), cwd=tmp_path
+    )  # fmt: skip
+    assert done.returncode == 2 and "not 'max-pressure'" in " ".join(done.stderr.split())

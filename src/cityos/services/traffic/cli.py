@@ -37,13 +37,34 @@ def _scenario(name: str) -> Any:
     return scenario
 
 
-def _controller(name: str, network: str | None = None) -> Any:
+def _controller(name: str, network: str | None = None, params: Path | None = None) -> Any:
     from cityos.services.traffic import TrafficError, make_controller
 
+    options: dict[str, float] = {}
+    if params is not None:
+        if name != "cityos":
+            raise _fail(f"--params sets the cityos controller's parameters, not {name!r}'s")
+        options = _read_params(params)
     try:
-        return make_controller(name, network=network)
+        return make_controller(name, network=network, **options)
     except TrafficError as exc:
         raise _fail(str(exc)) from None
+
+
+def _read_params(path: Path) -> dict[str, float]:
+    """A setting from ``cityos traffic tune --out`` (or a plain JSON object of parameters)."""
+    from cityos.services.traffic import CityOSParams
+
+    try:
+        data = json.loads(path.read_text())
+        params = data.get("params", data) if isinstance(data, dict) else None
+        if not isinstance(params, dict):
+            raise ValueError("expected a JSON object of parameters")
+        options = {str(k): float(v) for k, v in params.items()}
+        CityOSParams(**options)
+    except (OSError, ValueError, TypeError) as exc:
+        raise _fail(f"--params {path}: not a cityos setting ({exc})") from None
+    return options
 
 
 def _run_one(
@@ -54,11 +75,12 @@ def _run_one(
     quiet: bool,
     buses: Path | None = None,
     bus_priority: bool = False,
+    params: Path | None = None,
 ) -> dict[str, Any]:
     """One run with a progress bar (on stderr); the result as JSON-ready data."""
     from cityos.services.traffic import TrafficError, run_scenario
 
-    controller = _controller(controller_name, scenario.name)
+    controller = _controller(controller_name, scenario.name, params)
     columns = (
         TextColumn(f"{scenario.name} · {controller_name} · seed {seed}"),
         BarColumn(),
@@ -176,13 +198,21 @@ def run(
     bus_priority: Annotated[
         bool, typer.Option("--bus-priority", help="Green extension / early green for late buses.")
     ] = False,
+    params: Annotated[
+        Path | None,
+        typer.Option(
+            "--params",
+            help="The cityos controller's setting from `cityos traffic tune --out` (instead "
+            "of the one shipped for the network).",
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
     """Run one scenario's standard hour under one controller; report the RESCO delay."""
     sc = _scenario(scenario)
     if bus_priority and buses is None:
         raise _fail("--bus-priority needs buses: add --buses FOLDER")
-    out = _run_one(sc, controller, seed, through_hub, json_out, buses, bus_priority)
+    out = _run_one(sc, controller, seed, through_hub, json_out, buses, bus_priority, params)
     if json_out:
         print(json.dumps(out, indent=2))
         return
