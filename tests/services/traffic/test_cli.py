@@ -117,9 +117,9 @@ def test_tune_writes_a_setting_that_run_can_use(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "says"),
     [
-        ("{not json", "not a cityos setting"),
-        ('{"params": {"no_such_knob": 1}}', "not a cityos setting"),
-        ('["a list"]', "not a cityos setting"),
+        ("{not json", "are unreadable"),
+        ('{"params": {"no_such_knob": 1}}', "are unreadable"),
+        ('["a list"]', "are unreadable"),
     ],
 )
 def test_a_bad_params_file_is_a_clear_message(tmp_path: Path, content: str, says: str) -> None:

@@ -44,27 +44,16 @@ def _controller(name: str, network: str | None = None, params: Path | None = Non
     if params is not None:
         if name != "cityos":
             raise _fail(f"--params sets the cityos controller's parameters, not {name!r}'s")
-        options = _read_params(params)
+        from cityos.services.traffic.tuning import read_params
+
+        try:
+            options = read_params(params)
+        except TrafficError as exc:
+            raise _fail(f"--params: {exc}") from None
     try:
         return make_controller(name, network=network, **options)
     except TrafficError as exc:
         raise _fail(str(exc)) from None
-
-
-def _read_params(path: Path) -> dict[str, float]:
-    """A setting from ``cityos traffic tune --out`` (or a plain JSON object of parameters)."""
-    from cityos.services.traffic import CityOSParams
-
-    try:
-        data = json.loads(path.read_text())
-        params = data.get("params", data) if isinstance(data, dict) else None
-        if not isinstance(params, dict):
-            raise ValueError("expected a JSON object of parameters")
-        options = {str(k): float(v) for k, v in params.items()}
-        CityOSParams(**options)
-    except (OSError, ValueError, TypeError) as exc:
-        raise _fail(f"--params {path}: not a cityos setting ({exc})") from None
-    return options
 
 
 def _run_one(

@@ -80,18 +80,24 @@ class TuneResult:
 def tuned_params(network: str) -> dict[str, float]:
     """The shipped tuned setting for ``network`` (empty when it was never tuned)."""
     path = TUNED_DIR / f"{network}.json"
-    if not path.is_file():
-        return {}
+    return read_params(path) if path.is_file() else {}
+
+
+def read_params(path: Path) -> dict[str, float]:
+    """A setting as :meth:`TuneResult.write` writes it (or a plain JSON object of them)."""
     try:
         data = json.loads(path.read_text())
-        params = data["params"]
-        CityOSParams(**params)  # unknown names fail here, not mid-run
-    except (ValueError, KeyError, TypeError) as exc:
+        params = data.get("params", data) if isinstance(data, dict) else None
+        if not isinstance(params, dict):
+            raise ValueError("expected a JSON object of parameters")
+        options = {str(k): float(v) for k, v in params.items()}
+        CityOSParams(**options)  # unknown names fail here, not mid-run
+    except (OSError, ValueError, TypeError) as exc:
         raise TrafficError(f"tuned parameters in {path} are unreadable: {exc}") from exc
-    return {str(k): float(v) for k, v in params.items()}
+    return options
 
 
-Job = tuple[Scenario | str, int, dict[str, float]]  # scenario (or RESCO name), seed, setting
+Job = tuple[Scenario, int, dict[str, float]]  # scenario, seed, setting
 
 
 def _run_hour(job: Job) -> float:
@@ -100,10 +106,6 @@ def _run_hour(job: Job) -> float:
     from .runner import run_scenario
 
     scenario, seed, params = job
-    if isinstance(scenario, str):  # a RESCO scenario by name
-        from .scenarios import get_scenario
-
-        scenario = get_scenario(scenario)
     controller = make_controller("cityos", **params)
     return run_scenario(scenario, controller, seed=seed).average_delay_s
 
