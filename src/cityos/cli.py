@@ -453,8 +453,8 @@ def devices_simulate(
                 progress=lambda n: progress.advance(task, n),
             )
     finally:
+        client.disconnect()  # first: it wakes the network thread, so loop_stop joins at once
         client.loop_stop()
-        client.disconnect()
     summary = {
         "messages": result.messages,
         "seconds": round(result.seconds, 3),

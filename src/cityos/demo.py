@@ -392,8 +392,8 @@ def _replay_mqtt(
             time.sleep(0.05)
         progress.update(task, completed=sent)
     finally:
+        pub.disconnect()  # first: it wakes the network thread, so loop_stop joins at once
         pub.loop_stop()
-        pub.disconnect()
     return len(devices)
 
 

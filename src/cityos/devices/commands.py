@@ -152,8 +152,10 @@ def publish_mqtt(url: str, topic: str, payload: bytes, timeout_s: float) -> tupl
     except (OSError, ValueError, RuntimeError) as exc:
         return False, f"MQTT {type(exc).__name__}: {exc}"
     finally:
-        client.loop_stop()
+        # disconnect first: it wakes the network thread, which loop_stop then joins at once
+        # (the other way round, loop_stop waits out the thread's select, up to a second)
         client.disconnect()
+        client.loop_stop()
 
 
 class Commands:

@@ -140,6 +140,7 @@ class MqttIngest:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
         self.batches = 0  # transactions the stream was cut into (for the curious)
+        self.messages = 0  # messages applied (or refused), for a caller that waits on them
         if parts.username:
             self.client.username_pw_set(unquote(parts.username), unquote(parts.password or ""))
         if parts.scheme == "mqtts":
@@ -190,6 +191,7 @@ class MqttIngest:
             except Exception:  # never let one bad run of messages kill the ingest
                 log.exception("MQTT ingest of %d messages failed", len(batch))
             self.batches += 1
+            self.messages += len(batch)
             for m in batch:
                 if m.qos > 0:
                     self.client.ack(m.mid, m.qos)

@@ -379,5 +379,5 @@ def publish_mqtt(
     except (OSError, ValueError, RuntimeError) as exc:
         return False, f"MQTT {type(exc).__name__}: {exc}"
     finally:
+        client.disconnect()  # first: it wakes the network thread, so loop_stop joins at once
         client.loop_stop()
-        client.disconnect()

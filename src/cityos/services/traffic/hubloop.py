@@ -293,11 +293,7 @@ class Cabinet:
                     sim_iso(self.sim.time),
                 )
             )
-        results = self.agent.ingest_many(measures)
-        refused = [err for _, err in results if err is not None]
-        for err in refused[:3]:
-            log.warning("a detector message was refused: %s", err)
-        return len(refused)
+        return self._send(measures, "a detector message")
 
     def publish_buses(self, reports: list[BusReport]) -> int:
         """Every bus's on-board unit reports; how many messages were refused."""
@@ -323,11 +319,21 @@ class Cabinet:
             if r.next_stop_sequence is not None:
                 values["n"] = r.next_stop_sequence
             measures.append(Measure(self.tenant, BUS_KEY, device, values, sim_iso(r.at)))
+        return self._send(measures, "a bus report")
+
+    def _send(self, measures: list[Measure], what: str) -> int:
+        """Hand the messages to the hub's device agent; how many it refused."""
         results = self.agent.ingest_many(measures) if measures else []
         refused = [err for _, err in results if err is not None]
         for err in refused[:3]:
-            log.warning("a bus report was refused: %s", err)
+            log.warning("%s was refused: %s", what, err)
         return len(refused)
+
+    def await_commands(self, expected: int) -> None:
+        """Commands reach this cabinet as they are published (nothing travels here)."""
+
+    def close(self) -> None:
+        """Nothing to let go of in process."""
 
     def _receive(self, topic: str, payload: bytes) -> tuple[bool, str | None]:
         """A command as the agent publishes it (``/<apikey>/<device>/cmd``, JSON)."""
@@ -356,11 +362,14 @@ class Cabinet:
             result = "OK" if why is None else f"ERROR: {why}"
             if why is not None:
                 self.rejected += 1
-            try:
-                self.agent.command_result(self.tenant, SIGNAL_KEY, device, {COMMAND: result})
-            except NgsiLdError as err:
-                log.warning("answering %s's command failed: %s", device, err)
+            self._answer(device, result)
         return applied
+
+    def _answer(self, device: str, result: str) -> None:
+        try:
+            self.agent.command_result(self.tenant, SIGNAL_KEY, device, {COMMAND: result})
+        except NgsiLdError as err:
+            log.warning("answering %s's command failed: %s", device, err)
 
 
 def _decision(tls: str | None, value: Any) -> tuple[Decision | None, str | None]:
@@ -631,18 +640,21 @@ async def run_through_hub(
     priority: BusPriority | None = None,
     context: str | None = None,
     origin: datetime | None = None,
+    over_mqtt: bool = False,
 ) -> tuple[RunResult, HubRunStats]:
     """Run ``controller`` on ``scenario`` with every observation and decision going through
     ``hub`` (its store, device agent, subscriptions and delivery); the RESCO metric and
     what crossed the hub. ``before_step`` lets tests break things mid-run (a detector);
-    ``origin`` is the instant simulation time 0 stands for (default: 2026-01-05T00:00Z)."""
+    ``origin`` is the instant simulation time 0 stands for (default: 2026-01-05T00:00Z).
+    ``over_mqtt``: the cabinet talks to the hub over the broker at the hub's ``mqtt_url``
+    (:class:`~.mqttcabinet.MqttCabinet`), as a cabinet in the field would."""
     token = _ORIGIN.set(origin or SIM_DAY)
     try:
         return await _run_through_hub(
             scenario, controller, hub, tenant=tenant, seed=seed, rules=rules, backend=backend,
             progress=progress, before_step=before_step, jams=jams,
             segment_every_s=segment_every_s, district_cell_m=district_cell_m,
-            transit=transit, priority=priority, context=context,
+            transit=transit, priority=priority, context=context, over_mqtt=over_mqtt,
         )  # fmt: skip
     finally:
         _ORIGIN.reset(token)
@@ -665,6 +677,7 @@ async def _run_through_hub(
     transit: TransitPlan | None,
     priority: BusPriority | None,
     context: str | None,
+    over_mqtt: bool,
 ) -> tuple[RunResult, HubRunStats]:
     if controller.native_program is not None:
         raise ValueError(
@@ -704,6 +717,7 @@ async def _run_through_hub(
         hub.store, local=hub.local_receivers, index=hub.subscriptions, allow_private=True
     )
     started = time.perf_counter()
+    cabinet: Cabinet | None = None
     sim.start()
     try:
         wiring = provision(agent, tenant, sim.layouts, context)
@@ -713,7 +727,12 @@ async def _run_through_hub(
             provision_buses(agent, tenant, transit, wiring, context)
             units = OnBoardUnits(sim, transit)
             register_feed(hub.store, tenant, transit.gtfs_path, _ORIGIN.get())
-        cabinet = Cabinet(sim, agent, tenant, wiring)
+        if over_mqtt:
+            from .mqttcabinet import MqttCabinet
+
+            cabinet = MqttCabinet(sim, agent, tenant, wiring, hub.settings.mqtt_url)
+        else:
+            cabinet = Cabinet(sim, agent, tenant, wiring)
         service = HubSignalService(hub, tenant, wiring, sim.layouts, context)
         controller.setup(sim.layouts, scenario.step_s)
         while not sim.done:
@@ -731,9 +750,11 @@ async def _run_through_hub(
                     priority.request(service.buses(now))
             seen = service.observations()
             decisions = [controller.decide(obs, now) for obs in seen.values()]
-            stats.commands += service.command(d for d in decisions if d is not None)
+            sent = service.command(d for d in decisions if d is not None)
+            stats.commands += sent
             await deliverer.run_once()
             await deliverer.drain()
+            cabinet.await_commands(sent)
             cabinet.apply_commands()
             readings = segment_readings(seen, sim.layouts, free_speed)
             for edge, reading in readings.items():
@@ -756,6 +777,8 @@ async def _run_through_hub(
         if priority is not None:
             stats.bus_priority = asdict(priority.stats)
     finally:
+        if cabinet is not None:
+            cabinet.close()
         sim.close()
         await deliverer.close()
     try:
