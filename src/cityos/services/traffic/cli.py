@@ -65,6 +65,7 @@ def _run_one(
     buses: Path | None = None,
     bus_priority: bool = False,
     params: Path | None = None,
+    mqtt: str | None = None,
 ) -> dict[str, Any]:
     """One run with a progress bar (on stderr); the result as JSON-ready data."""
     from cityos.services.traffic import TrafficError, run_scenario
@@ -92,7 +93,7 @@ def _run_one(
                 priority = BusPriority(controller)
             if through_hub is not None:
                 result, stats = _through_hub(
-                    scenario, controller, seed, through_hub, progress, plan, priority
+                    scenario, controller, seed, through_hub, progress, plan, priority, mqtt
                 )
                 out = {**result.as_dict(), "hub": stats}
             elif plan is not None:
@@ -134,6 +135,7 @@ def _through_hub(
     progress: Any,
     plan: Any = None,
     priority: Any = None,
+    mqtt: str | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     from dataclasses import asdict
 
@@ -142,6 +144,10 @@ def _through_hub(
     from cityos.services.traffic.hubloop import run_through_hub
 
     settings = Settings(database_url=database_url)
+    if mqtt is not None:
+        # a simulated hour sends each device a message every 10 simulated seconds, dozens a
+        # second of wall time: this run's hub takes them all (no per-device flood limit)
+        settings = Settings(database_url=database_url, mqtt_url=mqtt, device_rate_per_s=0.0)
     hub = Hub(settings)
     hub.store.migrate()
     try:
@@ -154,6 +160,7 @@ def _through_hub(
                 progress=progress,
                 transit=plan,
                 priority=priority,
+                over_mqtt=mqtt is not None,
             )
         )
     finally:
@@ -187,6 +194,14 @@ def run(
     bus_priority: Annotated[
         bool, typer.Option("--bus-priority", help="Green extension / early green for late buses.")
     ] = False,
+    mqtt: Annotated[
+        str | None,
+        typer.Option(
+            "--mqtt",
+            help="With --through-hub: the junctions speak to the hub over this MQTT broker "
+            "(e.g. mqtt://127.0.0.1:1883), as cabinets in the field would.",
+        ),
+    ] = None,
     params: Annotated[
         Path | None,
         typer.Option(
@@ -201,7 +216,9 @@ def run(
     sc = _scenario(scenario)
     if bus_priority and buses is None:
         raise _fail("--bus-priority needs buses: add --buses FOLDER")
-    out = _run_one(sc, controller, seed, through_hub, json_out, buses, bus_priority, params)
+    if mqtt is not None and through_hub is None:
+        raise _fail("--mqtt needs a hub: add --through-hub DATABASE_URL")
+    out = _run_one(sc, controller, seed, through_hub, json_out, buses, bus_priority, params, mqtt)
     if json_out:
         print(json.dumps(out, indent=2))
         return
