@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import queue
+import socket
 import time
 import uuid
 from typing import Any
@@ -74,6 +75,9 @@ class MqttCabinet(Cabinet):
         except OSError as exc:
             self.ingest.stop()
             raise SimulationError(f"MQTT broker {parts.hostname}:{port}: {exc}") from exc
+        sock = self.client.socket()
+        if sock is not None:  # small messages, each awaited: no Nagle delay on them
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.client.loop_start()
         self._wait(lambda: self._subscribed and self.ingest.subscribed, "the MQTT subscriptions")
 
