@@ -64,7 +64,9 @@ def main(argv: list[str] | None = None) -> int:
             def progress(
                 done: int, total: int, best: float, task: int = task, name: str = scenario
             ) -> None:
-                bar.update(task, completed=done, description=f"tuning {name}: {best:.2f} s")
+                bar.update(
+                    task, completed=done, total=total, description=f"tuning {name}: {best:.2f} s"
+                )
 
             path = TUNED_DIR / f"{scenario}.json"
             before = json.loads(path.read_text()) if args.refine and path.is_file() else None

@@ -100,6 +100,7 @@ def test_run_reports_the_setting_tuned_for_its_network(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     out = json.loads(done.stdout)
     assert out["controller"] == "cityos"
+    assert tuned_params("cologne1")  # cologne1 ships a tuned setting: the run must use it
     assert out["controller_params"] == {**asdict(CityOSParams()), **tuned_params("cologne1")}
 
 

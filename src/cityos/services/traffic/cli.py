@@ -107,9 +107,9 @@ def _run_one(
         except (TrafficError, ValueError) as exc:
             raise _fail(str(exc)) from None
     out["through_hub"] = through_hub is not None
-    params = getattr(controller, "params", None)
-    if params is not None:  # the setting that produced the figure (tuned for this network?)
-        out["controller_params"] = asdict(params)
+    setting = getattr(controller, "params", None)
+    if setting is not None:  # the setting that produced the figure (tuned for this network?)
+        out["controller_params"] = asdict(setting)
     return out
 
 
@@ -137,18 +137,14 @@ def _through_hub(
     priority: Any = None,
     mqtt: str | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    from dataclasses import asdict
-
     from cityos.config import Settings
     from cityos.hub.core import Hub
     from cityos.services.traffic.hubloop import run_through_hub
 
-    settings = Settings(database_url=database_url)
-    if mqtt is not None:
-        # a simulated hour sends each device a message every 10 simulated seconds, dozens a
-        # second of wall time: this run's hub takes them all (no per-device flood limit)
-        settings = Settings(database_url=database_url, mqtt_url=mqtt, device_rate_per_s=0.0)
-    hub = Hub(settings)
+    # over MQTT, a simulated hour sends each device a message every 10 simulated seconds,
+    # dozens a second of wall time: this run's hub takes them all (no per-device flood limit)
+    broker = {"mqtt_url": mqtt, "device_rate_per_s": 0.0} if mqtt is not None else {}
+    hub = Hub(Settings(database_url=database_url, **broker))
     hub.store.migrate()
     try:
         result, stats = asyncio.run(
@@ -314,7 +310,12 @@ def tune_cmd(
         task = bar.add_task(f"tuning {sc.name}", total=budget)
 
         def progress(done: int, total: int, best: float) -> None:
-            bar.update(task, completed=done, description=f"tuning {sc.name}: best {best:.2f} s")
+            bar.update(
+                task,
+                completed=done,
+                total=total,
+                description=f"tuning {sc.name}: best {best:.2f} s",
+            )
 
         try:
             result = tune(

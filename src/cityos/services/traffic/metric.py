@@ -10,6 +10,7 @@ the hour). RESCO approximates the last group from the route file; SUMO now write
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,15 +28,21 @@ class DelayReport:
     never_inserted: int
 
 
-def average_delay(tripinfo_file: Path) -> DelayReport:
-    """Read SUMO's trip information (written when the simulation closes) into the metric."""
+def _tripinfos(tripinfo_file: Path) -> Iterator[ET.Element]:
+    """Each vehicle's trip information, streamed (SUMO writes it when the simulation closes)."""
     if not tripinfo_file.is_file():
         raise TrafficError(f"no trip information at {tripinfo_file}: was the simulation closed?")
+    for _, elem in ET.iterparse(tripinfo_file):
+        if elem.tag == "tripinfo":
+            yield elem
+            elem.clear()
+
+
+def average_delay(tripinfo_file: Path) -> DelayReport:
+    """Read SUMO's trip information (written when the simulation closes) into the metric."""
     total = 0.0
     vehicles = arrived = in_network = never = 0
-    for _, elem in ET.iterparse(tripinfo_file):
-        if elem.tag != "tripinfo":
-            continue
+    for elem in _tripinfos(tripinfo_file):
         total += float(elem.get("timeLoss", "0")) + float(elem.get("departDelay", "0"))
         vehicles += 1
         if float(elem.get("depart", "-1")) < 0:
@@ -44,7 +51,6 @@ def average_delay(tripinfo_file: Path) -> DelayReport:
             in_network += 1
         else:
             arrived += 1
-        elem.clear()
     return DelayReport(total / vehicles if vehicles else 0.0, vehicles, arrived, in_network, never)
 
 
@@ -74,13 +80,9 @@ class DelaySplit:
 
 def delay_split(tripinfo_file: Path) -> DelaySplit:
     """Split the RESCO delay of a closed simulation into its parts (see :class:`DelaySplit`)."""
-    if not tripinfo_file.is_file():
-        raise TrafficError(f"no trip information at {tripinfo_file}: was the simulation closed?")
     n = unstopped = 0
     loss = depart = waiting = stops = unstopped_loss = 0.0
-    for _, elem in ET.iterparse(tripinfo_file):
-        if elem.tag != "tripinfo":
-            continue
+    for elem in _tripinfos(tripinfo_file):
         n += 1
         time_loss = float(elem.get("timeLoss", "0"))
         wait = float(elem.get("waitingTime", "0"))
@@ -92,7 +94,6 @@ def delay_split(tripinfo_file: Path) -> DelaySplit:
         if count == 0 and float(elem.get("depart", "-1")) >= 0:
             unstopped += 1
             unstopped_loss += time_loss
-        elem.clear()
     if n == 0:
         return DelaySplit(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     return DelaySplit(

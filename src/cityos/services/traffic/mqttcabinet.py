@@ -21,6 +21,7 @@ import queue
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -79,7 +80,11 @@ class MqttCabinet(Cabinet):
         if sock is not None:  # small messages, each awaited: no Nagle delay on them
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.client.loop_start()
-        self._wait(lambda: self._subscribed and self.ingest.subscribed, "the MQTT subscriptions")
+        try:
+            self._wait(lambda: self._subscribed and self.ingest.subscribed, "the subscriptions")
+        except SimulationError:
+            self._leave()
+            raise
 
     def _on_subscribe(self, client: Any, userdata: Any, mid: Any, reasons: Any, props: Any) -> None:
         self._subscribed = not any(getattr(r, "is_failure", False) for r in reasons)
@@ -124,14 +129,17 @@ class MqttCabinet(Cabinet):
         try:
             self._settle("the last command answers")
         finally:
-            self.client.disconnect()  # first: it wakes the network thread for loop_stop
-            self.client.loop_stop()
-            self.ingest.stop()
+            self._leave()
+
+    def _leave(self) -> None:
+        self.client.disconnect()  # first: it wakes the network thread for loop_stop
+        self.client.loop_stop()
+        self.ingest.stop()
 
     def _settle(self, what: str) -> None:
         self._wait(lambda: self.ingest.messages >= self._published, f"{what} (into the hub)")
 
-    def _wait(self, done: Any, what: str) -> None:
+    def _wait(self, done: Callable[[], bool], what: str) -> None:
         deadline = time.monotonic() + self.timeout_s
         while not done():
             if time.monotonic() > deadline:

@@ -124,7 +124,6 @@ def tune(
     keep: int = 5,
     jobs: int = 2,
     rng_seed: int = 0,
-    start: dict[str, float] | None = None,
     random_share: float = 1 / 3,
     prior: list[dict[str, Any]] | None = None,
     progress: Progress | None = None,
@@ -133,8 +132,8 @@ def tune(
     """Search CityOSParams for ``scenario`` on the training ``seeds``, then choose on others.
 
     ``random_share`` of ``budget`` settings are drawn at random, the rest are a local
-    search around the best so far (from ``start``, default the defaults; ``prior`` is the
-    history of an earlier pass to continue). On few seeds the best training score is
+    search around the best so far (``prior`` is the history of an earlier pass to
+    continue; its settings count with today's defaults for parameters added since). On few seeds the best training score is
     partly luck, so the ``keep`` best settings and the defaults are then run on
     ``validation_seeds`` and the one best there is chosen: a tuned setting never ships
     unless it beats the defaults on hours it was not searched on. ``evaluate`` runs a
@@ -153,7 +152,9 @@ def tune(
         raise TrafficError("training and validation seeds must differ")
     rng = random.Random(rng_seed + len(prior or ()))
     started = time.perf_counter()
-    history: list[dict[str, Any]] = [dict(h) for h in prior or ()]
+    defaults = {k: float(v) for k, v in asdict(CityOSParams()).items() if k in SPACE}
+    # every setting in full: a prior pass may predate parameters added to the space
+    history = [{**h, "params": {**defaults, **h["params"]}} for h in prior or ()]
     validation: list[dict[str, Any]] = []
     total = budget + (keep + 1 if validation_seeds else 0)
     done = 0
@@ -179,15 +180,13 @@ def tune(
             progress(done, total, min(h["delay_s"] for h in into))
         return mean
 
-    defaults = {k: float(v) for k, v in asdict(CityOSParams()).items() if k in SPACE}
     try:
         if history:
             default_delay = history[0]["delay_s"]
             best_entry = min(history, key=lambda h: h["delay_s"])
-            best = {**defaults, **best_entry["params"]}  # the space may have grown since
-            best_delay = best_entry["delay_s"]
+            best, best_delay = dict(best_entry["params"]), best_entry["delay_s"]
         else:
-            best = {**defaults, **(start or {})}
+            best = dict(defaults)
             default_delay = best_delay = run(best, seeds, history)
         n_random = max(0, round(budget * random_share))
         while done < min(n_random, budget):
@@ -218,16 +217,13 @@ def tune(
             for h in ranked:
                 if len(candidates) > keep:
                     break
-                full = {**defaults, **h["params"]}  # the space may have grown since
-                if full not in candidates:
-                    candidates.append(full)
+                if h["params"] not in candidates:
+                    candidates.append(h["params"])
             for params in candidates:
                 run(params, validation_seeds, validation)
             pick = min(validation, key=lambda v: v["delay_s"])
             chosen = pick["params"]
-            chosen_delay = next(
-                (h["delay_s"] for h in history if {**defaults, **h["params"]} == chosen), None
-            )
+            chosen_delay = next((h["delay_s"] for h in history if h["params"] == chosen), None)
     finally:
         if pool is not None:
             pool.shutdown()
