@@ -72,6 +72,11 @@ class Settings:
     token_key_path: str = "data/token-key.pem"  # CityOS's own Ed25519 issuer key (made on use)
     token_ttl_s: int = 3600  # lifetime of tokens CityOS issues itself
     auth_recheck_s: float = 5.0  # revoked keys / removed users are refused within this
+    # logins (POST /auth/token): argon2 hashes at once (64 MiB each), logins that may wait
+    # for one, and logins one client may have in flight; beyond: 503 / 429 before hashing
+    auth_max_concurrent_hashes: int = 2
+    auth_hash_queue: int = 8
+    auth_max_logins_per_client: int = 2
     # -- end identity ---------------------------------------------------------------------
     # -- detection (docs/security.md, "Attack detection"; cityos.security.detect) --------
     detect: bool = True  # watch requests (when auth_required) and device measures; raise Alerts

@@ -497,7 +497,7 @@ async def token_endpoint(request: Any) -> Any:
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import JSONResponse
 
-    from cityos.security.users import check_password
+    from cityos.security.users import check_password, login_gate
 
     no_store = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -531,9 +531,19 @@ async def token_endpoint(request: Any) -> Any:
         return oauth_error("invalid_request", "give username and password")
     hub = request.app.state.hub
     settings = hub.settings
+    gate = login_gate(
+        settings.auth_max_concurrent_hashes,
+        settings.auth_hash_queue,
+        settings.auth_max_logins_per_client,
+    )
+    client = request.client.host if request.client else "unknown"
+    refusal = gate.admit(client)
+    if refusal is not None:  # before any hashing: a refusal costs no argon2 memory
+        return login_refused(refusal, client, gate)
 
     def grant() -> tuple[str, dict[str, Any]] | None:
-        user = check_password(hub.store, username, password)  # argon2: off the event loop
+        with gate.hashing():  # argon2: off the event loop, a few at a time
+            user = check_password(hub.store, username, password)
         if user is None:
             return None
         return issue_token(own_key(settings.token_key_path), user, settings.token_ttl_s)
@@ -543,6 +553,8 @@ async def token_endpoint(request: Any) -> Any:
     except (ValueError, OSError) as exc:  # token_ttl_s out of range, an unusable key file
         log.error("cannot issue a token: %s", exc)
         return oauth_error("server_error", "the hub cannot issue tokens; see its log", 500)
+    finally:
+        gate.release(client)
     if issued is None:
         return oauth_error("invalid_grant", "wrong user name or password")
     token, claims = issued
@@ -552,6 +564,41 @@ async def token_endpoint(request: Any) -> Any:
         "expires_in": claims["exp"] - claims["iat"],
     }
     return JSONResponse(body, headers=no_store)
+
+
+LOGIN_RETRY_AFTER_S = 1
+
+
+def login_refused(why: str, client: str, gate: Any) -> Any:
+    """A login refused before hashing: 429 when this client already has logins in flight,
+    503 when the hub's hashing queue is full; both with Retry-After, as a problem."""
+    from starlette.responses import JSONResponse
+
+    from cityos.hub.errors import ERROR_BASE
+
+    if why == "client":
+        status, title = 429, "Too many requests"
+        detail = (
+            f"{client} already has {gate.per_client} login(s) being checked; "
+            f"retry after {LOGIN_RETRY_AFTER_S} s"
+        )
+    else:
+        status, title = 503, "Service unavailable"
+        detail = (
+            f"the hub is checking {gate.in_flight} logins already; "
+            f"retry after {LOGIN_RETRY_AFTER_S} s"
+        )
+    body = {
+        "type": ERROR_BASE + "InvalidRequest",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": "/auth/token",
+    }
+    headers = {"Retry-After": str(LOGIN_RETRY_AFTER_S), "Cache-Control": "no-store"}
+    return JSONResponse(
+        body, status_code=status, headers=headers, media_type="application/problem+json"
+    )
 
 
 async def jwks_endpoint(request: Any) -> Any:

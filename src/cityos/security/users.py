@@ -11,6 +11,10 @@ Passwords are hashed with argon2id (argon2-cffi's defaults: 64 MiB, 3 passes, 4 
 the plaintext is never stored. ``stamp`` is random and new on every add or replace; the
 tokens CityOS issues carry it, so replacing a user (new password, tenants or roles) or
 removing and adding it again ends the tokens it held.
+
+A hash costs 64 MiB and ~50 ms of a core, so logins go through a :class:`LoginGate`: a few
+hashes at once, a short queue, a couple in flight per client; a login beyond that is refused
+before any hashing (a flood of wrong passwords once took the hub from 100 MB to 2.6 GB).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -131,3 +136,65 @@ def _verify_dummy(password: str) -> None:
             _dummy_hash = _hasher.hash("cityos-no-such-user")
     with contextlib.suppress(VerificationError):
         _hasher.verify(_dummy_hash, password)
+
+
+class LoginGate:
+    """Bounds the argon2 work logins may cause: at most ``concurrent`` hashes run at once,
+    ``queue`` more may wait, and one client may have ``per_client`` logins in flight.
+
+    :meth:`admit` decides at once, without hashing or blocking, so a refused login costs
+    next to nothing; :meth:`hashing` (in a worker thread) waits for a hashing slot. Both
+    paths of :func:`check_password` (known and unknown users) pass the same gate, so a
+    refusal says nothing about which names exist."""
+
+    def __init__(self, concurrent: int, queue: int, per_client: int) -> None:
+        self.concurrent = max(1, concurrent)
+        self.limit = self.concurrent + max(0, queue)
+        self.per_client = max(1, per_client)
+        self._slots = threading.BoundedSemaphore(self.concurrent)
+        self._lock = threading.Lock()
+        self._admitted = 0
+        self._by_client: dict[str, int] = {}
+
+    def admit(self, client: str) -> str | None:
+        """None when the login may go on (then :meth:`release` it), else why not:
+        ``client`` (this client has enough in flight) or ``busy`` (the queue is full)."""
+        with self._lock:
+            if self._by_client.get(client, 0) >= self.per_client:
+                return "client"
+            if self._admitted >= self.limit:
+                return "busy"
+            self._admitted += 1
+            self._by_client[client] = self._by_client.get(client, 0) + 1
+            return None
+
+    def release(self, client: str) -> None:
+        with self._lock:
+            self._admitted -= 1
+            left = self._by_client.pop(client, 1) - 1
+            if left > 0:
+                self._by_client[client] = left
+
+    @contextlib.contextmanager
+    def hashing(self) -> Iterator[None]:
+        """Hold one of the ``concurrent`` hashing slots (blocks this worker thread)."""
+        with self._slots:
+            yield
+
+    @property
+    def in_flight(self) -> int:
+        return self._admitted
+
+
+_gates: dict[tuple[int, int, int], LoginGate] = {}
+_gates_lock = threading.Lock()
+
+
+def login_gate(concurrent: int, queue: int, per_client: int) -> LoginGate:
+    """The process's gate for these limits (hashing memory is a per-process budget)."""
+    key = (concurrent, queue, per_client)
+    with _gates_lock:
+        gate = _gates.get(key)
+        if gate is None:
+            gate = _gates[key] = LoginGate(concurrent, queue, per_client)
+        return gate
