@@ -9,7 +9,10 @@ same transaction as each change, so a crash between the change and the delivery 
 nothing; a worker that dies mid-send leaves claims that lapse after ``claim_s`` seconds.
 
 A failure is retried with exponential backoff; after ``max_attempts`` the deliverer gives
-up and marks the subscription ``failed``. Subscriptions are served concurrently, each with
+up and marks the subscription ``failed``. Any exception while building or sending a
+notification (an endpoint host that is not valid IDNA, a receiver header that cannot be
+encoded, ...) is such a failure too, never a retry at full speed; the log says so once
+when a subscription starts failing, once when it is given up and once when it recovers. Subscriptions are served concurrently, each with
 its own timeout, so a webhook that hangs slows only itself. ``timeInterval`` subscriptions
 are produced here too, by whichever worker claims them when they fall due.
 """
@@ -17,6 +20,7 @@ are produced here too, by whichever worker claims them when they fall due.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -51,6 +55,35 @@ def _later(seconds: float) -> str:
     return t.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _request_parts(tenant: str, sub: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """Where a subscription's notifications go, their headers, and what their bodies carry
+    besides the data (the @context for JSON-LD)."""
+    endpoint = sub["notification"]["endpoint"]
+    media = endpoint.get("accept") or "application/json"
+    headers = {"Content-Type": media}
+    # the receiver reads the terms with the subscription's own @context (clause 5.3.2):
+    # in the body for JSON-LD, as a Link header for plain JSON
+    context = sub.get("@context") or CORE_CONTEXT_URL
+    extra: dict[str, Any] = {}
+    if media == "application/ld+json":
+        extra["@context"] = context
+    elif media == "application/json":
+        headers["Link"] = (
+            f'<{_link_target(context)}>; rel="http://www.w3.org/ns/json-ld#context";'
+            ' type="application/ld+json"'
+        )
+    if tenant:
+        headers["NGSILD-Tenant"] = tenant
+    for info in endpoint.get("receiverInfo") or []:
+        if isinstance(info, dict) and "key" in info and "value" in info:
+            headers[str(info["key"])] = str(info["value"])
+    return str(endpoint["uri"]), headers, extra
+
+
 class Deliverer:
     def __init__(
         self,
@@ -73,6 +106,8 @@ class Deliverer:
         # subscription's queue is cut off once half the claim has been used
         self.claim_s = claim_s if claim_s is not None else max(10.0, 4 * timeout_s)
         self._inflight: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._failing: set[tuple[str, str]] = set()  # logged as failing (log once per change)
+        self._loop_error: str | None = None  # the last error of a whole round (logged once)
         self._wake = asyncio.Event()
         # in-process receivers (``local://name`` endpoints, see cityos.hub.client)
         self.local = local if local is not None else {}
@@ -94,8 +129,10 @@ class Deliverer:
             self._wake.clear()
             try:
                 sent = await self.run_once()
-            except Exception:  # the worker must outlive any one bad notification
-                log.exception("notification delivery failed; retrying")
+                self._round_error(None)
+            except Exception as exc:  # the worker must outlive any one bad notification
+                self._round_error(exc)
+                await asyncio.sleep(self.poll_s)  # a store that fails at once: no hot loop
                 sent = 0
             if not sent and not self._wake.is_set():
                 # woken at once by a commit that queued notifications (PostgreSQL: NOTIFY)
@@ -106,6 +143,17 @@ class Deliverer:
                 woken = asyncio.ensure_future(self._wake.wait())
                 await asyncio.wait({waiting, woken}, return_when=asyncio.FIRST_COMPLETED)
                 woken.cancel()
+
+    def _round_error(self, exc: Exception | None) -> None:
+        """Log a failing round once (with its traceback), and once when rounds work again."""
+        error = None if exc is None else f"{type(exc).__name__}: {exc}"
+        if error == self._loop_error:
+            return
+        if exc is not None:
+            log.error("notification delivery failed; retrying", exc_info=exc)
+        else:
+            log.info("notification delivery works again")
+        self._loop_error = error
 
     async def drain(self, timeout: float = 10.0) -> None:
         """Wait for the subscriptions being sent now (tests, shutdown)."""
@@ -150,8 +198,12 @@ class Deliverer:
     async def _send(self, key: tuple[str, str], queue: list[Notification], deadline: float) -> None:
         try:
             await self._deliver_in_order(key, queue, deadline)
-        except Exception:  # the worker must outlive any one bad notification
-            log.exception("delivery to subscription %s failed; retrying", key[1])
+        except Exception as exc:  # the worker must outlive any one bad notification
+            if key not in self._failing:
+                log.error("delivery to subscription %s failed; retrying", key[1], exc_info=exc)
+                self._failing.add(key)
+            with contextlib.suppress(Exception):  # count it, so it backs off like the rest
+                await self._failed(key, _runs(queue)[0], _reason(exc), sent=0)
         finally:  # the claim goes before the task: a round in between skips this one
             await asyncio.to_thread(self.store.release_deliveries, self.owner, [key])
             self._inflight.pop(key, None)
@@ -173,52 +225,79 @@ class Deliverer:
         sub = await asyncio.to_thread(self.store.get_subscription, tenant, sub_id)
         if sub is None:
             return
-        endpoint = sub["notification"]["endpoint"]
-        media = endpoint.get("accept") or "application/json"
-        headers = {"Content-Type": media}
-        # the receiver reads the terms with the subscription's own @context (clause 5.3.2):
-        # in the body for JSON-LD, as a Link header for plain JSON
-        context = sub.get("@context") or CORE_CONTEXT_URL
-        extra: dict[str, Any] = {}
-        if media == "application/ld+json":
-            extra["@context"] = context
-        elif media == "application/json":
-            headers["Link"] = (
-                f'<{_link_target(context)}>; rel="http://www.w3.org/ns/json-ld#context";'
-                ' type="application/ld+json"'
-            )
-        if tenant:
-            headers["NGSILD-Tenant"] = tenant
-        for info in endpoint.get("receiverInfo") or []:
-            if isinstance(info, dict) and "key" in info and "value" in info:
-                headers[str(info["key"])] = str(info["value"])
+        try:
+            uri, headers, extra = _request_parts(tenant, sub)
+        except Exception as exc:  # a stored subscription we cannot send to: a failed attempt
+            await self._failed(key, _runs(queue)[0], _reason(exc), sent=0)
+            return
         sent = 0
         for run in _runs(queue):
             if time.monotonic() > deadline:
                 break  # the claim runs out: the rest go next round, still in order
-            payload = _merged(run)
-            if extra:
-                payload = {**payload, **extra}
-            ok, error = await self._post(endpoint["uri"], payload, headers)
-            ids = [n.id for n in run]
+            ok, error = await self._attempt(uri, run, extra, headers)
             if ok:
                 await asyncio.to_thread(
-                    partial(self.store.finish_notifications, ids, delivered=True, next_at=None)
+                    partial(
+                        self.store.finish_notifications,
+                        [n.id for n in run],
+                        delivered=True,
+                        next_at=None,
+                    )
                 )
                 sent += 1
                 continue
-            attempts = max(n.attempts for n in run) + 1
-            give_up = attempts >= self.max_attempts
-            next_at = None if give_up else _later(self.backoff_s * 2 ** (attempts - 1))
-            await asyncio.to_thread(
-                partial(self.store.finish_notifications, ids, delivered=False, next_at=next_at)
-            )
-            if sent:
-                await asyncio.to_thread(self._record, tenant, sub_id, True, None, sent=sent)
-            await asyncio.to_thread(self._record, tenant, sub_id, False, error, give_up=give_up)
+            await self._failed(key, run, error, sent=sent)
             return  # keep this subscription's order: the rest wait for the retry
         if sent:  # one status write for the whole run of successes
             await asyncio.to_thread(self._record, tenant, sub_id, True, None, sent=sent)
+            self._recovered(key)
+
+    async def _attempt(
+        self,
+        uri: str,
+        run: list[Notification],
+        extra: dict[str, Any],
+        headers: dict[str, str],
+    ) -> tuple[bool, str | None]:
+        """Build and send one notification; any exception is a failed attempt, not a crash."""
+        try:
+            payload = _merged(run)
+            if extra:
+                payload = {**payload, **extra}
+            return await self._post(uri, payload, headers)
+        except Exception as exc:
+            return False, _reason(exc)
+
+    async def _failed(
+        self, key: tuple[str, str], run: list[Notification], error: str | None, *, sent: int
+    ) -> None:
+        """A failed attempt: the run backs off (or is given up), the subscription says so."""
+        tenant, sub_id = key
+        attempts = max(n.attempts for n in run) + 1
+        give_up = attempts >= self.max_attempts
+        next_at = None if give_up else _later(self.backoff_s * 2 ** (attempts - 1))
+        ids = [n.id for n in run]
+        await asyncio.to_thread(
+            partial(self.store.finish_notifications, ids, delivered=False, next_at=next_at)
+        )
+        if sent:
+            await asyncio.to_thread(self._record, tenant, sub_id, True, None, sent=sent)
+        await asyncio.to_thread(self._record, tenant, sub_id, False, error, give_up=give_up)
+        if give_up:
+            log.warning(
+                "subscription %s: giving up after %d attempts, marked failed: %s",
+                sub_id,
+                attempts,
+                error,
+            )
+        elif key not in self._failing:
+            log.warning("subscription %s: notification failed, retrying: %s", sub_id, error)
+        self._failing.add(key)
+
+    def _recovered(self, key: tuple[str, str]) -> None:
+        if key in self._failing:
+            self._failing.discard(key)
+            log.info("subscription %s: notifications delivered again", key[1])
 
     async def _post(
         self, uri: str, payload: dict[str, Any], headers: dict[str, str]

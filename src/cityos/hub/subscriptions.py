@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
+
 from cityos.hub.errors import BadRequestData
 from cityos.hub.ldcontext import Context, ContextResolver
-from cityos.hub.model import DEFAULT_GEOPROPERTY, Entity, now_iso
+from cityos.hub.model import DEFAULT_GEOPROPERTY, MAX_ID_BYTES, Entity, check_size, now_iso
 from cityos.hub.query.evaluate import match_q, match_scope
 from cityos.hub.query.geo import geo_match, parse_geo_query
 from cityos.hub.query.model import EntityQuery, GeoQuery, QExpr, ScopeExpr, TypeName
@@ -68,6 +70,8 @@ def parse_subscription(
     if not isinstance(body, dict):
         raise BadRequestData("a subscription must be a JSON object")
     sid = sub_id or body.get("id") or f"urn:ngsi-ld:Subscription:{uuid.uuid4()}"
+    if isinstance(sid, str):  # the ids' limit (docs/api.md, "Limits"), before it is stored
+        check_size(sid, MAX_ID_BYTES, "subscription id")
     if not is_uri(sid):
         raise BadRequestData(f"subscription id {sid!r} is not a URI")
     if body.get("type", "Subscription") != "Subscription":
@@ -82,6 +86,8 @@ def parse_subscription(
         for sel in entities:
             if "type" not in sel:
                 raise BadRequestData("each entity selector needs a type")
+            if isinstance(sel.get("id"), str):
+                check_size(sel["id"], MAX_ID_BYTES, "entity selector id")
             if "id" in sel and not is_uri(sel["id"]):
                 raise BadRequestData(f"entity selector id {sel['id']!r} is not a URI")
             if "idPattern" in sel:
@@ -158,7 +164,8 @@ def parse_subscription(
 def _check_endpoint_address(uri: str, allow_private: bool) -> None:
     try:
         host = urlsplit(uri).hostname or ""
-    except ValueError as exc:
+        _check_host_name(uri)
+    except ValueError as exc:  # IDNAError and httpx.InvalidURL are ValueErrors too
         raise BadRequestData(f"notification endpoint {uri!r}: {exc}") from None
     why = literal_problem(host, allow_private=allow_private)
     if why is not None:
@@ -168,6 +175,18 @@ def _check_endpoint_address(uri: str, allow_private: bool) -> None:
             else ""
         )
         raise BadRequestData(f"notification endpoint {uri!r} is refused: {why}{hint}")
+
+
+def _check_host_name(uri: str) -> None:
+    """ValueError unless the host is one a client can connect to: parsed as httpx does
+    (which decodes ``xn--`` labels, so ``xn--bad_.example`` fails here, not at every
+    delivery attempt)."""
+    try:
+        host = httpx.URL(uri).host
+    except ValueError as exc:
+        raise ValueError(f"its host is not a valid (IDNA) host name: {exc}") from None
+    if not host:
+        raise ValueError("it names no host")
 
 
 def _regex(pattern: Any) -> Any:

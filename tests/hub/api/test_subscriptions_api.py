@@ -393,3 +393,51 @@ def test_a_hanging_webhook_slows_only_its_own_subscription(live, receiver) -> No
         assert sorted(e["intensity"] for e in receiver.wait_entities(3)) == [700, 701, 702]
     finally:
         hang.close()
+
+
+BAD_IDNA = "http://xn--bad_.example/n"  # not a valid A-label: httpx cannot even encode it
+
+
+def test_an_endpoint_host_that_is_not_valid_idna_is_refused(live, receiver) -> None:
+    r = live.post(
+        f"{BASE}/subscriptions", json=subscription(BAD_IDNA, id="urn:ngsi-ld:Subscription:i")
+    )
+    assert r.status_code == 400, r.text
+    assert r.json()["type"].endswith("/BadRequestData") and BAD_IDNA in r.json()["detail"]
+    assert live.get(f"{BASE}/subscriptions/urn:ngsi-ld:Subscription:i").status_code == 404
+    sid = "urn:ngsi-ld:Subscription:j"
+    assert live.post(f"{BASE}/subscriptions", json=subscription(receiver.url, id=sid)).is_success
+    patch = {"notification": {"endpoint": {"uri": "mqtt://xn--bad_.example:1883/t"}}}
+    r = live.patch(f"{BASE}/subscriptions/{sid}", json=patch)
+    assert r.status_code == 400 and "xn--bad_.example" in r.json()["detail"]
+    kept = live.get(f"{BASE}/subscriptions/{sid}").json()
+    assert kept["notification"]["endpoint"]["uri"] == receiver.url
+
+
+def test_any_exception_sending_is_a_failed_attempt_not_a_hot_loop(live, caplog) -> None:
+    """A subscription the API would refuse, written straight to the store (as one stored
+    before the check was there): each attempt fails, backs off, and the subscription is
+    marked failed after notify_max_attempts (2 here), logged once per state change."""
+    store = live.app.state.hub.store
+    sid = "urn:ngsi-ld:Subscription:idna"
+    r = live.post(
+        f"{BASE}/subscriptions", json=subscription("http://notify.example/n", id=sid)
+    )  # a valid one first, then its endpoint broken in the store
+    assert r.status_code == 201
+    doc = store.get_subscription("", sid)
+    doc["notification"]["endpoint"]["uri"] = BAD_IDNA
+    store.put_subscription("", doc)
+    caplog.set_level("INFO", logger="cityos.delivery")
+    live.post(f"{BASE}/entities", json=flow(7, 900))
+    deadline = time.monotonic() + 10
+    while live.get(f"{BASE}/subscriptions/{sid}").json()["status"] != "failed":
+        assert time.monotonic() < deadline, live.get(f"{BASE}/subscriptions/{sid}").json()
+        time.sleep(0.05)
+    status = live.get(f"{BASE}/subscriptions/{sid}").json()
+    assert status["timesFailed"] == 2 and status["timesSent"] == 0 and status["lastFailure"]
+    assert "IDNA" in status["lastFailureReason"] or "A-label" in status["lastFailureReason"]
+    time.sleep(0.5)  # ten poll intervals: a hot loop would have tried (and logged) again
+    assert live.get(f"{BASE}/subscriptions/{sid}").json()["timesFailed"] == 2
+    mine = [r for r in caplog.records if r.name == "cityos.delivery"]
+    assert len(mine) == 2, [r.getMessage() for r in mine]  # failing, then given up
+    assert not any(r.exc_info for r in mine)  # no traceback per attempt
