@@ -29,7 +29,6 @@ from cityos.hub.errors import NgsiLdError
 from cityos.hub.model import Entity
 from cityos.hub.query.model import (
     And,
-    AttrPath,
     Comparison,
     EntityQuery,
     Exists,
@@ -41,10 +40,10 @@ from cityos.hub.query.model import (
     TypeName,
     TypeOr,
 )
+from cityos.security.filters import HIDDEN, hide_filters
 from cityos.security.policy import ANY, Policy, View
 from cityos.security.principal import Principal
 
-HIDDEN = "urn:cityos:hidden-attribute"  # no entity has it: q on a hidden attribute
 
 
 class Forbidden(NgsiLdError):
@@ -124,10 +123,7 @@ def restrict_query(query: EntityQuery, action: str = "read") -> EntityQuery:
         query = replace(
             query, types=allowed if query.types is None else TypeAnd((query.types, allowed))
         )
-    visible = _visible_anywhere(view)
-    if visible is not None and query.q is not None:
-        query = replace(query, q=_hide(query.q, visible))
-    return query
+    return hide_filters(query, view)  # q, attrs, geoQ: per type, as if hidden were absent
 
 
 def visible(entity: Entity, action: str = "read") -> Entity | None:
@@ -246,34 +242,6 @@ def check_write(old: Entity | None, new: Entity | None) -> None:
 def _any_of(types: list[str]) -> TypeExpr:
     names: list[TypeExpr] = [TypeName(t) for t in types]
     return names[0] if len(names) == 1 else TypeOr(tuple(names))
-
-
-def _visible_anywhere(view: View) -> frozenset[str] | None:
-    """Attributes readable on some allowed type (None: every attribute somewhere)."""
-    keys = ["*", *view.types]
-    found: set[str] = set()
-    for key in keys:
-        if key in view.attrs:
-            attrs = view.attrs[key]
-            if attrs is None:
-                return None
-            found |= attrs
-    return frozenset(found)
-
-
-def _hide(expr: QExpr, visible_attrs: frozenset[str]) -> QExpr:
-    if isinstance(expr, Comparison | Exists):
-        if expr.path.attr in visible_attrs or ":" not in expr.path.attr:  # id, type
-            return expr
-        path = AttrPath(HIDDEN, expr.path.sub, expr.path.compound)
-        return replace(expr, path=path)
-    if isinstance(expr, Not):
-        return Not(_hide(expr.expr, visible_attrs))
-    if isinstance(expr, And):
-        return And(tuple(_hide(e, visible_attrs) for e in expr.items))
-    if isinstance(expr, Or):
-        return Or(tuple(_hide(e, visible_attrs) for e in expr.items))
-    return expr
 
 
 def as_caller(principal: Principal, tenant: str, policy: Policy) -> Any:

@@ -45,6 +45,7 @@ from cityos.hub.query.model import (
     EntityQuery,
     Exists,
     Not,
+    OfType,
     Or,
     QExpr,
     Range,
@@ -214,6 +215,9 @@ def match_q(entity: Entity, expr: QExpr) -> bool:
         return all(match_q(entity, e) for e in expr.items)
     if isinstance(expr, Or):
         return any(match_q(entity, e) for e in expr.items)
+    if isinstance(expr, OfType):
+        types = entity.get("type", ())
+        return any(t in expr.types for t in (types if isinstance(types, list) else [types]))
     raise TypeError(f"not a q expression: {expr!r}")
 
 

@@ -70,7 +70,16 @@ class Or:
     items: tuple[QExpr, ...]
 
 
-QExpr = Comparison | Exists | Not | And | Or
+@dataclass(frozen=True)
+class OfType:
+    """The entity has one of ``types`` (expanded IRIs). No client writes it: the security
+    scope guards a filter on an attribute with the types on which the caller may read it,
+    so that on an entity of any other type the attribute behaves as if it did not exist."""
+
+    types: tuple[str, ...]
+
+
+QExpr = Comparison | Exists | Not | And | Or | OfType
 
 # ---------------------------------------------------------------------------- type expressions
 

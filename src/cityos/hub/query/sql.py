@@ -33,6 +33,7 @@ from cityos.hub.query.model import (
     Comparison,
     Exists,
     Not,
+    OfType,
     Or,
     QExpr,
     Range,
@@ -394,6 +395,17 @@ def _exists(path: AttrPath, dialect: Dialect, doc: str) -> Fragment | bool:
     return _pg_exists_call(doc, *_pg_jsonpath(path, subs, member, None))
 
 
+def _of_type(types: tuple[str, ...], dialect: Dialect, doc: str) -> Fragment | bool:
+    """The document's ``type`` list holds one of ``types``."""
+    if not types:
+        return False
+    if dialect == "postgresql":
+        return f"COALESCE(({doc} -> 'type') ?| %s::text[], FALSE)", [list(types)]
+    marks = ",".join("?" * len(types))
+    sql = f"EXISTS (SELECT 1 FROM json_each({doc}, '$.type') AS ty WHERE ty.value IN ({marks}))"
+    return sql, list(types)
+
+
 def _compile(expr: QExpr, dialect: Dialect, doc: str) -> Fragment | bool:
     if isinstance(expr, Comparison):
         return _comparison(expr, dialect, doc)
@@ -408,6 +420,8 @@ def _compile(expr: QExpr, dialect: Dialect, doc: str) -> Fragment | bool:
         return _and_all([_compile(item, dialect, doc) for item in expr.items])
     if isinstance(expr, Or):
         return _or([_compile(item, dialect, doc) for item in expr.items], dialect)
+    if isinstance(expr, OfType):
+        return _of_type(expr.types, dialect, doc)
     raise TypeError(f"not a q expression: {expr!r}")
 
 

@@ -1,0 +1,234 @@
+"""Reading what a role may not read (issue 11), on SQLite and PostgreSQL: every filter on an
+attribute behaves, entity by entity, as if the attributes the caller may not read on that
+entity's types did not exist.
+
+The probe: two cameras identical but for a hidden attribute (its value, its observedAt, its
+location, or whether it is there at all). For a role that may not read it, no query tells
+them apart — not the ids, not the count — while a role that may read it is told apart by
+the same query. The parkings have the same attributes, readable by the same role: its
+filters on them still work (nothing is hidden too much).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from cityos.config import Settings
+from cityos.hub.core import Hub
+from cityos.security.keys import create_key
+
+BASE = "/ngsi-ld/v1"
+CAM1, CAM2 = "urn:ngsi-ld:Camera:1", "urn:ngsi-ld:Camera:2"
+PARK1, PARK2 = "urn:ngsi-ld:Parking:1", "urn:ngsi-ld:Parking:2"
+ALL = ["read", "aggregate", "write", "delete", "subscribe", "administer"]
+RULES: dict[str, Any] = {
+    "roles": {
+        "full": [{"actions": ALL}],
+        # parkings in full; cameras without secret, plate, location (named types)
+        "mixed": [
+            {"types": ["Parking"], "actions": ["read", "subscribe", "aggregate"]},
+            {
+                "types": ["Camera"],
+                "attrs": ["name", "status"],
+                "actions": ["read", "subscribe", "aggregate"],
+            },
+        ],
+        # every type with name and status; parkings in full (an all-types view)
+        "wide": [
+            {"attrs": ["name", "status"], "actions": ["read", "subscribe"]},
+            {"types": ["Parking"], "actions": ["read", "subscribe"]},
+        ],
+        "aggregator": [{"types": ["Camera", "Parking"], "actions": ["aggregate"]}],
+    }
+}
+RESTRICTED = ("mixed", "wide")
+HERE, THERE = [104.90, 11.50], [104.95, 11.55]
+
+
+def prop(value: Any, observed: str | None = None) -> dict[str, Any]:
+    out = {"type": "Property", "value": value}
+    if observed:
+        out["observedAt"] = observed
+    return out
+
+
+def thing(eid: str, secret: str, where: list[float], observed: str) -> dict[str, Any]:
+    return {
+        "id": eid,
+        "type": eid.split(":")[2],
+        "name": prop("same"),
+        "status": prop("on"),
+        "secret": prop(secret, observed),
+        "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": where}},
+    }
+
+
+def entities() -> list[dict[str, Any]]:
+    cam1 = {**thing(CAM1, "a", HERE, "2024-01-01T00:00:00Z"), "plate": prop("ABC-123")}
+    park1 = {**thing(PARK1, "a", HERE, "2024-01-01T00:00:00Z"), "plate": prop("ABC-123")}
+    return [
+        cam1,
+        thing(CAM2, "b", THERE, "2024-06-01T00:00:00Z"),
+        park1,
+        thing(PARK2, "b", THERE, "2024-06-01T00:00:00Z"),
+    ]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def probe(request, tmp_path) -> Iterator[tuple[TestClient, dict[str, dict[str, str]], Hub]]:
+    from cityos.web.app import create_app
+
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps(RULES))
+    settings = Settings(
+        auth_required=True,
+        policy_path=str(rules),
+        token_key_path=str(tmp_path / "key.pem"),
+        audit_key_path=str(tmp_path / "audit.pem"),
+        rate_per_s=0,
+        detect=False,
+    )
+    if request.param == "sqlite":
+        from cityos.hub.store.sqlite import SqliteStore
+
+        store: Any = SqliteStore(tmp_path / "s.db")
+    else:
+        from cityos.hub.store.postgres import PostgresStore
+
+        url = request.getfixturevalue("postgres_url")
+        store = PostgresStore(url, schema=f"cityos_test_{uuid.uuid4().hex[:10]}")
+    hub = Hub(settings, store=store)
+    with TestClient(create_app(settings, hub)) as client:
+        keys = {
+            role: {
+                "Authorization": "ApiKey "
+                + create_key(hub.store, tenants=["city"], roles=[role])[0],
+                "NGSILD-Tenant": "city",
+            }
+            for role in RULES["roles"]
+        }
+        for e in entities():
+            r = client.post(f"{BASE}/entities", json=e, headers=keys["full"])
+            assert r.status_code == 201, r.text
+        yield client, keys, hub
+    if request.param == "postgresql":
+        from cityos.hub.store.postgres import PostgresStore
+
+        PostgresStore(url, schema=store.schema).drop_schema()
+
+
+def found(r: Any) -> tuple[set[str], int | None]:
+    assert r.status_code == 200, r.text
+    count = r.headers.get("NGSILD-Results-Count")
+    return {e["id"] for e in r.json()}, None if count is None else int(count)
+
+
+def told_apart(answer: tuple[set[str], int | None], a: str, b: str) -> bool:
+    ids, count = answer
+    assert count is None or count == len(ids)  # the count is the database's, over the same
+    return (a in ids) != (b in ids)
+
+
+def check(ask: Any) -> None:
+    """``ask(role)`` answers (ids, count): the cameras are told apart only by the role that
+    may read their hidden attributes; the parkings by every role that may read them."""
+    assert told_apart(ask("full"), CAM1, CAM2)
+    assert told_apart(ask("full"), PARK1, PARK2)
+    for role in RESTRICTED:
+        answer = ask(role)
+        assert not told_apart(answer, CAM1, CAM2), (role, answer)
+        assert told_apart(answer, PARK1, PARK2), (role, answer)
+
+
+NEAR = {"georel": "near;maxDistance==2000", "geometry": "Point", "coordinates": json.dumps(HERE)}
+BOX = [[[104.89, 11.49], [104.91, 11.49], [104.91, 11.51], [104.89, 11.51], [104.89, 11.49]]]
+WITHIN = {"georel": "within", "geometry": "Polygon", "coordinates": json.dumps(BOX)}
+FILTERS: list[dict[str, str]] = [
+    {"q": 'secret=="a"'},
+    {"q": 'secret!="b"'},
+    {"q": "secret~=^a"},
+    {"q": "secret.observedAt<2024-03-01T00:00:00Z"},
+    {"q": 'name=="same";secret=="a"'},
+    {"q": 'secret=="a"|status=="off"'},
+    {"q": "plate"},
+    {"q": "!plate"},
+    {"q": "!plate;name"},
+    {"attrs": "plate"},
+    {"attrs": "plate,nothing", "q": "name"},
+    NEAR,
+    {**NEAR, "geoproperty": "location"},
+    WITHIN,
+    {**WITHIN, "q": "name"},
+]
+
+
+@pytest.mark.parametrize(
+    "params", FILTERS, ids=lambda p: "&".join(f"{k}={v}" for k, v in p.items())
+)
+def test_get_entities_filters_do_not_see_hidden_attributes(probe, params) -> None:
+    client, keys, _ = probe
+
+    def ask(role: str) -> tuple[set[str], int | None]:
+        query = {**params, "count": "true", "limit": "100"}
+        return found(client.get(f"{BASE}/entities", params=query, headers=keys[role]))
+
+    check(ask)
+
+
+def test_a_type_filter_does_not_change_it(probe) -> None:
+    client, keys, _ = probe
+    for params in ({"q": 'secret=="a"'}, {"attrs": "plate"}, NEAR):
+        for role in RESTRICTED:
+            query = {**params, "type": "Camera", "count": "true"}
+            r = client.get(f"{BASE}/entities", params=query, headers=keys[role])
+            assert found(r) == (set(), 0), (role, params)
+        r = client.get(
+            f"{BASE}/entities", params={**params, "type": "Camera"}, headers=keys["full"]
+        )
+        assert {e["id"] for e in r.json()} == {CAM1}
+
+
+def _batch_body(params: dict[str, str]) -> dict[str, Any]:
+    body: dict[str, Any] = {"type": "Query"}
+    if "q" in params:
+        body["q"] = params["q"]
+    if "attrs" in params:
+        body["attrs"] = params["attrs"].split(",")
+    if "georel" in params:
+        body["geoQ"] = {
+            "georel": params["georel"],
+            "geometry": params["geometry"],
+            "coordinates": json.loads(params["coordinates"]),
+            **({"geoproperty": params["geoproperty"]} if "geoproperty" in params else {}),
+        }
+    return body
+
+
+@pytest.mark.parametrize(
+    "params", FILTERS, ids=lambda p: "&".join(f"{k}={v}" for k, v in p.items())
+)
+def test_post_query_filters_do_not_see_hidden_attributes(probe, params) -> None:
+    client, keys, _ = probe
+
+    def ask(role: str) -> tuple[set[str], int | None]:
+        url = f"{BASE}/entityOperations/query?count=true&limit=100"
+        return found(client.post(url, json=_batch_body(params), headers=keys[role]))
+
+    check(ask)
+
+
+@pytest.mark.parametrize("params", FILTERS[:4] + [{"q": "plate"}, NEAR])
+def test_temporal_query_filters_do_not_see_hidden_attributes(probe, params) -> None:
+    client, keys, _ = probe
+
+    def ask(role: str) -> tuple[set[str], int | None]:
+        query = {**params, "count": "true", "limit": "100"}
+        return found(client.get(f"{BASE}/temporal/entities", params=query, headers=keys[role]))
+
+    check(ask)
