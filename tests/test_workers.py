@@ -112,7 +112,12 @@ def test_two_workers_notify_once_and_share_the_device_stream(database, mosquitto
 
         group = {
             "services": [
-                {"apikey": "wk1", "entity_type": "AirQualityObserved", "resource": "/iot/d"}
+                {
+                    "apikey": "wk1",
+                    "entity_type": "AirQualityObserved",
+                    "resource": "/iot/d",
+                    "attributes": [{"object_id": "pm25", "name": "pm25", "type": "Number"}],
+                }
             ]
         }
         assert httpx.post(f"{base}/iot/services", json=group).status_code == 201

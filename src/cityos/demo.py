@@ -411,10 +411,15 @@ def _provision_devices(
         kinds.setdefault(eid.split(":")[2], frag)
     groups = []
     for kind, frag in kinds.items():
-        units = [
-            {"object_id": a, "name": a, "type": "Number", "unitCode": v["unitCode"]}
+        units = [  # every measure declared: a device writes only what it is provisioned for
+            {
+                "object_id": a,
+                "name": a,
+                **({"type": "Number"} if isinstance(v.get("value"), int | float) else {}),
+                **({"unitCode": v["unitCode"]} if v.get("unitCode") else {}),
+            }
             for a, v in frag.items()
-            if isinstance(v, dict) and v.get("unitCode")
+            if isinstance(v, dict)
         ]
         groups.append(
             {

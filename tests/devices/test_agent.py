@@ -62,7 +62,8 @@ def provision(client) -> None:
                 "entity_type": "AirQualityObserved",
                 "protocol": "PDI-IoTA-UltraLight",
             },
-            {"device_id": "aq-market", "protocol": "IoTA-JSON"},
+            # FIWARE's passthrough, asked for: undeclared measures keep their own names
+            {"device_id": "aq-market", "protocol": "IoTA-JSON", "explicitAttrs": False},
         ]
     }
     assert client.post("/iot/devices", json=devices, headers=SERVICE).status_code == 201
@@ -241,3 +242,25 @@ def test_geo_point_measures_become_geo_properties_that_geo_queries_find(client) 
         assert r.status_code == 400, (bad, r.text)
     bus = client.get("/ngsi-ld/v1/entities/urn:ngsi-ld:Vehicle:bus-1", headers=ngsi).json()
     assert bus["location"]["value"]["coordinates"] == [104.92, 11.57]  # nothing written
+
+
+def test_a_device_writes_only_what_its_provisioning_declares(client) -> None:
+    """A measure its provisioning does not declare is refused whole and counted: a device
+    provisioned onto an entity cannot write the entity's other attributes."""
+    provision(client)
+    ul = {**SERVICE, "Content-Type": "text/plain"}
+    ngsi = {"NGSILD-Tenant": "phnompenh"}
+    eid = "urn:ngsi-ld:AirQualityObserved:wat-phnom"
+    assert client.post("/iot/d", params={"k": "air-key", "i": "aq-wat-phnom"}, content=b"p|40",
+                       headers=ul).status_code == 200  # fmt: skip
+    for body in (b"p|41|district|Elsewhere", b"location|1", b"p|42|alarm|1"):
+        r = client.post("/iot/d", params={"k": "air-key", "i": "aq-wat-phnom"}, content=body,
+                        headers=ul)  # fmt: skip
+        assert r.status_code == 400 and "not provisioned" in r.json()["detail"], body
+    kv = client.get(f"/ngsi-ld/v1/entities/{eid}", params={"options": "keyValues"},
+                    headers=ngsi).json()  # fmt: skip
+    assert kv["pm25"] == 40 and kv["district"] == "Daun Penh" and "alarm" not in kv
+    stats = client.get("/iot/devices/aq-wat-phnom", headers=SERVICE).json()["stats"]
+    assert stats["accepted"] == 1 and stats["rejected"] == 3
+    bad = {"devices": [{"device_id": "x", "explicitAttrs": "yes"}]}
+    assert client.post("/iot/devices", json=bad, headers=SERVICE).status_code == 400

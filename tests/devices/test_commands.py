@@ -44,6 +44,7 @@ def provision(client: TestClient, apikey: str = "lamp-key") -> None:
                 "apikey": apikey,
                 "entity_type": "Streetlight",
                 "resource": "/iot/d",
+                "attributes": [{"object_id": "lux", "name": "lux", "type": "Number"}],
                 "commands": [{"name": "dim", "type": "command"}],
             }
         ]
@@ -219,7 +220,8 @@ def test_command_provisioning(hub_factory, wait_for) -> None:
         sent = recorder(client)
         hub = client.app.state.hub
         for key in ("key-a", "key-b"):
-            group = {"services": [{"apikey": key, "entity_type": "Streetlight"}]}
+            lux = [{"object_id": "lux", "name": "lux", "type": "Number"}]
+            group = {"services": [{"apikey": key, "entity_type": "Streetlight", "attributes": lux}]}
             assert client.post("/iot/services", json=group, headers=SERVICE).status_code == 201
         cmd = [{"name": "switch", "type": "command"}]
         # two service groups: a device with commands must say which API key addresses it

@@ -13,7 +13,10 @@ def test_a_run_of_messages_in_one_transaction(hub_factory) -> None:
     hub = hub_factory(Settings(device_rate_per_s=0))
     hub.store.migrate()
     agent = Agent(hub)
-    agent.add_group("", {"apikey": "k", "entity_type": "WeatherObserved"})
+    temperature = [{"object_id": "temperature", "name": "temperature", "type": "Number"}]
+    agent.add_group(
+        "", {"apikey": "k", "entity_type": "WeatherObserved", "attributes": temperature}
+    )
     agent.add_device("", {"device_id": "w1", "entity_name": "urn:ngsi-ld:WeatherObserved:w1"})
     agent.add_device("", {"device_id": "w2", "entity_name": "urn:ngsi-ld:WeatherObserved:w2"})
     HubClient(hub).subscribe(  # delivered by no one here: read back from the outbox

@@ -399,7 +399,9 @@ def test_the_agent_reports_each_batch_once(hub: Hub) -> None:
 
     agent = Agent(hub)
     agent.detector = Recorder()
-    agent.add_group(CITY, {"apikey": "k", "entity_type": "AirQualityObserved"})
+    temperature = [{"object_id": "temperature", "name": "temperature"}]
+    group = {"apikey": "k", "entity_type": "AirQualityObserved", "attributes": temperature}
+    agent.add_group(CITY, group)
     for n in range(3):
         agent.add_device(CITY, {"device_id": f"d{n}", "apikey": "k"})
     stamp = T0.isoformat()

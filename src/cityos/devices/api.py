@@ -20,6 +20,7 @@ from cityos.hub.errors import (
     UnsupportedMediaType,
 )
 from cityos.hub.jsonbody import parse_json
+from cityos.hub.tenancy import tenant_of_headers
 
 
 def _agent(request: Request) -> Agent:
@@ -27,10 +28,8 @@ def _agent(request: Request) -> Agent:
 
 
 def _tenant(request: Request) -> str:
-    tenant = request.headers.get("fiware-service", "").strip().lower()
-    if tenant and not all(c.isalnum() or c in "_-" for c in tenant):
-        raise BadRequestData(f"fiware-service {tenant!r}: use letters, digits, '_' and '-'")
-    return tenant
+    """``fiware-service`` (or ``NGSILD-Tenant``): one decision for every layer."""
+    return tenant_of_headers(request.scope["headers"])
 
 
 def _items(body: Any, key: str) -> list[Any]:

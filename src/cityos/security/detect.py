@@ -138,7 +138,7 @@ def cause_of(err: Exception) -> str | None:
         return "credential" if getattr(err, "error", None) else "anonymous"
     if status == 403:
         return getattr(err, "cause", None) or "policy"
-    return None
+    return getattr(err, "cause", None)  # a 400 naming another tenant too: ``tenant``
 
 
 def refused(err: Exception, principal: Any, cause: str) -> Exception:

@@ -21,26 +21,37 @@ from cityos.hub.core import Hub
 from cityos.hub.errors import NgsiLdError
 from cityos.hub.ldcontext import core_context
 from cityos.hub.model import now_iso
+from cityos.hub.tenancy import TENANT_HEADERS, TenantConflict, decide_tenant, tenant_of_headers
 from cityos.security.audit import AuditLog
 from cityos.security.detect import Detector, cause_of, refused  # detection
 from cityos.security.identity import authenticator, credentials_of
 from cityos.security.policy import EXAMPLE_ROLES, Policy
 from cityos.security.principal import AuthError, Principal
-from cityos.security.scope import Forbidden, as_caller
+from cityos.security.scope import Forbidden, as_caller, as_hub
 
 log = logging.getLogger("cityos.security.guard")
 
 # Reachable without credentials: liveness, the API description, getting a token.
 OPEN_PATHS = frozenset({"/health", "/version", "/openapi.json", "/auth/token", "/auth/jwks.json"})
-TENANT_HEADERS = (b"ngsild-tenant", b"fiware-service")
+
+
+# A device's own messages: measures and command results (exact paths: ``/iot/devices``
+# also starts with ``/iot/d``, and provisioning is administration).
+DEVICE_MESSAGE_PATHS = frozenset({"/iot/d", "/iot/json", "/iot/json/commands"})
+
+
+def is_device_message(method: str, path: str) -> bool:
+    return method == "POST" and path in DEVICE_MESSAGE_PATHS
 
 
 def action_of(method: str, path: str, query: str) -> str:
     """The policy action a route performs."""
-    if path.startswith(("/iot/", "/audit", "/ngsi-ld/v1/jsonldContexts")):
-        if path.startswith(("/iot/d", "/iot/json")) and method == "POST":
-            return "write"  # device measures (the device key's own check follows)
-        return "administer" if method != "GET" or path.startswith("/audit") else "read"
+    if is_device_message(method, path):
+        return "write"  # device measures (the device key's own check comes first)
+    if path.startswith(("/iot/", "/audit")):
+        return "administer"  # provisioning, service groups (their API keys), the audit log
+    if path.startswith("/ngsi-ld/v1/jsonldContexts"):
+        return "read" if method in ("GET", "HEAD") else "administer"
     if "/subscriptions" in path:
         return "subscribe"
     if path.endswith("/entityOperations/query"):
@@ -81,9 +92,10 @@ class Guard:
                 send = self._observing(scope, None, send)
             await self.app(scope, receive, send)
             return
-        authorization, api_key, tenant = _read_headers(scope["headers"])
+        authorization, api_key, named = _read_headers(scope["headers"])
         query = scope.get("query_string", b"").decode("latin-1")
         action = action_of(scope["method"], path, query)
+        tenant = named[0] if named else ""  # until decided: what the audit records
         try:
             # from memory when it can (microseconds); a signature check, a registry read or
             # a JWKS fetch goes to a thread, never blocking the event loop
@@ -92,18 +104,28 @@ class Guard:
             found = auth.cached_of(creds)
             if found is None:
                 found = await asyncio.to_thread(auth.verify, creds)
+            if found is not None:  # (without a credential the answer is 401 whatever it names)
+                tenant = _decide_tenant(found, named)
             principal = self.check(scope, found, tenant, action)
         except NgsiLdError as err:
+            tenant = getattr(err, "tenant", tenant)
             self._record(scope, None, "denied", err.status, tenant, action)
             if self.detector is not None:  # detection: the refusal and why
-                self._observe(scope, getattr(err, "principal", None), err.status, cause_of(err))
+                who = getattr(err, "principal", None)
+                self._observe(scope, who, err.status, tenant, cause_of(err))
             await _problem(send, err)
             return
-        scope.setdefault("state", {})["principal"] = principal
-        as_caller(principal, tenant, self.policy)  # the data's rules (scope.py)
+        state = scope.setdefault("state", {})
+        state["principal"], state["tenant"] = principal, tenant
+        if principal.kind == "device" and self._as_device(scope, principal, tenant):
+            # a device's own message: the IoT agent writes only what its provisioning maps
+            # (cityos.devices.agent), as the hub's own work
+            as_hub()
+        else:
+            as_caller(principal, tenant, self.policy)  # the data's rules (scope.py)
         if scope["method"] in ("GET", "HEAD", "OPTIONS"):
             if self.detector is not None:  # detection: every request's outcome
-                send = self._observing(scope, principal, send)
+                send = self._observing(scope, principal, send, tenant)
             await self.app(scope, receive, send)
             return
         status = 500
@@ -120,17 +142,22 @@ class Guard:
             outcome = "ok" if status < 400 else "refused"
             self._record(scope, principal, outcome, status, tenant, action)
             if self.detector is not None:  # detection
-                self._observe(scope, principal, status)
+                self._observe(scope, principal, status, tenant)
 
     # detection: an outcome reported to the detector (a queue append), or as it goes out
     def _observe(
-        self, scope: Scope, principal: Principal | None, status: int, cause: str | None = None
+        self,
+        scope: Scope,
+        principal: Principal | None,
+        status: int,
+        tenant: str,
+        cause: str | None = None,
     ) -> None:
         assert self.detector is not None
         self.detector.observe_request(
             _client(scope),
             principal.subject if principal else None,
-            _tenant(scope),
+            tenant,
             scope["method"],
             scope["path"],
             status,
@@ -138,10 +165,12 @@ class Guard:
             home_tenants=principal.tenants if principal else (),
         )
 
-    def _observing(self, scope: Scope, principal: Principal | None, send: Send) -> Send:
+    def _observing(
+        self, scope: Scope, principal: Principal | None, send: Send, tenant: str = ""
+    ) -> Send:
         async def observed(message: Any) -> None:
             if message["type"] == "http.response.start":
-                self._observe(scope, principal, message["status"])
+                self._observe(scope, principal, message["status"], tenant)
             await send(message)
 
         return observed
@@ -179,7 +208,7 @@ class Guard:
         if principal is None:
             raise AuthError("credentials required: Authorization: Bearer <token>", error=None)
         if tenant is None:
-            tenant = _tenant(scope)
+            tenant = tenant_of_headers(scope["headers"])
         if not principal.in_tenant(tenant):
             raise refused(  # detection: a valid credential presented outside its tenants
                 Forbidden(f"{principal.subject} may not act in tenant {tenant or '(default)'}"),
@@ -190,11 +219,8 @@ class Guard:
         query = scope.get("query_string", b"").decode("latin-1")
         if action is None:
             action = action_of(method, scope["path"], query)
-        if scope["path"].startswith(("/iot/d", "/iot/json")) and method == "POST":
-            params = parse_qs(query)
-            apikey, device = params.get("k", [""])[0], params.get("i", [""])[0]
-            if principal.may_send_as_device(tenant, apikey, device):
-                return principal
+        if self._as_device(scope, principal, tenant):
+            return principal
         if not self.policy.may_act(principal.roles, tenant, action):
             raise refused(  # detection: who was refused
                 Forbidden(
@@ -205,6 +231,16 @@ class Guard:
                 "policy",
             )
         return principal
+
+    @staticmethod
+    def _as_device(scope: Scope, principal: Principal, tenant: str) -> bool:
+        """Whether this is a device message its credential may send as that device (a
+        device key of the message's service group, or a platform operator replaying)."""
+        if not is_device_message(scope["method"], scope["path"]):
+            return False
+        params = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        apikey, device = params.get("k", [""])[0], params.get("i", [""])[0]
+        return principal.may_send_as_device(tenant, apikey, device)
 
 
 class AuditRecorder:
@@ -245,12 +281,13 @@ def _client(scope: Scope) -> str:
     return f"ip:{client[0]}" if client else "unknown"
 
 
-def _read_headers(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, str | None, str]:
-    """``Authorization``, ``X-API-Key`` and the tenant, in one pass over the request's
-    headers (ASGI names them in lower case)."""
+def _read_headers(
+    headers: list[tuple[bytes, bytes]],
+) -> tuple[str | None, str | None, list[str]]:
+    """``Authorization``, ``X-API-Key`` and every tenant named, in one pass over the
+    request's headers (ASGI names them in lower case)."""
     authorization = api_key = None
-    tenant = ""
-    found_tenant = False
+    tenants: list[str] = []
     for name, value in headers:
         if name == b"authorization":
             if authorization is None:
@@ -258,16 +295,23 @@ def _read_headers(headers: list[tuple[bytes, bytes]]) -> tuple[str | None, str |
         elif name == b"x-api-key":
             if api_key is None:
                 api_key = value.decode("latin-1")
-        elif not found_tenant and name in TENANT_HEADERS:
-            tenant, found_tenant = value.decode("latin-1"), True
-    return authorization, api_key, tenant
+        elif name in TENANT_HEADERS:
+            tenants.append(value.decode("latin-1").strip())
+    return authorization, api_key, tenants
 
 
-def _tenant(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name in TENANT_HEADERS:
-            return value.decode("latin-1")
-    return ""
+def _decide_tenant(principal: Principal | None, named: list[str]) -> str:
+    """The request's tenant (:func:`cityos.hub.tenancy.decide_tenant`, as every layer
+    decides it). Conflicting headers are 400; when one of them names a tenant outside the
+    credential's, the refusal is also reported as a cross-tenant attempt."""
+    try:
+        return decide_tenant(named)
+    except TenantConflict as err:
+        foreign = [t for t in err.tenants if principal is not None and not principal.in_tenant(t)]
+        if foreign:
+            err.tenant = foreign[0]  # type: ignore[attr-defined]
+            refused(err, principal, "tenant")
+        raise
 
 
 async def _problem(send: Send, err: NgsiLdError) -> None:
