@@ -45,6 +45,7 @@ RULES: dict[str, Any] = {
             {"types": ["Parking"], "actions": ["read", "subscribe"]},
         ],
         "aggregator": [{"types": ["Camera", "Parking"], "actions": ["aggregate"]}],
+        "parker": [{"types": ["Parking"], "actions": ["read"]}],
     }
 }
 RESTRICTED = ("mixed", "wide")
@@ -71,10 +72,13 @@ def thing(eid: str, secret: str, where: list[float], observed: str) -> dict[str,
 
 def entities() -> list[dict[str, Any]]:
     cam1 = {**thing(CAM1, "a", HERE, "2024-01-01T00:00:00Z"), "plate": prop("ABC-123")}
+    cam2 = thing(CAM2, "b", THERE, "2024-06-01T00:00:00Z")
     park1 = {**thing(PARK1, "a", HERE, "2024-01-01T00:00:00Z"), "plate": prop("ABC-123")}
+    for cam in (cam1, cam2):
+        cam["serial"] = prop("S-1")  # only cameras have it: "mixed" may read it nowhere
     return [
         cam1,
-        thing(CAM2, "b", THERE, "2024-06-01T00:00:00Z"),
+        cam2,
         park1,
         thing(PARK2, "b", THERE, "2024-06-01T00:00:00Z"),
     ]
@@ -232,3 +236,34 @@ def test_temporal_query_filters_do_not_see_hidden_attributes(probe, params) -> N
         return found(client.get(f"{BASE}/temporal/entities", params=query, headers=keys[role]))
 
     check(ask)
+
+
+def test_type_and_attribute_listings_show_only_what_the_role_may_read(probe) -> None:
+    client, keys, _ = probe
+
+    def get(path: str, role: str, **params: str) -> Any:
+        return client.get(f"{BASE}{path}", params=params, headers=keys[role])
+
+    assert sorted(get("/types", "full").json()["typeList"]) == ["Camera", "Parking"]
+    assert get("/types", "parker").json()["typeList"] == ["Parking"]
+    assert get("/types/Camera", "parker").status_code == 404  # as if there were none
+    assert get("/types/Parking", "parker").json()["entityCount"] == 2
+    details = {
+        t["typeName"]: t["attributeNames"] for t in get("/types", "mixed", details="true").json()
+    }
+    assert details["Camera"] == ["name", "status"]
+    assert "secret" in details["Parking"]
+    camera = get("/types/Camera", "mixed").json()
+    assert [a["attributeName"] for a in camera["attributeDetails"]] == ["name", "status"]
+    assert "serial" in get("/attributes", "full").json()["attributeList"]
+    assert "serial" not in get("/attributes", "mixed").json()["attributeList"]
+    assert get("/attributes/serial", "mixed").status_code == 404
+    assert get("/attributes/serial", "full").json()["attributeCount"] == 2
+    secret = get("/attributes/secret", "mixed").json()
+    assert secret["typeNames"] == ["Parking"] and secret["attributeCount"] == 2
+    assert get("/attributes/secret", "full").json()["attributeCount"] == 4
+    named = {
+        a["attributeName"]: a["typeNames"]
+        for a in get("/attributes", "mixed", details="true").json()
+    }
+    assert named["secret"] == ["Parking"] and named["name"] == ["Camera", "Parking"]

@@ -153,6 +153,22 @@ def readable_attrs(entity_types: list[str], action: str = "read") -> frozenset[s
     return None if who is None else who.view(action).attrs_for(entity_types)
 
 
+def listed(etype: str, attr: str | None = None, action: str = "read") -> bool:
+    """Whether the type listings (/types, /attributes) show the caller that entities of
+    ``etype`` exist (and have ``attr``): only types it may query, only attributes it may
+    read on that type; an attribute it may read nowhere is not listed at all."""
+    who = caller()
+    if who is None:
+        return True
+    view = who.view(action)
+    if view.everything:
+        return True
+    if not view.all_types and etype not in view.types:
+        return False
+    keep = view.attrs_for([etype])
+    return attr is None or keep is None or attr in keep
+
+
 def scope_subscription(doc: dict[str, Any], ctx: Any) -> dict[str, Any]:
     """A subscription as the caller may have it: its entity types must be ones the caller
     may subscribe to (403 otherwise), and its notifications carry only attributes the

@@ -21,6 +21,7 @@ from cityos.hub.api.common import (
 from cityos.hub.errors import ResourceNotFound
 from cityos.hub.query.model import EntityQuery, TypeName
 from cityos.hub.store.base import AttributeUse
+from cityos.security.scope import listed, restrict_query
 
 
 def _list_id(kind: str, items: list[str]) -> str:
@@ -28,20 +29,24 @@ def _list_id(kind: str, items: list[str]) -> str:
     return f"urn:ngsi-ld:{kind}:{digest}"
 
 
-def _uses(request: Request) -> list[AttributeUse]:
-    return hub_of(request).store.attribute_uses(tenant_of(request, read=True))
+def _uses(request: Request, *, attrs: bool = True) -> list[AttributeUse]:
+    """What the caller may know of: the types it may query (``attrs``: and only the
+    attributes it may read on each)."""
+    uses = hub_of(request).store.attribute_uses(tenant_of(request, read=True))
+    return [u for u in uses if listed(u.entity_type, u.attr if attrs else None)]
 
 
 @endpoint
 async def list_types(request: Request) -> Response:
     media = response_media(request)
     ctx = resolve_context(request)
-    uses = _uses(request)
+    uses = _uses(request, attrs=False)
     types = sorted({u.entity_type for u in uses})
     if flag(request, "details"):
         attrs: dict[str, set[str]] = defaultdict(set)
         for u in uses:
-            attrs[u.entity_type].add(u.attr)
+            if listed(u.entity_type, u.attr):
+                attrs[u.entity_type].add(u.attr)
         body = [
             {
                 "id": t,
@@ -67,8 +72,9 @@ async def type_info(request: Request) -> Response:
     ctx = resolve_context(request)
     iri = ctx.expand_term(path_param(request, "type"))
     tenant = tenant_of(request, read=True)
-    res = hub_of(request).store.query(tenant, EntityQuery(types=TypeName(iri), limit=0, count=True))
-    if not res.count:
+    query = restrict_query(EntityQuery(types=TypeName(iri), limit=0, count=True))
+    res = hub_of(request).store.query(tenant, query)
+    if not res.count or not listed(iri):  # a type the caller may not query: as if absent
         raise ResourceNotFound(f"no entity of type {request.path_params['type']}")
     kinds: dict[str, set[str]] = defaultdict(set)
     for u in _uses(request):
