@@ -145,6 +145,15 @@ def temporal_entity(
     return out
 
 
+def history_entity(entity_id: str, rows: list[HistoryRow]) -> dict[str, Any] | None:
+    """The entity an edit of history is about when only its history is left (it was
+    deleted): its id and the types its rows recorded, so the same rules apply to it."""
+    if not rows:
+        return None
+    types = list(dict.fromkeys(r.entity_type for r in rows))
+    return {"id": entity_id, "type": types, "attrs": {}}
+
+
 INSTANCE_ID_PREFIX = "urn:ngsi-ld:attribute:instance:"
 
 

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from cityos.hub.errors import NgsiLdError
+from cityos.hub.errors import NgsiLdError, ResourceNotFound
 from cityos.hub.model import Entity
 from cityos.hub.query.model import (
     And,
@@ -44,6 +44,9 @@ from cityos.security.filters import HIDDEN, hide_filters
 from cityos.security.policy import ANY, Policy, View
 from cityos.security.principal import Principal
 
+# Changes need the action on *every* type of the entity (before and after the change), so
+# adding a writable type to an entity never opens the rest of it; reads need one type.
+EVERY_TYPE = frozenset({"write", "delete"})
 
 
 class Forbidden(NgsiLdError):
@@ -82,18 +85,29 @@ class Caller:
             return self.policy.may_act(self.principal.roles, self.tenant, action)
         if entity is None:
             return self.policy.allowed(self.principal.roles, self.tenant, action, attr=attr)
-        return any(
-            self.policy.allowed(
-                self.principal.roles,
-                self.tenant,
-                action,
-                etype=t,
-                eid=entity["id"],
-                attr=attr,
-                subject=self.principal.subject,
-            )
-            for t in entity.get("type") or [ANY]
+        allows = (self._allows(action, t, entity["id"], attr) for t in _types(entity))
+        if action in EVERY_TYPE:  # a change must be allowed for each type the entity has
+            return all(allows)
+        return any(allows)  # reads: one readable type suffices (no role can add types)
+
+    def refused_types(self, action: str, entity: Entity, attr: str = ANY) -> list[str]:
+        """The entity's types (with its id and ``attr``) the rules do not allow ``action`` on."""
+        return [t for t in _types(entity) if not self._allows(action, t, entity["id"], attr)]
+
+    def _allows(self, action: str, etype: str, eid: str, attr: str) -> bool:
+        return self.policy.allowed(
+            self.principal.roles,
+            self.tenant,
+            action,
+            etype=etype,
+            eid=eid,
+            attr=attr,
+            subject=self.principal.subject,
         )
+
+
+def _types(entity: Entity) -> list[str]:
+    return entity.get("type") or [ANY]
 
 
 CALLER: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("caller", default=None)
@@ -239,19 +253,106 @@ def check_write(old: Entity | None, new: Entity | None) -> None:
         return
     if new is None:
         assert old is not None
-        if not who.may("delete", old):
-            raise Forbidden(f"not allowed to delete {old['id']}")
+        _check_types(who, "delete", old)
         return
     if who.view("write").everything:
         return
-    if not who.may("write", new):
-        raise Forbidden(f"not allowed to write entities like {new['id']}")
+    # every type before and after: a type added, kept or dropped needs the grant
+    both = {**new, "type": list(dict.fromkeys([*(old or {}).get("type", []), *new["type"]]))}
+    _check_types(who, "write", both)
     before = (old or {}).get("attrs", {})
     changed = {a for a, v in new["attrs"].items() if before.get(a) != v}
     changed |= {a for a in before if a not in new["attrs"]}
-    refused = sorted(a for a in changed if not who.may("write", new, attr=a))
+    _check_attrs(who, "write", both, changed)
+
+
+def check_history(entity: Entity, attrs: Iterable[str], action: str, *, hide: bool = True) -> None:
+    """Refuse an edit of an entity's history (the temporal API's writes and deletes, which
+    change no current value the entity service would check): as missing (404) when the
+    caller may not read the entity (``hide``), else 403 unless ``action`` is allowed on
+    every type of it, its id and each attribute."""
+    who = caller()
+    if who is None:
+        return
+    if hide and visible(entity) is None:
+        raise ResourceNotFound(f"entity {entity['id']} not found")
+    if who.view(action).everything:
+        return
+    _check_types(who, action, entity)
+    _check_attrs(who, action, entity, attrs)
+
+
+def _check_types(who: Caller, action: str, entity: Entity) -> None:
+    refused = who.refused_types(action, entity)
     if refused:
-        raise Forbidden(f"not allowed to write {', '.join(refused)} of {new['id']}")
+        raise Forbidden(
+            f"not allowed to {action} {entity['id']}: its type(s) {', '.join(refused)} are "
+            f"not granted (a change needs {action} on every type of the entity)"
+        )
+
+
+def _check_attrs(who: Caller, action: str, entity: Entity, attrs: Iterable[str]) -> None:
+    refused = sorted(a for a in set(attrs) if not who.may(action, entity, attr=a))
+    if refused:
+        raise Forbidden(f"not allowed to {action} {', '.join(refused)} of {entity['id']}")
+
+
+# -- subscriptions: their owners ------------------------------------------------------------
+OWNER_KEY = "cityos:owner"  # in the stored document only; never rendered, never accepted
+REDACTED = "REDACTED"
+
+
+def subscription_owner() -> dict[str, str] | None:
+    """Who a subscription made now belongs to: the request's principal (subject and
+    issuer); None with authentication off (then only administrators reach it later)."""
+    found = CALLER.get()
+    if found is None:
+        return None
+    return {"subject": found.principal.subject, "issuer": found.principal.issuer}
+
+
+def owns_subscription(doc: dict[str, Any]) -> bool:
+    """Whether the caller made this subscription (always, with authentication off)."""
+    found = CALLER.get()
+    if found is None:
+        return True
+    return doc.get(OWNER_KEY) == subscription_owner()
+
+
+def may_manage_subscription(doc: dict[str, Any]) -> bool:
+    """Whether the caller may list, retrieve, update or delete this subscription: its owner,
+    or a principal with ``administer`` in the tenant. To anyone else it does not exist."""
+    found = CALLER.get()
+    return found is None or owns_subscription(doc) or found.may("administer")
+
+
+def subscription_for_caller(doc: dict[str, Any]) -> dict[str, Any]:
+    """The subscription as the caller is shown it: without its owner record, and with the
+    endpoint's credentials (URI userinfo, MQTT password, receiverInfo values) redacted for
+    anyone but its owner."""
+    shown = {k: v for k, v in doc.items() if k != OWNER_KEY}
+    if owns_subscription(doc):
+        return shown
+    notification = dict(shown.get("notification") or {})
+    endpoint = dict(notification.get("endpoint") or {})
+    if isinstance(endpoint.get("uri"), str):
+        endpoint["uri"] = _without_userinfo(endpoint["uri"])
+    if isinstance(endpoint.get("receiverInfo"), list):
+        endpoint["receiverInfo"] = [
+            {**i, "value": REDACTED} if isinstance(i, dict) and "value" in i else i
+            for i in endpoint["receiverInfo"]
+        ]
+    notification["endpoint"] = endpoint
+    return {**shown, "notification": notification}
+
+
+def _without_userinfo(uri: str) -> str:
+    """``scheme://user:pass@host/…`` as ``scheme://REDACTED@host/…``."""
+    scheme, sep, rest = uri.partition("://")
+    authority, slash, path = rest.partition("/")
+    if not sep or "@" not in authority:
+        return uri
+    return f"{scheme}://{REDACTED}@{authority.rpartition('@')[2]}{slash}{path}"
 
 
 # -- helpers -------------------------------------------------------------------------------

@@ -31,15 +31,17 @@ from cityos.hub.representation import (
     parse_types,
     validate_stored_instance,
 )
+from cityos.hub.store.base import Store
 from cityos.hub.temporal import (
     AGGREGATIONS,
     TimeWindow,
+    history_entity,
     parse_duration,
     parse_instance_urn,
     parse_window,
     temporal_entity,
 )
-from cityos.security.scope import readable_attrs, restrict_query, visible
+from cityos.security.scope import check_history, readable_attrs, restrict_query, visible
 
 MAX_HISTORY_ROWS = 100_000  # per entity and request; a larger window needs paging by time
 
@@ -178,7 +180,11 @@ async def create_temporal(request: Request) -> Response:
         raise BadRequestData("a temporal entity needs a type")
     types = parse_types(body["type"], ctx, f"entity {eid!r}")
     attrs = _temporal_attrs(body, ctx, f"entity {eid!r}")
-    created = hub_of(request).entities.add_temporal(tenant, eid, attrs, types=types)
+    hub = hub_of(request)
+    existing = hub.store.get_entity(tenant, eid)
+    if existing is not None:  # past instances change no current value: checked here
+        check_history(existing, attrs, "write", hide=False)
+    created = hub.entities.add_temporal(tenant, eid, attrs, types=types)
     if created:
         return Response(
             status_code=201, headers={"Location": f"/ngsi-ld/v1/temporal/entities/{eid}"}
@@ -195,7 +201,12 @@ async def append_temporal_attrs(request: Request) -> Response:
         raise BadRequestData("a temporal fragment must be a JSON object")
     ctx = resolve_context(request, body)
     attrs = _temporal_attrs(body, ctx, f"entity {eid!r}")
-    hub_of(request).entities.add_temporal(tenant, eid, attrs, create=False)
+    hub = hub_of(request)
+    entity = hub.store.get_entity(tenant, eid)
+    if entity is None:
+        raise ResourceNotFound(f"entity {eid} not found")
+    check_history(entity, attrs, "write")  # past instances change no current value
+    hub.entities.add_temporal(tenant, eid, attrs, create=False)
     return Response(status_code=204)
 
 
@@ -210,6 +221,7 @@ async def patch_temporal_instance(request: Request) -> Response:
     attr = ctx.expand_term(path_param(request, "attr"))
     instance_id = parse_instance_urn(path_param(request, "instance_id"))
     store = hub_of(request).store
+    check_history(_edited(store, tenant, eid, attr), [attr], "write")
     current = next(
         (
             r
@@ -234,8 +246,10 @@ async def delete_temporal(request: Request) -> Response:
     tenant = tenant_of(request, read=True)
     eid = validate_uri(path_param(request, "entity_id"), "entity id")
     hub = hub_of(request)
-    if hub.store.get_entity(tenant, eid) is None:
+    entity = hub.store.get_entity(tenant, eid)
+    if entity is None:
         raise ResourceNotFound(f"entity {eid} not found")
+    check_history(entity, entity["attrs"], "delete")  # the history of every attribute goes
     hub.entities.delete(tenant, eid)
     hub.store.delete_history(tenant, eid)
     return Response(status_code=204)
@@ -249,6 +263,19 @@ async def delete_temporal_attr(request: Request) -> Response:
     attr = ctx.expand_term(path_param(request, "attr"))
     raw_instance = request.path_params.get("instance_id")
     instance_id = parse_instance_urn(path_param(request, "instance_id")) if raw_instance else None
-    if hub_of(request).store.delete_history(tenant, eid, attr, instance_id) == 0:
+    store = hub_of(request).store
+    check_history(_edited(store, tenant, eid, attr), [attr], "delete")
+    if store.delete_history(tenant, eid, attr, instance_id) == 0:
         raise ResourceNotFound(f"no history of {path_param(request, 'attr')} in {eid} to delete")
     return Response(status_code=204)
+
+
+def _edited(store: Store, tenant: str, eid: str, attr: str) -> dict[str, Any]:
+    """The entity whose history of ``attr`` is edited, for the caller's rules: as stored,
+    or as its history names it when only that is left; 404 when neither exists."""
+    entity = store.get_entity(tenant, eid) or history_entity(
+        eid, store.history(tenant, eid, attr, limit=100)
+    )
+    if entity is None:
+        raise ResourceNotFound(f"entity {eid} not found")
+    return entity
