@@ -50,6 +50,7 @@ RULES: dict[str, Any] = {
 }
 RESTRICTED = ("mixed", "wide")
 HERE, THERE = [104.90, 11.50], [104.95, 11.55]
+VOCAB = "https://uri.etsi.org/ngsi-ld/default-context/"
 
 
 def prop(value: Any, observed: str | None = None) -> dict[str, Any]:
@@ -267,3 +268,76 @@ def test_type_and_attribute_listings_show_only_what_the_role_may_read(probe) -> 
         for a in get("/attributes", "mixed", details="true").json()
     }
     assert named["secret"] == ["Parking"] and named["name"] == ["Camera", "Parking"]
+
+
+def _subscription(**extra: Any) -> dict[str, Any]:
+    return {
+        "type": "Subscription",
+        "entities": [{"type": "Camera"}],
+        "notification": {"endpoint": {"uri": "http://127.0.0.1:9/hook"}},
+        **extra,
+    }
+
+
+def test_a_subscription_may_not_match_on_what_any_of_its_types_hides(probe) -> None:
+    client, keys, _ = probe
+    me = keys["mixed"]
+    both = [{"type": "Parking"}, {"type": "Camera"}]
+    for sub in (
+        _subscription(
+            geoQ={"georel": "near;maxDistance==2000", "geometry": "Point", "coordinates": HERE}
+        ),
+        _subscription(
+            geoQ={
+                "georel": "within",
+                "geometry": "Polygon",
+                "coordinates": BOX,
+                "geoproperty": "location",
+            }
+        ),
+        _subscription(entities=both, q='secret=="a"'),  # readable on parkings, not cameras
+        _subscription(entities=both, watchedAttributes=["secret"]),
+        _subscription(
+            entities=both,
+            geoQ={"georel": "near;maxDistance==2000", "geometry": "Point", "coordinates": HERE},
+        ),
+    ):
+        r = client.post(f"{BASE}/subscriptions", json=sub, headers=me)
+        assert r.status_code == 403, (sub, r.text)
+    assert client.get(f"{BASE}/subscriptions", headers=me).json() == []
+    parking = _subscription(
+        entities=[{"type": "Parking"}],
+        q='secret=="a"',
+        geoQ={"georel": "near;maxDistance==2000", "geometry": "Point", "coordinates": HERE},
+    )
+    assert client.post(f"{BASE}/subscriptions", json=parking, headers=me).status_code == 201
+
+
+def test_a_subscription_is_not_set_off_by_a_hidden_attribute_changing(probe) -> None:
+    """Without watchedAttributes a subscription watches everything: a notification when
+    only the hidden attribute changed would tell when it changes."""
+    from cityos.hub.subscriptions import Matcher
+
+    client, keys, hub = probe
+    both = [{"type": "Parking"}, {"type": "Camera"}]
+    r = client.post(
+        f"{BASE}/subscriptions", json=_subscription(entities=both), headers=keys["mixed"]
+    )
+    assert r.status_code == 201, r.text
+    mine = client.get(r.headers["Location"], headers=keys["mixed"]).json()
+    assert mine["watchedAttributes"] == ["name", "status"]  # readable on both types
+    assert sorted(mine["notification"]["attributes"]) == ["name", "status"]
+    r = client.post(
+        f"{BASE}/subscriptions", json=_subscription(entities=both), headers=keys["full"]
+    )
+    theirs = client.get(r.headers["Location"], headers=keys["full"]).json()
+    assert "watchedAttributes" not in theirs
+    old = hub.store.get_entity("city", CAM1)
+    secret, named = (
+        {**old, "attrs": {**old["attrs"], VOCAB + name: [{"type": "Property", "value": "z"}]}}
+        for name in ("secret", "name")
+    )
+    for sub_id, hears_secret in ((mine["id"], False), (theirs["id"], True)):
+        matcher = Matcher.compile(hub.store.get_subscription("city", sub_id), hub.contexts)
+        assert matcher.matches(old, named)
+        assert matcher.matches(old, secret) is hears_secret

@@ -185,9 +185,11 @@ def listed(etype: str, attr: str | None = None, action: str = "read") -> bool:
 
 def scope_subscription(doc: dict[str, Any], ctx: Any) -> dict[str, Any]:
     """A subscription as the caller may have it: its entity types must be ones the caller
-    may subscribe to (403 otherwise), and its notifications carry only attributes the
-    caller may read — fixed when it is made or changed (a later change of the rules applies
-    when the subscription is next updated)."""
+    may subscribe to (403 otherwise); it may match (q, watchedAttributes, geoQ) only on
+    attributes the caller may read on *every* type it names (403 otherwise), it watches only
+    those (a change of a hidden attribute must not set off a notification: its timing would
+    tell), and its notifications carry only those — fixed when it is made or changed (a
+    later change of the rules applies when the subscription is next updated)."""
     who = caller()
     if who is None:
         return doc
@@ -200,7 +202,7 @@ def scope_subscription(doc: dict[str, Any], ctx: Any) -> dict[str, Any]:
         refused = [s["type"] for s, t in zip(selectors, types, strict=True) if t not in view.types]
         if refused:
             raise Forbidden(f"not allowed to subscribe to {', '.join(refused)}")
-    keep = view.attrs_for(types)
+    keep = _readable_on_all(view, types)
     if keep is None:
         return doc
     hidden = sorted(
@@ -210,9 +212,10 @@ def scope_subscription(doc: dict[str, Any], ctx: Any) -> dict[str, Any]:
     )
     if hidden:  # matching on them would tell the subscriber what it may not read
         raise Forbidden(
-            f"the subscription's q / watchedAttributes use attributes this caller may not "
-            f"read: {', '.join(hidden)}"
+            f"the subscription's q / watchedAttributes / geoQ use attributes this caller may "
+            f"not read on every type it names: {', '.join(hidden)}"
         )
+    doc = _watch_readable(doc, keep, ctx)
     asked = doc["notification"].get("attributes")
     names = [
         a
@@ -224,13 +227,33 @@ def scope_subscription(doc: dict[str, Any], ctx: Any) -> dict[str, Any]:
     return {**doc, "notification": {**doc["notification"], "attributes": names}}
 
 
+def _readable_on_all(view: View, types: list[str]) -> frozenset[str] | None:
+    """The attributes ``view`` lets be read on every one of ``types`` (None: all of them;
+    no types: those readable on any type)."""
+    limited = [s for s in (view.attrs_for([t]) for t in types or ["*"]) if s is not None]
+    return frozenset.intersection(*limited) if limited else None
+
+
+def _watch_readable(doc: dict[str, Any], keep: frozenset[str], ctx: Any) -> dict[str, Any]:
+    """A change-driven subscription without watchedAttributes watches every attribute, so
+    it would fire on a change of a hidden one: it watches the readable ones instead."""
+    if doc.get("watchedAttributes") or doc.get("timeInterval"):
+        return doc
+    if not keep:
+        raise Forbidden("this caller may read no attribute of these types: nothing to watch")
+    return {**doc, "watchedAttributes": [ctx.compact_iri(k) for k in sorted(keep)]}
+
+
 def _subscription_attrs(doc: dict[str, Any], ctx: Any) -> set[str]:
-    """The attribute names a subscription matches on: its q and its watchedAttributes."""
+    """The attribute names a subscription matches on: its q, its watchedAttributes and its
+    geoQ's GeoProperty."""
     from cityos.hub.query.q import parse_q
 
     names = set(doc.get("watchedAttributes") or [])
     if doc.get("q"):
         names |= _q_attrs(parse_q(doc["q"]))
+    if isinstance(doc.get("geoQ"), dict):
+        names.add(doc["geoQ"].get("geoproperty") or "location")
     return names
 
 
