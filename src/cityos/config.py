@@ -62,6 +62,9 @@ class Settings:
     # -- identity (docs/security.md, "Identity"; cityos.security.identity) --------------
     auth_required: bool = False  # true: a request without credentials is refused (401)
     jwt_issuer: str = ""  # an external OIDC issuer (its tokens' "iss", exactly)
+    # the latest signed head, kept outside the database (written on each signature; what
+    # `cityos audit verify` checks the log still reaches). "": audit-anchor.json beside the key
+    audit_anchor_path: str = ""
     jwt_audience: str = ""  # the "aud" its tokens must carry for CityOS
     jwks_url: str = ""  # the issuer's JWKS (https, or http to a host in jwks_allow_hosts)
     jwks_path: str = ""  # ... or a JWKS file

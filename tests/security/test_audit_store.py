@@ -300,7 +300,7 @@ def test_verify_names_reordered_records(audit: AuditLog, store: Store, monkeypat
 
 def test_verify_names_a_modified_signed_head(audit: AuditLog, store: Store, monkeypatch) -> None:
     _fill(audit, 20, heads=(10, 20))
-    _sql(store, "UPDATE audit_heads SET tree_size = 19 WHERE tree_size = 20")
+    _sql(store, "UPDATE audit_heads SET tree_size = 9 WHERE tree_size = 10")
     report, text = _tampered(store, monkeypatch)
     assert [f["kind"] for f in report["findings"]] == ["signature"]
     assert "does not verify: it was modified" in text

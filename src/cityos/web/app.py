@@ -118,7 +118,9 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
         *audit_api.routes(),
         *(route for service in SERVICES for route in service.routes()),
     ]
-    audit_log = audit_api.AuditLog(hub.store, key_path=settings.audit_key_path)
+    audit_log = audit_api.AuditLog(
+        hub.store, key_path=settings.audit_key_path, anchor_path=settings.audit_anchor_path
+    )
     recorder = AuditRecorder(audit_log)
     policy = load_policy(hub)  # a bad rules file stops the server here, with the reason
     # detection: requests (through the door) and device measures; bad ranges stop here

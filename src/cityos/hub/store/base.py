@@ -112,6 +112,16 @@ class AuditHead:
 # (size, state) -> (entries to insert at seq size, size + 1, …; the new state)
 AuditBuild = Callable[[int, bytes], tuple[list[AuditEntry], bytes]]
 
+# the audit tables as Store.audit_raw reads them: (the key rows are read in order of, columns)
+AUDIT_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "audit_log": ("seq", ("seq", "time", "record", "leaf_hash")),
+    "audit_heads": (
+        "hid",
+        ("hid", "tree_size", "timestamp_ms", "root_hash", "signature", "key_id"),
+    ),
+    "audit_state": ("one", ("size", "frontier")),
+}
+
 
 @dataclass
 class StoredContext:
@@ -412,6 +422,13 @@ class Store(ABC):
     @abstractmethod
     def audit_heads(self, latest: bool = False) -> list[AuditHead]:
         """Signed tree heads by size then time (only the newest one if ``latest``)."""
+
+    @abstractmethod
+    def audit_raw(self, table: str, start: int = 0, limit: int = 10_000) -> list[tuple[Any, ...]]:
+        """Rows of an audit table (:data:`AUDIT_TABLES`) exactly as stored, for ``cityos
+        audit verify``: whatever a tampered row holds comes back (int, float, str, bytes,
+        None; text that is not UTF-8 as bytes; a column of another type as text), never
+        coerced, so the verifier can name it. Rows with key >= ``start``, by key."""
 
     # -- bulk -----------------------------------------------------------------------
     def iter_entities(self, tenant: str, batch: int = 1000) -> Iterator[Entity]:

@@ -46,6 +46,7 @@ from cityos.hub.query.model import (
     TypeOr,
 )
 from cityos.hub.store.base import (
+    AUDIT_TABLES,
     DEFAULT_TENANT,
     AttributeUse,
     AuditBuild,
@@ -1417,6 +1418,29 @@ class PostgresStore(Store):
         with self._pool.connection() as conn:
             rows = conn.execute(sql).fetchall()
         return [AuditHead(r[0], r[1], bytes(r[2]), bytes(r[3]), r[4]) for r in rows]
+
+    def audit_raw(self, table: str, start: int = 0, limit: int = 10_000) -> list[tuple[Any, ...]]:
+        key, columns = AUDIT_TABLES[table]
+        with self._pool.connection() as conn:
+            # a column altered to another type is read as text (its loader might refuse it)
+            types = dict(
+                conn.execute(
+                    "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+                    " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
+                    (table,),
+                ).fetchall()
+            )
+            values = ", ".join(
+                c if types.get(c) in _AUDIT_RAW_TYPES else f"{c}::text" for c in columns
+            )
+            rows = conn.execute(
+                f"SELECT {values} FROM {table} WHERE {key} >= %s ORDER BY {key} LIMIT %s",
+                (start, limit),
+            ).fetchall()
+        return [tuple(r) for r in rows]
+
+
+_AUDIT_RAW_TYPES = {"bigint", "integer", "smallint", "text", "bytea"}
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:

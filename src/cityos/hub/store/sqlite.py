@@ -28,6 +28,7 @@ from cityos.hub.query import geo as geoq
 from cityos.hub.query import sql as qsql
 from cityos.hub.query.model import EntityQuery, GeoQuery, TypeAnd, TypeExpr, TypeName, TypeOr
 from cityos.hub.store.base import (
+    AUDIT_TABLES,
     DEFAULT_TENANT,
     AttributeUse,
     AuditBuild,
@@ -952,6 +953,33 @@ class SqliteStore(Store):
         with self._lock:
             rows = self._conn.execute(sql).fetchall()
         return [AuditHead(r[0], r[1], bytes(r[2]), bytes(r[3]), r[4]) for r in rows]
+
+    def audit_raw(self, table: str, start: int = 0, limit: int = 10_000) -> list[tuple[Any, ...]]:
+        key, columns = AUDIT_TABLES[table]
+        # typeof + the bytes: SQLite keeps any value in any column, and fetching text that
+        # is not UTF-8 would raise
+        values = ", ".join(f"typeof({c}), CAST({c} AS BLOB)" for c in columns)
+        sql = f"SELECT {values} FROM {table} WHERE {key} >= ? ORDER BY {key} LIMIT ?"
+        with self._lock:
+            rows = self._conn.execute(sql, (start, limit)).fetchall()
+        return [tuple(_stored(r[i], r[i + 1]) for i in range(0, len(r), 2)) for r in rows]
+
+
+def _stored(kind: str, raw: bytes | None) -> Any:
+    """A value as SQLite holds it, from its type and CAST(... AS BLOB) (a number's digits,
+    text's bytes); text that is not UTF-8 stays bytes."""
+    if raw is None or kind == "null":
+        return None
+    if kind == "integer":
+        return int(raw)
+    if kind == "real":
+        return float(raw)
+    if kind == "text":
+        try:
+            return raw.decode()
+        except UnicodeDecodeError:
+            return raw
+    return bytes(raw)
 
 
 def _ctx_row(r: tuple[Any, ...]) -> StoredContext:
