@@ -1,7 +1,9 @@
 """Fuzzing a real hub over a socket (docs/security.md, "Fuzzing").
 
 Both parts run against ``cityos serve`` on SQLite and on PostgreSQL (a throwaway database),
-on a free port, with the rate limit off (``CITYOS_RATE_PER_S=0``):
+on a free port, with the rate limit off (``CITYOS_RATE_PER_S=0``), each with authentication
+off and on (``CITYOS_AUTH_REQUIRED=true``, every request with an operator's API key for
+every tenant, so the door, the rules inside the data and the audit log are fuzzed too):
 
 * **Schemathesis** over the hub's own ``/openapi.json``: every operation, positive and
   negative cases, a few examples each and a wall-clock budget for the run. No response may
@@ -114,6 +116,7 @@ class Served:
     database_url: str
     trap: socket.socket  # listens on 127.0.0.1: an @context aimed at it must never connect
     log: Any
+    headers: dict[str, str] = field(default_factory=dict)  # the credential, with auth on
     _conn: Any = None
     stats: dict[str, Any] = field(default_factory=dict)
     _http: httpx.Client | None = None
@@ -123,7 +126,7 @@ class Served:
     def http(self) -> httpx.Client:
         """One keep-alive client (a new ``httpx`` client per request costs ~25 ms)."""
         if self._http is None:
-            self._http = httpx.Client(base_url=self.base, timeout=30)
+            self._http = httpx.Client(base_url=self.base, timeout=30, headers=self.headers)
         return self._http
 
     @property
@@ -133,6 +136,7 @@ class Served:
             import requests
 
             self._session = requests.Session()
+            self._session.headers.update(self.headers)
         return self._session
 
     @property
@@ -231,13 +235,18 @@ def _without_status(value: Any) -> Any:
 
 
 ENGINES = ["sqlite", "postgresql"]
+SERVERS = [(engine, auth) for auth in (False, True) for engine in ENGINES]
 
 
-@pytest.fixture(scope="module", params=ENGINES)
+@pytest.fixture(
+    scope="module", params=SERVERS, ids=[f"{e}-auth-{'on' if a else 'off'}" for e, a in SERVERS]
+)
 def served(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[Served]:
-    """``cityos serve`` on a fresh database: a temp SQLite file or a throwaway PG database."""
+    """``cityos serve`` on a fresh database: a temp SQLite file or a throwaway PG database;
+    with authentication on, every request carries an operator's key for every tenant."""
     drop: Callable[[], None] | None = None
-    if request.param == "sqlite":
+    engine, auth = request.param
+    if engine == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('fuzz-api')}/hub.db"
     else:
         import psycopg
@@ -264,16 +273,29 @@ def served(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[Served]
         CITYOS_CONTEXT_ALLOW_HOSTS=",".join(LOOPBACK_ALLOWED),
         CITYOS_MQTT_URL="",
     )
+    cwd = tmp_path_factory.mktemp("fuzz-cwd")  # key files it may make (data/...) go there
+    headers: dict[str, str] = {}
+    if auth:
+        env["CITYOS_AUTH_REQUIRED"] = "true"
+        # attack detection would answer the flood with Alert entities, written in the
+        # background: the "a refusal writes nothing" check could not tell them apart
+        env["CITYOS_DETECT"] = "false"
+        made = subprocess.run(
+            [sys.executable, "-m", "cityos.cli", "keys", "create", "--tenant", "*"]
+            + ["--role", "city-operator", "--json"],
+            cwd=cwd, env=env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
+        headers["Authorization"] = f"ApiKey {json.loads(made.stdout)['key']}"
     log = tempfile.TemporaryFile()  # noqa: SIM115 (closed below)
     proc = subprocess.Popen(
         [sys.executable, "-m", "cityos.cli", "serve", "--port", str(port)],
-        cwd=tmp_path_factory.mktemp("fuzz-cwd"),  # key files it may make (data/...) go there
+        cwd=cwd,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    hub = Served(request.param, f"http://127.0.0.1:{port}", url, trap, log)
+    hub = Served(engine, f"http://127.0.0.1:{port}", url, trap, log, headers=headers)
     try:
         deadline = time.monotonic() + 60
         while True:
