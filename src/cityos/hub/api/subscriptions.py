@@ -13,6 +13,7 @@ from cityos.hub.api.common import (
     hub_of,
     int_param,
     json_response,
+    location,
     path_param,
     read_body,
     resolve_context,
@@ -22,13 +23,21 @@ from cityos.hub.api.common import (
 )
 from cityos.hub.errors import AlreadyExists, BadRequestData, ResourceNotFound
 from cityos.hub.subscriptions import STATUS_FIELDS, parse_subscription
-from cityos.security.scope import scope_subscription
+from cityos.security.scope import (
+    OWNER_KEY,
+    may_manage_subscription,
+    scope_subscription,
+    subscription_for_caller,
+    subscription_owner,
+)
 
 BASE = "/ngsi-ld/v1/subscriptions"
 
 
 def _out(doc: dict[str, Any], media: str) -> dict[str, Any]:
-    body = {k: v for k, v in doc.items() if k != "@context"}
+    """The subscription as the caller is shown it (no owner record; another's endpoint
+    credentials redacted), with its @context where the media type wants it."""
+    body = {k: v for k, v in subscription_for_caller(doc).items() if k != "@context"}
     if media == JSONLD:
         body["@context"] = doc.get("@context")
     return body
@@ -37,7 +46,7 @@ def _out(doc: dict[str, Any], media: str) -> dict[str, Any]:
 @endpoint
 async def create_subscription(request: Request) -> Response:
     tenant = tenant_of(request, read=False)
-    body = await read_body(request)
+    body = _no_owner(await read_body(request))
     ctx = resolve_context(request, body)
     hub = hub_of(request)
     doc = scope_subscription(
@@ -45,9 +54,12 @@ async def create_subscription(request: Request) -> Response:
     )
     if hub.store.get_subscription(tenant, doc["id"]) is not None:
         raise AlreadyExists(f"subscription {doc['id']} already exists")
+    owner = subscription_owner()
+    if owner is not None:  # kept in the stored document, never rendered
+        doc[OWNER_KEY] = owner
     hub.store.put_subscription(tenant, doc)
     hub.subscriptions.invalidate()
-    return Response(status_code=201, headers={"Location": f"{BASE}/{doc['id']}"})
+    return Response(status_code=201, headers=location(BASE, doc["id"]))
 
 
 @endpoint
@@ -56,7 +68,11 @@ async def list_subscriptions(request: Request) -> Response:
     media = response_media(request)
     limit = int_param(request, "limit", hub_of(request).settings.default_page_size)
     offset = int_param(request, "offset", 0)
-    subs = [doc for _, doc in hub_of(request).store.list_subscriptions(tenant)]
+    subs = [
+        doc
+        for _, doc in hub_of(request).store.list_subscriptions(tenant)
+        if may_manage_subscription(doc)  # another's subscriptions are not listed or counted
+    ]
     page = subs[offset : offset + limit]
     return json_response(
         [_out(d, media) for d in page],
@@ -68,9 +84,16 @@ async def list_subscriptions(request: Request) -> Response:
 def _get(request: Request, tenant: str) -> dict[str, Any]:
     sid = validate_uri(path_param(request, "subscription_id"), "subscription id")
     doc = hub_of(request).store.get_subscription(tenant, sid)
-    if doc is None:
+    if doc is None or not may_manage_subscription(doc):  # another's: as if it did not exist
         raise ResourceNotFound(f"subscription {sid} not found")
     return doc
+
+
+def _no_owner(body: Any) -> Any:
+    """A body may not name the owner: the hub records who made the subscription."""
+    if isinstance(body, dict) and OWNER_KEY in body:
+        raise BadRequestData(f"{OWNER_KEY} is set by the hub, not by a request")
+    return body
 
 
 @endpoint
@@ -84,7 +107,7 @@ async def retrieve_subscription(request: Request) -> Response:
 async def update_subscription(request: Request) -> Response:
     tenant = tenant_of(request, read=True)
     current = _get(request, tenant)
-    body = await read_body(request)
+    body = _no_owner(await read_body(request))
     if not isinstance(body, dict):
         raise BadRequestData("a subscription fragment must be a JSON object")
     if body.get("id") not in (None, current["id"]):
@@ -95,7 +118,7 @@ async def update_subscription(request: Request) -> Response:
         if "@context" in body or request.headers.get("link")
         else hub.contexts.resolve(current.get("@context"))
     )
-    merged = {k: v for k, v in current.items() if k not in ("@context", "modifiedAt")}
+    merged = {k: v for k, v in current.items() if k not in ("@context", "modifiedAt", OWNER_KEY)}
     merged.update({k: v for k, v in body.items() if k != "@context" and k not in STATUS_FIELDS})
     if "isActive" in body:
         merged["status"] = "active" if body["isActive"] else "paused"
@@ -105,6 +128,8 @@ async def update_subscription(request: Request) -> Response:
         ),
         ctx,
     )
+    if OWNER_KEY in current:  # an update, even an administrator's, keeps the owner
+        doc[OWNER_KEY] = current[OWNER_KEY]
     hub.store.put_subscription(tenant, doc)
     hub.subscriptions.invalidate()
     return Response(status_code=204)
