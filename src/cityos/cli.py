@@ -131,6 +131,7 @@ def serve(
             port=settings.port,
             log_level=log_level,
             access_log=False,
+            **proxy_options(settings),
         )
         return
     # each worker process builds its app from the environment: hand it what the flags said
@@ -153,7 +154,16 @@ def serve(
         port=settings.port,
         log_level=log_level,
         access_log=False,
+        **proxy_options(settings),
     )
+
+
+def proxy_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's X-Forwarded-For handling: only from ``trusted_proxies`` (uvicorn itself
+    would trust 127.0.0.1, so any local client could pick its address: issue 11)."""
+    if not settings.trusted_proxies:
+        return {"proxy_headers": False}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(settings.trusted_proxies)}
 
 
 @app.command()
@@ -184,7 +194,11 @@ def demo(
         for line in summary["curl"]:
             console.print(f"  {line}", soft_wrap=True, highlight=False)
         uvicorn.run(
-            create_app(settings), host=settings.host, port=settings.port, log_level="warning"
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            **proxy_options(settings),
         )
 
 

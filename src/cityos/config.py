@@ -53,6 +53,9 @@ class Settings:
     rate_burst: int = 400  # ... and how many a client may send at once
     redis_url: str = ""  # redis://host:6379/0: rate-limit buckets shared by all workers
     cors_origins: list[str] = field(default_factory=list)  # none: no CORS headers at all
+    # reverse proxies whose X-Forwarded-For is believed (addresses or CIDRs); empty: none,
+    # the client is the TCP peer (uvicorn alone would trust 127.0.0.1)
+    trusted_proxies: list[str] = field(default_factory=list)
     hsts_max_age_s: int = 0  # > 0 (served over TLS): Strict-Transport-Security max-age
     # -- end hardening --------------------------------------------------------------------
     # the audit log's Ed25519 signing key (PEM, made with 0600 on first use) and how often

@@ -15,7 +15,10 @@ cannot be overridden, and its ``@vocab`` gives every undefined term an IRI under
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import re
 import threading
 import time
@@ -31,8 +34,10 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 import orjson
 
-from cityos.hub.errors import BadRequestData, LdContextNotAvailable
-from cityos.security.netguard import DestinationError, GuardedTransport
+from cityos.hub.errors import BadRequestData, LdContextNotAvailable, NgsiLdError
+from cityos.security.netguard import AsyncGuardedTransport, DestinationError
+
+log = logging.getLogger("cityos.hub.ldcontext")
 
 CORE_CONTEXT_URL = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
 #: URLs served by the built-in core context (older versions are subsets of v1.8).
@@ -487,7 +492,14 @@ def core_context() -> Context:
 class ContextResolver:
     """Turns a request's @context value into a :class:`Context`, caching both documents and
     results. Remote contexts come from the built-in core, the hub's store (``load``), or an
-    HTTP fetch from an allowlisted host (then kept through ``save``); nothing else."""
+    HTTP fetch from an allowlisted host (then kept through ``save``); nothing else.
+
+    A fetch never runs on an event loop: the API awaits :meth:`prepare` first, which
+    resolves in a worker thread; a fetch asked for on a loop thread anyway (a caller that
+    did not prepare) is started in the background and the caller told to retry (503).
+    Each fetch has a total deadline (``timeout``: connecting, headers and body together, so a
+    server that drips bytes cannot stretch it); one fetch per URL at a time, and a failed
+    URL is not asked again for ``retry_failed_s``."""
 
     def __init__(
         self,
@@ -499,8 +511,9 @@ class ContextResolver:
         max_bytes: int = 1 << 20,
         max_depth: int = 8,
         cache_size: int = 512,
-        transport: httpx.BaseTransport | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
         allow_private_hosts: Iterable[str] = (),
+        retry_failed_s: float = 5.0,
     ) -> None:
         self._load = load
         self._save = save
@@ -516,6 +529,10 @@ class ContextResolver:
         self._contexts: OrderedDict[tuple[Any, ...], Context] = OrderedDict()
         self._documents: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._lock = threading.Lock()
+        self.retry_failed_s = retry_failed_s
+        self._failed: dict[str, tuple[float, NgsiLdError]] = {}  # url -> (until, error)
+        self._fetching: dict[str, threading.Event] = {}  # url -> set when its fetch ends
+        self.fetches = 0  # HTTP fetches started (tests, diagnostics)
 
     # -- public ---------------------------------------------------------------------------
     def resolve(self, value: Any, *, core: bool = True) -> Context:
@@ -557,10 +574,7 @@ class ContextResolver:
         if doc is not None:
             _check_document(url, doc)
         elif fetch and self.host_allowed(url):
-            doc = self._fetch(url)
-            _check_document(url, doc)
-            if self._save is not None:
-                self._save(url, doc)
+            doc = self._fetch_once(url)
         else:
             raise LdContextNotAvailable(
                 f"@context {url} is not available: it is neither built in nor stored in the "
@@ -571,6 +585,25 @@ class ContextResolver:
             while len(self._documents) > self._cache_size:
                 self._documents.popitem(last=False)
         return doc
+
+    async def prepare(self, value: Any) -> None:
+        """Resolve ``value`` in a worker thread when it is not cached, so that fetching its
+        remote documents never blocks the event loop; a failure is left for the caller's
+        own :meth:`resolve` to raise (failed fetches are remembered, not repeated)."""
+        if value is None:
+            return
+        try:
+            key = self._key(value, True)
+        except NgsiLdError:
+            return
+        with self._lock:
+            if key in self._contexts:
+                return
+        await asyncio.to_thread(self._prepare_quietly, value)
+
+    def _prepare_quietly(self, value: Any) -> None:
+        with contextlib.suppress(NgsiLdError):
+            self.resolve(value)
 
     def invalidate(self, url: str | None = None) -> None:
         """Forget cached documents (one URL, or all) and every resolved context; the hub calls
@@ -648,14 +681,90 @@ class ContextResolver:
             raise BadRequestData(f"invalid @context: @import {url} nests too deep")
         return self.document(url)["@context"]
 
+    def _fetch_once(self, url: str) -> dict[str, Any]:
+        """The fetched, checked and saved document; one fetch per URL at a time, never on an
+        event loop, and a recent failure raised again without asking."""
+        while True:
+            with self._lock:
+                failed = self._failed.get(url)
+                if failed is not None and failed[0] > time.monotonic():
+                    raise failed[1]
+                doc = self._documents.get(url)
+                if doc is not None:
+                    return doc
+                running = self._fetching.get(url)
+                on_loop = _on_event_loop()
+                if running is None:
+                    running = self._fetching[url] = threading.Event()
+                    if not on_loop:
+                        break  # this thread fetches
+                    threading.Thread(target=self._fetch_quietly, args=(url,), daemon=True).start()
+            if on_loop:
+                log.warning(
+                    "@context %s asked for on the event loop: fetched in the background", url
+                )
+                raise LdContextNotAvailable(
+                    f"@context {url} is being fetched; retry in a moment", url=url
+                )
+            running.wait(self.timeout + 1.0)  # another thread fetches it: its outcome is ours
+        try:
+            return self._fetch_and_keep(url)
+        finally:
+            with self._lock:
+                self._fetching.pop(url, None)
+            running.set()
+
+    def _fetch_quietly(self, url: str) -> None:
+        try:
+            with contextlib.suppress(NgsiLdError):
+                self._fetch_and_keep(url)
+        finally:
+            with self._lock:
+                event = self._fetching.pop(url, None)
+            if event is not None:
+                event.set()
+
+    def _fetch_and_keep(self, url: str) -> dict[str, Any]:
+        try:
+            doc = self._fetch(url)
+            _check_document(url, doc)
+        except NgsiLdError as exc:
+            with self._lock:
+                self._failed[url] = (time.monotonic() + self.retry_failed_s, exc)
+                if len(self._failed) > self._cache_size:
+                    self._failed.pop(next(iter(self._failed)))
+            raise
+        if self._save is not None:
+            self._save(url, doc)
+        with self._lock:
+            self._failed.pop(url, None)
+            self._documents[url] = doc
+        return doc
+
     def _fetch(self, url: str) -> Any:
-        deadline = time.monotonic() + self.timeout
+        """GET ``url`` within ``timeout`` seconds in all (asyncio's deadline over the whole
+        exchange; httpx's own timeouts are per read, which a drip of bytes keeps alive)."""
+        self.fetches += 1
+        try:
+            return asyncio.run(self._fetch_within_deadline(url))
+        except TimeoutError:
+            raise LdContextNotAvailable(
+                f"@context {url} could not be fetched within {self.timeout:g} s "
+                "(context_fetch_timeout_s)",
+                url=url,
+            ) from None
+
+    async def _fetch_within_deadline(self, url: str) -> Any:
+        async with asyncio.timeout(self.timeout):
+            return await self._fetch_async(url)
+
+    async def _fetch_async(self, url: str) -> Any:
         # hardening (cityos.security.netguard): every connection, so every redirect hop, goes
         # to an address resolved and checked at connect time; loopback/private ones only for
         # hosts in allow_private_hosts
-        transport = self._transport or GuardedTransport(allow_private=self.private_allowed)
+        transport = self._transport or AsyncGuardedTransport(allow_private=self.private_allowed)
         try:
-            with httpx.Client(
+            async with httpx.AsyncClient(
                 timeout=self.timeout, follow_redirects=False, transport=transport
             ) as client:
                 for _hop in range(5):
@@ -663,7 +772,7 @@ class ContextResolver:
                         raise LdContextNotAvailable(
                             f"@context fetch redirected to {url}, whose host is not allowlisted"
                         )
-                    with client.stream(
+                    async with client.stream(
                         "GET", url, headers={"Accept": f"{JSONLD_MEDIA_TYPE}, application/json"}
                     ) as resp:
                         if resp.is_redirect and "location" in resp.headers:
@@ -673,7 +782,7 @@ class ContextResolver:
                             raise LdContextNotAvailable(
                                 f"@context {url} could not be fetched: HTTP {resp.status_code}"
                             )
-                        body = self._read_capped(url, resp, deadline)
+                        body = await self._read_capped(url, resp)
                         break
                 else:
                     raise LdContextNotAvailable(f"@context {url}: too many redirects")
@@ -691,22 +800,51 @@ class ContextResolver:
         except orjson.JSONDecodeError as exc:
             raise BadRequestData(f"invalid @context: {url} is not JSON ({exc})") from exc
 
-    def _read_capped(self, url: str, resp: httpx.Response, deadline: float) -> bytes:
+    async def _read_capped(self, url: str, resp: httpx.Response) -> bytes:
         declared = resp.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             raise LdContextNotAvailable(
                 f"@context {url} is larger than the {self.max_bytes}-byte limit"
             )
         buf = bytearray()
-        for chunk in resp.iter_bytes():
+        async for chunk in resp.aiter_bytes():
             buf += chunk
             if len(buf) > self.max_bytes:
                 raise LdContextNotAvailable(
                     f"@context {url} is larger than the {self.max_bytes}-byte limit"
                 )
-            if time.monotonic() > deadline:
-                raise LdContextNotAvailable(f"@context {url}: fetch timed out")
         return bytes(buf)
+
+
+MAX_PREPARED = 32  # distinct @context values one request prepares off the loop
+
+
+async def prepare_request(resolver: ContextResolver, link: str | None, body: Any = None) -> None:
+    """Fetch what a request's @context values need (its Link header, the ``@context`` of its
+    body or of each body item) in a worker thread, before its handler resolves them on the
+    event loop; errors are the handler's to raise."""
+    values: list[Any] = []
+    if link:
+        with contextlib.suppress(NgsiLdError):
+            values.append(parse_link_header(link))
+    items = body if isinstance(body, list) else [body]
+    values += [i["@context"] for i in items if isinstance(i, dict) and "@context" in i]
+    seen: set[str] = set()
+    for value in values:
+        marker = orjson.dumps(value, default=str).decode()
+        if value is None or marker in seen or len(seen) >= MAX_PREPARED:
+            continue
+        seen.add(marker)
+        await resolver.prepare(value)
+
+
+def _on_event_loop() -> bool:
+    """Whether this thread is running an asyncio event loop (nothing may block it)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _check_document(url: str, doc: Any) -> None:

@@ -22,7 +22,13 @@ from cityos.hub.errors import (
     UnsupportedMediaType,
 )
 from cityos.hub.jsonbody import parse_json
-from cityos.hub.ldcontext import CORE_CONTEXT_URL, Context, link_header_for, parse_link_header
+from cityos.hub.ldcontext import (
+    CORE_CONTEXT_URL,
+    Context,
+    link_header_for,
+    parse_link_header,
+    prepare_request,
+)
 
 log = logging.getLogger("cityos.hub")
 
@@ -67,6 +73,9 @@ def endpoint(fn: Handler) -> Handler:
     @wraps(fn)
     async def wrapper(request: Request) -> Response:
         try:
+            # remote @context: fetched off the event loop (issue 11)
+            if (link := request.headers.get("link")) and hasattr(request.app.state, "hub"):
+                await prepare_request(hub_of(request).contexts, link)
             return await fn(request)
         except NgsiLdError as err:
             return problem(err, request.url.path)
@@ -115,7 +124,9 @@ async def read_body(request: Request, *, allow: tuple[str, ...] = (JSON, JSONLD)
     raw = b"".join(chunks)
     if not raw.strip():
         raise InvalidRequest("the request body is empty")
-    return parse_json(raw, max_depth=hub_of(request).settings.max_json_depth)
+    body = parse_json(raw, max_depth=hub_of(request).settings.max_json_depth)
+    await prepare_request(hub_of(request).contexts, None, body)  # off the event loop
+    return body
 
 
 def context_value(request: Request, body: Any | None) -> Any:
