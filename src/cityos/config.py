@@ -102,6 +102,9 @@ class Settings:
     # -- end detection --------------------------------------------------------------------
     # the roles' rules (JSON, cityos.security.policy); none: the example roles
     policy_path: str = ""
+    # a caller that may aggregate a type but not read it: aggrPeriodDuration a whole multiple
+    # of this, buckets on that grid, no lastN (docs/security.md, "The rules inside the data")
+    min_aggregation_period_s: int = 900
 
     def notify_private_allowed(self) -> bool:
         """Whether notifications may go to loopback/private addresses (notify_allow_private)."""

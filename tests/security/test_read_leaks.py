@@ -341,3 +341,60 @@ def test_a_subscription_is_not_set_off_by_a_hidden_attribute_changing(probe) -> 
         matcher = Matcher.compile(hub.store.get_subscription("city", sub_id), hub.contexts)
         assert matcher.matches(old, named)
         assert matcher.matches(old, secret) is hears_secret
+
+
+def _speeds(client: TestClient, headers: dict[str, str]) -> None:
+    """Thirty readings of a camera's speed, one a minute from midnight (values 0..29)."""
+    series = [
+        {"type": "Property", "value": m, "observedAt": f"2024-01-01T00:{m:02d}:00Z"}
+        for m in range(30)
+    ]
+    url = f"{BASE}/temporal/entities/{CAM1}/attrs"
+    assert client.post(url, json={"speed": series}, headers=headers).status_code == 204
+
+
+def test_aggregates_without_read_give_no_raw_series(probe) -> None:
+    client, keys, _ = probe
+    _speeds(client, keys["full"])
+    url = f"{BASE}/temporal/entities/{CAM1}"
+    base = {"aggrMethods": "totalCount,sum", "attrs": "speed"}
+    # the full role may read: any period, lastN
+    raw = client.get(url, params={**base, "aggrPeriodDuration": "PT1M"}, headers=keys["full"])
+    assert raw.status_code == 200 and len(raw.json()["speed"]["sum"]) == 30
+    me = keys["aggregator"]
+    for refused in (
+        {"aggrPeriodDuration": "PT1M"},
+        {"aggrPeriodDuration": "PT14M59S"},
+        {"aggrPeriodDuration": "PT20M"},  # not on the 15-minute grid
+        {},  # one bucket as wide as the client's window
+        {"aggrPeriodDuration": "PT15M", "lastN": "1"},
+    ):
+        r = client.get(url, params={**base, **refused}, headers=me)
+        assert r.status_code == 403, (refused, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+    detail = client.get(url, params={**base, "aggrPeriodDuration": "PT1M"}, headers=me).json()
+    assert "900" in detail["detail"]
+    listed = client.get(
+        f"{BASE}/temporal/entities",
+        params={**base, "type": "Camera", "aggrPeriodDuration": "PT1M"},
+        headers=me,
+    )
+    assert listed.status_code == 403
+    # 15-minute buckets on the grid, whatever window is asked: 15 + 15 readings
+    for window in (
+        {},
+        {
+            "timerel": "between",
+            "timeAt": "2024-01-01T00:07:00Z",
+            "endTimeAt": "2024-01-01T00:22:00Z",
+        },
+    ):
+        r = client.get(url, params={**base, "aggrPeriodDuration": "PT15M", **window}, headers=me)
+        assert r.status_code == 200, r.text
+        counts = r.json()["speed"]["totalCount"]
+        assert [c[:2] for c in counts] == [
+            [15, "2024-01-01T00:00:00.000000Z"],
+            [15, "2024-01-01T00:15:00.000000Z"],
+        ]
+    hourly = client.get(url, params={**base, "aggrPeriodDuration": "PT1H"}, headers=me).json()
+    assert hourly["speed"]["sum"][0][0] == sum(range(30))

@@ -167,6 +167,19 @@ def readable_attrs(entity_types: list[str], action: str = "read") -> frozenset[s
     return None if who is None else who.view(action).attrs_for(entity_types)
 
 
+def raw_history_allowed(entity: Entity) -> bool:
+    """Whether the caller may read, value by value, every attribute of the entity it may
+    aggregate; if not, its aggregates are held to a minimum period (a researcher's)."""
+    who = caller()
+    if who is None or who.view("read").everything:
+        return True
+    if not who.may("read", entity):
+        return False
+    read = who.view("read").attrs_for(entity["type"])
+    aggregated = who.view("aggregate").attrs_for(entity["type"])
+    return read is None or (aggregated is not None and aggregated <= read)
+
+
 def listed(etype: str, attr: str | None = None, action: str = "read") -> bool:
     """Whether the type listings (/types, /attributes) show the caller that entities of
     ``etype`` exist (and have ``attr``): only types it may query, only attributes it may

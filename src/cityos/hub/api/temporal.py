@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
@@ -41,7 +44,14 @@ from cityos.hub.temporal import (
     parse_window,
     temporal_entity,
 )
-from cityos.security.scope import check_history, readable_attrs, restrict_query, visible
+from cityos.security.scope import (
+    Forbidden,
+    check_history,
+    raw_history_allowed,
+    readable_attrs,
+    restrict_query,
+    visible,
+)
 
 MAX_HISTORY_ROWS = 100_000  # per entity and request; a larger window needs paging by time
 
@@ -102,14 +112,48 @@ def _render(
     opts: dict[str, Any],
     attrs: list[str] | None,
 ) -> dict[str, Any]:
-    rows = _rows(request, tenant, entity["id"], attrs, opts["window"])
     keep = readable_attrs(entity["type"], _action(opts))
     if keep is not None:  # the history of attributes the caller may not read stays out
-        rows = [r for r in rows if r.attr in keep]
+        attrs = sorted(keep if attrs is None else keep.intersection(attrs))
+    if opts["aggr_methods"] and not raw_history_allowed(entity):
+        opts = _coarse(opts, hub_of(request).settings.min_aggregation_period_s)
+    rows = _rows(request, tenant, entity["id"], attrs, opts["window"]) if attrs != [] else []
     types = [ctx.compact_iri(t) for t in entity["type"]]
     return temporal_entity(
         entity["id"], types[0] if len(types) == 1 else types, rows, ctx.compact_iri, **opts
     )
+
+
+def _coarse(opts: dict[str, Any], minimum: int) -> dict[str, Any]:
+    """Aggregates for a caller that may aggregate but not read: no raw series through a
+    small or shifted bucket. The period must be a whole multiple of ``minimum`` seconds
+    (403 otherwise, as for lastN), and the buckets lie on that grid from the epoch (the
+    window widened to it), so no two requests' buckets differ by less than ``minimum``."""
+    if minimum <= 0:  # the minimum turned off
+        return opts
+    period = opts["aggr_period"]
+    step = period.total_seconds() if period else 0.0
+    if opts["last_n"] is not None:
+        raise Forbidden("lastN is not allowed on aggregates of data this caller may not read")
+    if step < minimum or step % minimum:
+        raise Forbidden(
+            f"aggrPeriodDuration must be a whole multiple of {minimum} s (PT{minimum}S) for "
+            "data this caller may aggregate but not read"
+        )
+    window = opts["window"]
+    coarse = replace(
+        window,
+        after=_on_grid(window.after, step, up=False),
+        before=None if window.before is None else _on_grid(window.before, step, up=True),
+    )
+    return {**opts, "window": coarse, "aggr_period": timedelta(seconds=step)}
+
+
+def _on_grid(time: str | None, step: float, *, up: bool) -> str:
+    """The time rounded to a multiple of ``step`` seconds since the epoch (None: the epoch)."""
+    seconds = datetime.fromisoformat(time.replace("Z", "+00:00")).timestamp() if time else 0.0
+    n = math.ceil(seconds / step) if up else math.floor(seconds / step)
+    return datetime.fromtimestamp(n * step, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 @endpoint
