@@ -398,3 +398,40 @@ def test_aggregates_without_read_give_no_raw_series(probe) -> None:
         ]
     hourly = client.get(url, params={**base, "aggrPeriodDuration": "PT1H"}, headers=me).json()
     assert hourly["speed"]["sum"][0][0] == sum(range(30))
+
+
+def test_renderings_leave_hidden_attributes_out(probe) -> None:
+    client, keys, _ = probe
+    me = keys["mixed"]
+    hidden = {"secret", "plate", "serial", "location"}
+
+    def one(eid: str, role: str = "mixed", accept: str = "application/json", **params: str) -> Any:
+        r = client.get(
+            f"{BASE}/entities/{eid}", params=params, headers={**keys[role], "Accept": accept}
+        )
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    for params in (
+        {"attrs": "secret"},
+        {"pick": "id,secret,plate"},
+        {"options": "keyValues,sysAttrs"},
+    ):
+        first, second = one(CAM1, **params), one(CAM2, **params)
+        assert not hidden & first.keys(), params
+        same = {"id": None, "createdAt": None, "modifiedAt": None}
+        assert {**first, **same} == {**second, **same}, params  # nothing tells them apart
+    assert "secret" in one(CAM1, "full", attrs="secret")
+    geo = "application/geo+json"
+    assert one(CAM1, accept=geo, geometryProperty="location")["geometry"] is None
+    assert one(PARK1, accept=geo, geometryProperty="location")["geometry"]["coordinates"] == HERE
+    assert one(CAM1, "full", accept=geo)["geometry"]["coordinates"] == HERE
+    collection = client.get(
+        f"{BASE}/entities",
+        params={"type": "Camera", "options": "keyValues"},
+        headers={**me, "Accept": geo},
+    ).json()
+    assert all(
+        f["geometry"] is None and not hidden & f["properties"].keys()
+        for f in collection["features"]
+    )
