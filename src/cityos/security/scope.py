@@ -320,17 +320,26 @@ def check_history(entity: Entity, attrs: Iterable[str], action: str, *, hide: bo
 
 def _check_types(who: Caller, action: str, entity: Entity) -> None:
     refused = who.refused_types(action, entity)
-    if refused:
-        raise Forbidden(
-            f"not allowed to {action} {entity['id']}: its type(s) {', '.join(refused)} are "
-            f"not granted (a change needs {action} on every type of the entity)"
-        )
+    if not refused:
+        return
+    if not who.may("read", entity):  # its types are not the caller's to learn
+        raise Forbidden(f"not allowed to {action} {entity['id']}")
+    raise Forbidden(
+        f"not allowed to {action} {entity['id']}: its type(s) {', '.join(refused)} are not "
+        f"granted (a change needs {action} on every type of the entity)"
+    )
 
 
 def _check_attrs(who: Caller, action: str, entity: Entity, attrs: Iterable[str]) -> None:
+    """403 naming the refused attributes the caller may read; the others only counted (a
+    name it may not read is not the caller's to learn)."""
     refused = sorted(a for a in set(attrs) if not who.may(action, entity, attr=a))
-    if refused:
-        raise Forbidden(f"not allowed to {action} {', '.join(refused)} of {entity['id']}")
+    if not refused:
+        return
+    named = [a for a in refused if who.may("read", entity, attr=a)]
+    unnamed = len(refused) - len(named)
+    what = ", ".join([*named, *([f"{unnamed} attribute(s) it may not read"] if unnamed else [])])
+    raise Forbidden(f"not allowed to {action} {what} of {entity['id']}")
 
 
 # -- subscriptions: their owners ------------------------------------------------------------
