@@ -1122,6 +1122,9 @@ class _Verifier:
         n = self.tree_n
         if self.state_ok and n == self.size:
             self.frontier_at_size = list(self.frontier)
+        for a in self.report.anchors:  # first: ``confirmed`` is then what heads below n say
+            if a.result == "not checked" and a.error is None and a.tree_size == n:
+                self.check_anchor(a, n)
         while self.next_head < len(self.heads) and self.heads[self.next_head].tree_size <= n:
             h = self.heads[self.next_head]
             self.next_head += 1
@@ -1146,9 +1149,6 @@ class _Verifier:
                     self.confirmed,
                     n - 1,
                 )
-        for a in self.report.anchors:
-            if a.result == "not checked" and a.error is None and a.tree_size == n:
-                self.check_anchor(a, n)
 
     def check_anchor(self, a: Anchor, n: int) -> None:
         assert a.root_hash is not None
@@ -1156,7 +1156,7 @@ class _Verifier:
             a.result = "matched"
             return
         a.result = "mismatch"
-        first = self.confirmed if self.confirmed < n else 0
+        first = self.confirmed
         self.add(
             "rewritten",
             f"{_span(first, n - 1) if n else 'the empty log'}: these records do not match"
