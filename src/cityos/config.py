@@ -20,6 +20,9 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 1026
     max_body_bytes: int = 1_048_576  # 1 MiB; 413 above
+    # a body over max_body_bytes is read and dropped up to this much more (5 s at most) before
+    # the 413, so the client gets to read it; beyond, the connection is closed on it
+    max_drain_bytes: int = 16 * 1_048_576
     max_json_depth: int = 32
     max_attributes: int = 1024
     default_page_size: int = 20

@@ -32,7 +32,7 @@ from cityos.hub.errors import (
     ResourceNotFound,
 )
 from cityos.hub.ldcontext import Context, core_context
-from cityos.hub.model import now_iso, to_hub_time
+from cityos.hub.model import MAX_ID_BYTES, MAX_NAME_BYTES, check_size, now_iso, to_hub_time
 from cityos.hub.representation import is_uri, parse_attributes, parse_entity
 
 GROUP, DEVICE = "iot-group", "iot-device"
@@ -47,8 +47,10 @@ _NOT_IN_COMMAND = " \t\r\n<>\"'=;()|@#/&?"  # attribute-name rules, plus what Ul
 def validate_group(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict) or not isinstance(body.get("apikey"), str) or not body["apikey"]:
         raise BadRequestData("a service group needs an apikey")
+    check_size(body["apikey"], MAX_ID_BYTES, "service group apikey")  # the registry's key
     if not isinstance(body.get("entity_type"), str) or not body["entity_type"]:
         raise BadRequestData(f"service group {body['apikey']!r} needs an entity_type")
+    check_size(body["entity_type"], MAX_NAME_BYTES, "service group entity_type")
     _check_attrs(body, f"service group {body['apikey']!r}")
     context = body.get("jsonLdContext")
     if context is not None and not (isinstance(context, str) and context):
@@ -63,7 +65,12 @@ def validate_device(body: Any) -> dict[str, Any]:
         or not body["device_id"]
     ):
         raise BadRequestData("a device needs a device_id")
+    check_size(body["device_id"], MAX_ID_BYTES, "device_id")  # the registry's key
+    if isinstance(body.get("entity_type"), str):
+        check_size(body["entity_type"], MAX_NAME_BYTES, "device entity_type")
     name = body.get("entity_name")
+    if isinstance(name, str):
+        check_size(name, MAX_ID_BYTES, "device entity_name")
     if name is not None and not is_uri(name):
         raise BadRequestData(f"device {body['device_id']!r}: entity_name {name!r} is not a URI")
     _check_attrs(body, f"device {body['device_id']!r}")

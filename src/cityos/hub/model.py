@@ -52,6 +52,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+from cityos.hub.errors import BadRequestData
+
 Entity = dict[str, Any]
 Instance = dict[str, Any]
 
@@ -110,6 +112,35 @@ INSTANCE_MEMBER_KEYS = frozenset(
 ENTITY_MEMBER_KEYS = frozenset(
     {"id", "type", "scope", "createdAt", "modifiedAt", "deletedAt", "@context", "attrs"}
 )
+
+# Identifier limits (docs/api.md, "Limits"), in bytes of UTF-8 as stored. PostgreSQL's btree
+# index rows hold at most 2,704 bytes, and the widest index, history(tenant, entity_id, attr,
+# seq), holds a tenant (<= 64), an id and an attribute IRI: 64 + 1,024 + 1,024 + 8 and the
+# tuple headers stay well under it. Both engines answer the same 400 for anything longer.
+MAX_ID_BYTES = 1024  # entity, subscription and device ids, datasetIds, URIs in ids' places
+MAX_NAME_BYTES = 1024  # entity types and attribute names, after expansion to IRIs
+
+
+def utf8_size(value: str) -> int:
+    """Bytes of ``value`` as stored (a lone surrogate from JSON counts its 3 bytes)."""
+    if value.isascii():
+        return len(value)
+    return len(value.encode("utf-8", "surrogatepass"))
+
+
+def check_size(value: str, limit: int, what: str) -> str:
+    """``value`` unless it is longer than ``limit`` bytes of UTF-8: then a 400 that names the
+    limit (and shows only the start of the value, never all of it)."""
+    if len(value) * 4 <= limit:  # the common case: short enough in any encoding
+        return value
+    size = utf8_size(value)
+    if size <= limit:
+        return value
+    raise BadRequestData(
+        f"{what} {value[:40]!r}... is {size:,} bytes long; the limit is {limit:,} bytes "
+        "(UTF-8)"
+    )
+
 
 # Well-known expanded IRIs.
 NGSILD = "https://uri.etsi.org/ngsi-ld/"

@@ -18,7 +18,6 @@ from cityos.hub.api.common import (
     flag,
     hub_of,
     int_param,
-    is_uri,
     json_response,
     options_of,
     read_body,
@@ -26,13 +25,14 @@ from cityos.hub.api.common import (
     response_media,
     tenant_of,
 )
-from cityos.hub.api.params import render_options
+from cityos.hub.api.params import expand_name, render_options, type_param
 from cityos.hub.entities import BatchResult
 from cityos.hub.errors import BadRequestData, NgsiLdError, TooManyResults
 from cityos.hub.ldcontext import Context
+from cityos.hub.model import DEFAULT_GEOPROPERTY
 from cityos.hub.query.geo import parse_geo_query
 from cityos.hub.query.model import EntityQuery, TypeOr
-from cityos.hub.query.q import expand_q, expand_types, parse_q, parse_scope_q, parse_type_expr
+from cityos.hub.query.q import expand_q, parse_q, parse_scope_q
 from cityos.hub.query.regex import client_regex
 from cityos.hub.representation import (
     parse_attributes,
@@ -40,6 +40,7 @@ from cityos.hub.representation import (
     parse_types,
     render_entity,
 )
+from cityos.hub.representation.names import check_uri
 from cityos.security.scope import restrict_query, visible_all
 
 
@@ -81,8 +82,7 @@ def _parse_all(
                 raise BadRequestData(f"batch item {n} is not a JSON object")
             ctx = _context_for(request, item, shared)
             if partial:
-                if not is_uri(item.get("id")):
-                    raise BadRequestData(f"batch item {n}: id {item.get('id')!r} is not a URI")
+                check_uri(item.get("id"), f"batch item {n}")
                 ent: dict[str, Any] = {"id": item["id"], "attrs": parse_attributes(item, ctx)}
                 if "type" in item:
                     ent["type"] = parse_types(item["type"], ctx, f"batch item {n}")
@@ -170,15 +170,10 @@ async def batch_delete(request: Request) -> Response:
     good: list[str] = []
     errors: list[tuple[str, NgsiLdError]] = []
     for n, eid in enumerate(body):
-        if is_uri(eid):
-            good.append(eid)
-        else:
-            errors.append(
-                (
-                    str(eid) if isinstance(eid, str) else f"#{n}",
-                    BadRequestData(f"{eid!r} is not a URI"),
-                )
-            )
+        try:
+            good.append(check_uri(eid, f"batch item {n}"))
+        except NgsiLdError as err:
+            errors.append((eid if isinstance(eid, str) else f"#{n}", err))
     result = hub_of(request).entities.batch_delete(tenant, good) if good else BatchResult()
     return _result(result, errors, Response(status_code=204), request.url.path)
 
@@ -202,11 +197,9 @@ async def batch_query(request: Request) -> Response:
         if not isinstance(sel, dict):
             raise BadRequestData("each entity selector must be an object")
         if "type" in sel:
-            types.append(expand_types(parse_type_expr(str(sel["type"])), ctx.expand_term))
+            types.append(type_param(str(sel["type"]), ctx, "entity selector"))
         if "id" in sel:
-            if not is_uri(sel["id"]):
-                raise BadRequestData(f"selector id {sel['id']!r} is not a URI")
-            ids.append(sel["id"])
+            ids.append(check_uri(sel["id"], "entity selector"))
         if "idPattern" in sel:
             query.id_pattern = str(sel["idPattern"])
             client_regex(query.id_pattern, "idPattern")
@@ -215,7 +208,7 @@ async def batch_query(request: Request) -> Response:
     if ids:
         query.ids = ids
     if "attrs" in body:
-        query.attrs = [ctx.expand_term(a) for a in body["attrs"]]
+        query.attrs = [expand_name(ctx, a, "attrs: attribute") for a in body["attrs"]]
     if "q" in body:
         query.q = expand_q(parse_q(str(body["q"])), ctx.expand_term)
     if "scopeQ" in body:
@@ -229,7 +222,7 @@ async def batch_query(request: Request) -> Response:
             str(g.get("georel", "")),
             str(g.get("geometry", "")),
             g.get("coordinates", ""),
-            ctx.expand_term(gp) if gp else "https://uri.etsi.org/ngsi-ld/location",
+            expand_name(ctx, gp, "geoQ.geoproperty") if gp else DEFAULT_GEOPROPERTY,
         )
     query.limit = int_param(request, "limit", settings.default_page_size)
     query.offset = int_param(request, "offset", 0)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import quote
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from cityos.hub.core import Hub
@@ -29,6 +31,7 @@ from cityos.hub.ldcontext import (
     parse_link_header,
     prepare_request,
 )
+from cityos.hub.model import MAX_ID_BYTES, MAX_NAME_BYTES, check_size
 
 log = logging.getLogger("cityos.hub")
 
@@ -46,9 +49,26 @@ def hub_of(request: Request) -> Hub:
     return request.app.state.hub
 
 
+# Path parameters that hold names (types, attributes); every other one holds an id.
+_NAME_PARAMS = frozenset({"attr", "type"})
+
+
 def path_param(request: Request, name: str) -> str:
-    """A path parameter with an encoded slash (kept as ``%2F`` by the app) restored."""
-    return request.path_params[name].replace("%2F", "/")
+    """A path parameter with an encoded slash (kept as ``%2F`` by the app) restored; the one
+    place every id or name in a path passes, so its size limit is checked here (400)."""
+    value = request.path_params[name].replace("%2F", "/")
+    limit = MAX_NAME_BYTES if name in _NAME_PARAMS else MAX_ID_BYTES
+    return check_size(value, limit, f"path parameter {name}")
+
+
+def location(prefix: str, ident: str) -> dict[str, str]:
+    """The Location header of a created resource. Header values are Latin-1 bytes, so the id
+    is percent-encoded as UTF-8 (an IRI mapped to a URI, RFC 3987 section 3.1), and so are
+    ``/ ? # %``, so that the URL names exactly this id as one path segment."""
+    return {"Location": f"{prefix}/{quote(ident, safe=_ID_SAFE)}"}
+
+
+_ID_SAFE = ":@!$&'()*+,;=~"
 
 
 def json_response(
@@ -59,7 +79,10 @@ def json_response(
 
 def problem(err: NgsiLdError, instance: str | None = None) -> Response:
     return Response(
-        orjson.dumps(err.to_problem(instance)), status_code=err.status, media_type=PROBLEM
+        orjson.dumps(err.to_problem(instance)),
+        status_code=err.status,
+        media_type=PROBLEM,
+        headers=getattr(err, "headers", None),  # BodyTooLarge: Connection: close
     )
 
 
@@ -103,6 +126,59 @@ def _media(value: str | None) -> str:
     return (value or "").split(";", 1)[0].strip().lower()
 
 
+class BodyTooLarge(PayloadTooLarge):
+    """A 413 after which the connection is closed (the rest of the body is not read)."""
+
+    headers = {"Connection": "close"}
+
+
+DRAIN_TIMEOUT_S = 5.0
+
+
+async def _drain(request: Request, budget: int) -> None:
+    """Read and drop what is left of a refused body, up to ``budget`` bytes and
+    DRAIN_TIMEOUT_S, as nginx's lingering close does: a client still sending it would find
+    the connection reset, and maybe never read the 413. A client that sent
+    ``Expect: 100-continue`` waits for the answer instead: nothing to read."""
+    if request.headers.get("expect", "").lower() == "100-continue":
+        return
+    try:
+        async with asyncio.timeout(DRAIN_TIMEOUT_S):
+            while budget >= 0:
+                message = await request.receive()
+                budget -= len(message.get("body", b""))
+                if message["type"] != "http.request" or not message.get("more_body"):
+                    return
+    except TimeoutError:
+        return
+
+
+async def _refuse_body(request: Request, detail: str) -> BodyTooLarge:
+    await _drain(request, hub_of(request).settings.max_drain_bytes)
+    return BodyTooLarge(detail)
+
+
+async def _receive_body(request: Request, limit: int) -> bytes:
+    """The body, read message by message (so that an over-long one is drained only while
+    more of it is coming); BodyTooLarge past ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        more = message.get("more_body", False)
+        if size > limit:
+            if more:
+                await _drain(request, hub_of(request).settings.max_drain_bytes)
+            raise BodyTooLarge(f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+        if not more:
+            return b"".join(chunks)
+
+
 async def read_body(request: Request, *, allow: tuple[str, ...] = (JSON, JSONLD)) -> Any:
     """The parsed JSON body; checks Content-Type (415) and size (413) before parsing."""
     media = _media(request.headers.get("content-type"))
@@ -113,15 +189,9 @@ async def read_body(request: Request, *, allow: tuple[str, ...] = (JSON, JSONLD)
     limit = hub_of(request).settings.max_body_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body of {declared} bytes is over the limit of {limit} bytes")
-    chunks = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    raw = b"".join(chunks)
+        detail = f"body of {declared} bytes is over the limit of {limit} bytes"
+        raise await _refuse_body(request, detail)
+    raw = await _receive_body(request, limit)
     if not raw.strip():
         raise InvalidRequest("the request body is empty")
     body = parse_json(raw, max_depth=hub_of(request).settings.max_json_depth)
@@ -262,6 +332,7 @@ def int_param(request: Request, name: str, default: int, *, low: int = 0) -> int
 
 
 def validate_uri(value: str, what: str) -> str:
+    check_size(value, MAX_ID_BYTES, what)
     if not is_uri(value):
         raise BadRequestData(f"{what} {value!r} is not a URI")
     return value

@@ -17,6 +17,7 @@ from cityos.hub.api.common import (
     flag,
     hub_of,
     json_response,
+    location,
     options_of,
     path_param,
     read_body,
@@ -81,7 +82,7 @@ async def create_entity(request: Request) -> Response:
     entity = parse_entity(body, ctx)
     _check_attr_count(request, len(entity["attrs"]))
     hub_of(request).entities.create(tenant, entity)
-    return Response(status_code=201, headers={"Location": f"{BASE}/entities/{entity['id']}"})
+    return Response(status_code=201, headers=location(f"{BASE}/entities", entity["id"]))
 
 
 @endpoint

@@ -17,9 +17,9 @@ from cityos.hub.api.common import (
 )
 from cityos.hub.errors import BadRequestData, TooManyResults
 from cityos.hub.ldcontext import Context
-from cityos.hub.model import DEFAULT_GEOPROPERTY
+from cityos.hub.model import DEFAULT_GEOPROPERTY, MAX_NAME_BYTES, check_size
 from cityos.hub.query.geo import parse_geo_query
-from cityos.hub.query.model import EntityQuery
+from cityos.hub.query.model import EntityQuery, TypeExpr
 from cityos.hub.query.q import expand_q, expand_types, parse_q, parse_scope_q, parse_type_expr
 from cityos.hub.query.regex import client_regex
 
@@ -29,6 +29,36 @@ FORMATS = {
     "keyValues": "keyValues",
     "simplified": "keyValues",
 }
+
+
+def expand_name(ctx: Context, term: str, what: str) -> str:
+    """A type or attribute name from the query string, expanded; the names' size limit is
+    checked as written and as expanded, as on a write (docs/api.md, "Limits")."""
+    if not isinstance(term, str) or not term:
+        raise BadRequestData(f"{what} must be a non-empty string")
+    check_size(term, MAX_NAME_BYTES, what)
+    return check_size(ctx.expand_term(term), MAX_NAME_BYTES, f"{what} (expanded)")
+
+
+def names_param(request: Request, name: str, ctx: Context) -> list[str] | None:
+    """A comma-separated list of attribute names (``attrs``), each expanded and checked."""
+    terms = csv_param(request, name)
+    if terms is None:
+        return None
+    return [expand_name(ctx, term, f"parameter {name}: attribute") for term in terms]
+
+
+def terms_param(request: Request, name: str) -> set[str] | None:
+    """``pick``/``omit``: terms as written (compared before compaction), size-checked."""
+    terms = csv_param(request, name)
+    if terms is None:
+        return None
+    return {check_size(t, MAX_NAME_BYTES, f"parameter {name}: attribute") for t in terms}
+
+
+def type_param(raw: str, ctx: Context, what: str = "parameter type") -> TypeExpr:
+    """A type expression (``type=A,B``, ``A;B``), each name expanded and size-checked."""
+    return expand_types(parse_type_expr(raw), lambda t: expand_name(ctx, t, f"{what}: type"))
 
 
 @dataclass
@@ -63,9 +93,9 @@ def render_options(request: Request, ctx: Context) -> RenderOptions:
     unknown = opts - set(FORMATS) - {"sysAttrs", "count"}  # options=count: see entity_query
     if unknown:
         raise BadRequestData(f"unknown option(s): {', '.join(sorted(unknown))}")
-    attrs = csv_param(request, "attrs")
-    pick = csv_param(request, "pick")
-    omit = csv_param(request, "omit")
+    attrs = names_param(request, "attrs", ctx)
+    pick = terms_param(request, "pick")
+    omit = terms_param(request, "omit")
     if pick and omit:
         raise BadRequestData("pick and omit cannot be used together")
     if pick and attrs:
@@ -74,11 +104,13 @@ def render_options(request: Request, ctx: Context) -> RenderOptions:
     return RenderOptions(
         fmt=fmt,
         sys_attrs="sysAttrs" in opts,
-        attrs={ctx.expand_term(a) for a in attrs} if attrs else None,
-        pick=set(pick) if pick else None,
-        omit=set(omit) if omit else None,
+        attrs=set(attrs) if attrs else None,
+        pick=pick or None,
+        omit=omit or None,
         lang=request.query_params.get("lang"),
-        geoproperty=ctx.expand_term(geoprop) if geoprop else DEFAULT_GEOPROPERTY,
+        geoproperty=expand_name(ctx, geoprop, "parameter geometryProperty")
+        if geoprop
+        else DEFAULT_GEOPROPERTY,
     )
 
 
@@ -88,16 +120,16 @@ def entity_query(request: Request, ctx: Context, *, require_filter: bool = True)
     settings = hub_of(request).settings
     query = EntityQuery()
     if (raw := p.get("type")) is not None:
-        query.types = expand_types(parse_type_expr(raw), ctx.expand_term)
+        query.types = type_param(raw, ctx)
     if (ids := csv_param(request, "id")) is not None:
         query.ids = [validate_uri(i, "id") for i in ids]
     if (pattern := p.get("idPattern")) is not None:
         client_regex(pattern, "idPattern")
         query.id_pattern = pattern
-    attrs = csv_param(request, "attrs")
+    attrs = names_param(request, "attrs", ctx)
     pick = csv_param(request, "pick")
     if attrs:
-        query.attrs = [ctx.expand_term(a) for a in attrs]
+        query.attrs = attrs
     if (raw := p.get("q")) is not None:
         query.q = expand_q(parse_q(raw), ctx.expand_term)
     if (raw := p.get("scopeQ")) is not None:
@@ -110,7 +142,10 @@ def entity_query(request: Request, ctx: Context, *, require_filter: bool = True)
             raise BadRequestData("a geo-query needs georel, geometry and coordinates together")
         gp = p.get("geoproperty")
         query.geo = parse_geo_query(
-            georel, geometry, coords, ctx.expand_term(gp) if gp else DEFAULT_GEOPROPERTY
+            georel,
+            geometry,
+            coords,
+            expand_name(ctx, gp, "parameter geoproperty") if gp else DEFAULT_GEOPROPERTY,
         )
     query.limit = int_param(request, "limit", settings.default_page_size)
     query.offset = int_param(request, "offset", 0)

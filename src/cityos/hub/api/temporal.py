@@ -16,6 +16,7 @@ from cityos.hub.api.common import (
     entity_response,
     hub_of,
     int_param,
+    location,
     options_of,
     path_param,
     read_body,
@@ -231,7 +232,7 @@ async def create_temporal(request: Request) -> Response:
     created = hub.entities.add_temporal(tenant, eid, attrs, types=types)
     if created:
         return Response(
-            status_code=201, headers={"Location": f"/ngsi-ld/v1/temporal/entities/{eid}"}
+            status_code=201, headers=location("/ngsi-ld/v1/temporal/entities", eid)
         )
     return Response(status_code=204)
 

@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 from cityos.hub.errors import BadRequestData
-from cityos.hub.model import to_hub_time
+from cityos.hub.model import MAX_ID_BYTES, MAX_NAME_BYTES, check_size, to_hub_time
 
 # RFC 3986 scheme, then a non-empty rest without whitespace, controls or characters that
 # cannot appear in a URI even percent-encoded-aware clients would send raw.
@@ -42,6 +42,7 @@ def is_uri(value: Any) -> bool:
 def check_uri(value: Any, where: str, what: str = "id") -> str:
     if not isinstance(value, str):
         raise BadRequestData(f"{where}: {what} must be a string URI, got {kind(value)}")
+    check_size(value, MAX_ID_BYTES, f"{where}: {what}")
     if not is_uri(value):
         raise BadRequestData(f"{where}: {what} {value!r} is not a URI")
     return value
@@ -57,6 +58,7 @@ def check_name(name: Any, where: str, what: str = "attribute name") -> str:
     """An entity type or attribute name: non-empty, no whitespace, no forbidden characters."""
     if not isinstance(name, str) or not name:
         raise BadRequestData(f"{where}: {what} must be a non-empty string")
+    check_size(name, MAX_NAME_BYTES, f"{where}: {what}")
     if _name_ok(name):
         return name
     bad = sorted({c for c in name if c in _FORBIDDEN_NAME_CHARS or c.isspace() or ord(c) < 32})

@@ -20,12 +20,15 @@ from cityos.hub.model import (
     ATTRIBUTE_TYPES,
     INSTANCE_MEMBER_KEYS,
     LOCATION,
+    MAX_ID_BYTES,
+    MAX_NAME_BYTES,
     NGSILD,
     OBSERVATION_SPACE,
     OPERATION_SPACE,
     VALUE_KEY,
     Entity,
     Instance,
+    check_size,
 )
 from cityos.hub.representation.names import (
     GEOMETRY_TYPES,
@@ -259,9 +262,7 @@ class _Parser:
         if key == "objectList":
             return self.object_list(value, path)
         if key == "datasetId":
-            if not is_uri(value):
-                raise self.fail(path, f"datasetId {value!r} is not a URI")
-            return value
+            return self.uri(value, path, "datasetId")
         if key == "observedAt":
             return check_datetime(value, f"{self.where}: attribute {path!r}: observedAt")
         if key == "unitCode":
@@ -277,8 +278,15 @@ class _Parser:
         if not items:
             raise self.fail(path, f"{key!r} must not be an empty array")
         for item in items:
-            if not is_uri(item):
-                raise self.fail(path, f"{key} {item!r} is not a URI")
+            self.uri(item, path, key)
+        return value
+
+    def uri(self, value: Any, path: str, what: str) -> Any:
+        """A URI member (datasetId, a relationship's object): a URI within the id limit."""
+        if isinstance(value, str):
+            check_size(value, MAX_ID_BYTES, f"{self.where}: attribute {path!r}: {what}")
+        if not is_uri(value):
+            raise self.fail(path, f"{what} {value!r} is not a URI")
         return value
 
     def terms(self, value: Any, path: str, key: str) -> Any:
@@ -311,6 +319,8 @@ class _Parser:
             raise self.fail(path, f"'objectList' must be an array, got {kind(value)}")
         for item in value:
             uri = item.get("object") if isinstance(item, dict) else item
+            if isinstance(uri, str):
+                check_size(uri, MAX_ID_BYTES, f"{self.where}: attribute {path!r}: objectList item")
             if not is_uri(uri):
                 raise self.fail(path, f"objectList item {item!r} is not a URI")
         return value
@@ -337,7 +347,7 @@ def parse_types(value: Any, ctx: TermExpander, where: str = "entity") -> list[st
     out: list[str] = []
     for item in items:
         check_name(item, where, "type")
-        iri = ctx.expand_term(item)
+        iri = check_size(ctx.expand_term(item), MAX_NAME_BYTES, f"{where}: type (expanded)")
         if iri not in out:
             out.append(iri)
     return out
