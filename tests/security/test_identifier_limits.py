@@ -149,12 +149,12 @@ def test_type_and_attribute_name_at_the_limit_with_an_id_at_the_limit(client: Te
     r = client.post(f"{BASE}/entities", json=body, headers=headers)
     assert r.status_code == 201, r.text[:300]
     r = client.patch(
-        f"{BASE}/entities/{entity_id}/attrs", json={attr: {"value": 2, "observedAt": at}}, headers=headers
+        f"{BASE}/entities/{entity_id}/attrs",
+        json={attr: {"value": 2, "observedAt": at}},
+        headers=headers,
     )
     assert r.status_code == 204, r.text[:300]
-    r = client.get(
-        f"{BASE}/temporal/entities/{entity_id}", params={"attrs": attr}, headers=headers
-    )
+    r = client.get(f"{BASE}/temporal/entities/{entity_id}", params={"attrs": attr}, headers=headers)
     assert r.status_code == 200, r.text[:300]
     assert [i["value"] for i in r.json()[attr]] == [1, 2]
     r = client.get(f"{BASE}/entities", params={"type": entity_type}, headers=headers)

@@ -75,10 +75,18 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 
 async def _not_allowed(request: Request, exc: Exception) -> Response:
+    """405 with the route's methods in ``Allow`` (RFC 9110, section 15.5.6: a 405 MUST
+    carry it); Starlette's router puts them on the exception it raises."""
+    allow = (getattr(exc, "headers", None) or {}).get("Allow", "")
     err = InvalidRequest(
-        f"method {request.method} is not allowed on {request.url.path}", status=405
+        f"method {request.method} is not allowed on {request.url.path}"
+        + (f"; allowed: {allow}" if allow else ""),
+        status=405,
     )
-    return problem(err, request.url.path)
+    response = problem(err, request.url.path)
+    if allow:
+        response.headers["Allow"] = allow
+    return response
 
 
 async def _retention_loop(hub: Hub, rules: list[RetentionRule], interval_s: int) -> None:
