@@ -65,12 +65,12 @@ class Settings:
     # `cityos serve` signs a tree head (docs/security.md)
     audit_key_path: str = "data/audit-ed25519.pem"
     audit_sign_interval_s: float = 60.0
-    # -- identity (docs/security.md, "Identity"; cityos.security.identity) --------------
-    auth_required: bool = False  # true: a request without credentials is refused (401)
-    jwt_issuer: str = ""  # an external OIDC issuer (its tokens' "iss", exactly)
     # the latest signed head, kept outside the database (written on each signature; what
     # `cityos audit verify` checks the log still reaches). "": audit-anchor.json beside the key
     audit_anchor_path: str = ""
+    # -- identity (docs/security.md, "Identity"; cityos.security.identity) --------------
+    auth_required: bool = False  # true: a request without credentials is refused (401)
+    jwt_issuer: str = ""  # an external OIDC issuer (its tokens' "iss", exactly)
     jwt_audience: str = ""  # the "aud" its tokens must carry for CityOS
     jwks_url: str = ""  # the issuer's JWKS (https, or http to a host in jwks_allow_hosts)
     jwks_path: str = ""  # ... or a JWKS file

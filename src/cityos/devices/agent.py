@@ -77,7 +77,20 @@ def validate_device(body: Any) -> dict[str, Any]:
     return dict(body)
 
 
+def _passthrough(device: dict[str, Any], group: dict[str, Any] | None) -> bool:
+    """Whether measures the provisioning does not declare are written under their own name
+    (FIWARE's ``explicitAttrs: false``). Off unless the device, else its group, says so: a
+    device writes only the attributes its provisioning allowed."""
+    for doc in (device, group or {}):
+        if "explicitAttrs" in doc:
+            return doc["explicitAttrs"] is False
+    return False
+
+
 def _check_attrs(body: dict[str, Any], where: str) -> None:
+    explicit = body.get("explicitAttrs")
+    if explicit is not None and not isinstance(explicit, bool):
+        raise BadRequestData(f"{where}: explicitAttrs must be true or false")
     for key in ("attributes", "static_attributes", "lazy", "commands"):
         items = body.get(key, [])
         if not isinstance(items, list) or not all(
@@ -380,6 +393,14 @@ class Agent:
         mapping = {a.get("object_id", a["name"]): a for a in group.get("attributes", [])}
         mapping.update({a.get("object_id", a["name"]): a for a in device.get("attributes", [])})
         observed = to_hub_time(m.timestamp) if m.timestamp else now_iso()
+        passthrough = _passthrough(device, group)
+        undeclared = sorted(o for o in m.measures if o not in mapping)
+        if undeclared and not passthrough:
+            raise BadRequestData(
+                f"device {m.device_id!r}: measure(s) {', '.join(map(repr, undeclared[:8]))} "
+                "not provisioned; declare them in the device's or its service group's "
+                'attributes (or provision it with "explicitAttrs": false)'
+            )
         fragment: dict[str, Any] = {}
         for object_id, raw in m.measures.items():
             spec = mapping.get(object_id, {"name": object_id})

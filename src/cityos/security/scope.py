@@ -114,12 +114,11 @@ CALLER: contextvars.ContextVar[Caller | None] = contextvars.ContextVar("caller",
 
 
 def caller() -> Caller | None:
-    """The running request's caller; None when authentication is off or for the hub's own
-    background work (and for device keys, which the door bound to their own device)."""
-    found = CALLER.get()
-    if found is None or found.principal.kind == "device":
-        return None
-    return found
+    """The running request's caller; None when authentication is off, for the hub's own
+    background work, and for a device's own measures (which the door bound to that device
+    and the IoT agent maps as its provisioning says). A device credential anywhere else is
+    held to its roles' rules like any other."""
+    return CALLER.get()
 
 
 # -- reads ---------------------------------------------------------------------------------
@@ -154,7 +153,19 @@ def visible(entity: Entity, action: str = "read") -> Entity | None:
     keep = view.attrs_for(entity["type"])
     if keep is None:
         return entity
-    return {**entity, "attrs": {a: v for a, v in entity["attrs"].items() if a in keep}}
+    attrs = {a: v for a, v in entity["attrs"].items() if a in keep}
+    if len(attrs) == len(entity["attrs"]):
+        return {**entity, "attrs": attrs}
+    return {**entity, "attrs": attrs, **_modified_by(entity, attrs)}
+
+
+def _modified_by(entity: Entity, attrs: dict[str, Any]) -> dict[str, Any]:
+    """The entity's ``modifiedAt`` as of the attributes shown: the time a hidden attribute
+    last changed would tell the caller that it changed, and when."""
+    times = [entity.get("createdAt")]
+    times += [i.get("modifiedAt") for instances in attrs.values() for i in instances]
+    found = [t for t in times if isinstance(t, str)]
+    return {"modifiedAt": max(found)} if found and "modifiedAt" in entity else {}
 
 
 def visible_all(entities: Iterable[Entity], action: str = "read") -> list[Entity]:
@@ -409,3 +420,10 @@ def _any_of(types: list[str]) -> TypeExpr:
 def as_caller(principal: Principal, tenant: str, policy: Policy) -> Any:
     """Set the caller for the rest of this request (the door calls it)."""
     return CALLER.set(Caller(principal, tenant, policy))
+
+
+def as_hub() -> Any:
+    """No caller for the rest of this request: the hub's own work (a device's measures,
+    which the door bound to the device). Set explicitly, so nothing of an earlier request
+    on the same connection carries over."""
+    return CALLER.set(None)

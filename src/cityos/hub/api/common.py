@@ -32,6 +32,7 @@ from cityos.hub.ldcontext import (
     prepare_request,
 )
 from cityos.hub.model import MAX_ID_BYTES, MAX_NAME_BYTES, check_size
+from cityos.hub.tenancy import tenant_of_headers
 
 log = logging.getLogger("cityos.hub")
 
@@ -40,7 +41,6 @@ JSONLD = "application/ld+json"
 GEOJSON = "application/geo+json"
 MERGE_PATCH = "application/merge-patch+json"
 PROBLEM = "application/problem+json"
-TENANT_HEADER = "ngsild-tenant"
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -114,9 +114,9 @@ def endpoint(fn: Handler) -> Handler:
 
 
 def tenant_of(request: Request, *, read: bool) -> str:
-    tenant = request.headers.get(TENANT_HEADER, "")
-    if tenant and (len(tenant) > 64 or not all(c.isalnum() or c in "_-" for c in tenant)):
-        raise BadRequestData(f"tenant {tenant!r}: use letters, digits, '_' and '-' (max 64)")
+    """The request's tenant, decided as the door decided it (:mod:`cityos.hub.tenancy`);
+    for a read, 404 when the tenant holds nothing yet."""
+    tenant = tenant_of_headers(request.scope["headers"])
     if read and tenant and not hub_of(request).store.tenant_exists(tenant):
         raise NonexistentTenant(f"tenant {tenant!r} does not exist")
     return tenant

@@ -231,9 +231,7 @@ async def create_temporal(request: Request) -> Response:
         check_history(existing, attrs, "write", hide=False)
     created = hub.entities.add_temporal(tenant, eid, attrs, types=types)
     if created:
-        return Response(
-            status_code=201, headers=location("/ngsi-ld/v1/temporal/entities", eid)
-        )
+        return Response(status_code=201, headers=location("/ngsi-ld/v1/temporal/entities", eid))
     return Response(status_code=204)
 
 
