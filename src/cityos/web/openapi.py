@@ -8,6 +8,8 @@ from typing import Any
 
 import cityos
 from cityos.hub.api import PREFIX, ROUTES
+from cityos.hub.ldcontext import CORE_CONTEXT_URL, link_header_for
+from cityos.hub.model import MAX_ID_BYTES
 
 _QUERY_PARAMS = {
     "type": "Entity type(s): a type expression (`A,B`, `A;B`, `(A|B);C`)",
@@ -40,6 +42,9 @@ _QUERY_PARAMS = {
     "lastN": "only the last N instances of each attribute",
     "aggrMethods": "totalCount, distinctCount, sum, avg, min, max, stddev, sumsq",
     "aggrPeriodDuration": "ISO 8601 duration of an aggregation bucket (PT15M, P1D)",
+    "apikey": "The service group's API key",
+    "k": "The device's service group API key",
+    "i": "The device id",
 }
 
 _PARAMS_BY_OP = {
@@ -116,6 +121,10 @@ _PARAMS_BY_OP = {
     ("/types", "GET"): ["details"],
     ("/attributes", "GET"): ["details"],
     ("/jsonldContexts", "GET"): ["details", "kind"],
+    ("/iot/services", "DELETE"): ["apikey"],
+    ("/iot/d", "POST"): ["k", "i"],
+    ("/iot/json", "POST"): ["k", "i"],
+    ("/iot/json/commands", "POST"): ["k", "i"],
 }
 
 _SUCCESS = {
@@ -133,6 +142,10 @@ _SUCCESS = {
     ("/entityOperations/delete", "POST"): {"204": "All deleted", "207": "Partial success"},
     ("/jsonldContexts", "POST"): {"201": "Hosted; Location names it"},
     ("/subscriptions", "POST"): {"201": "Created; Location names it"},
+    ("/entityOperations/query", "POST"): {"200": "The entities"},
+    ("/temporal/entities", "POST"): {"201": "Created; Location names it", "204": "Added"},
+    ("/iot/services", "POST"): {"201": "Provisioned"},
+    ("/iot/devices", "POST"): {"201": "Provisioned"},
 }
 
 _PROBLEM = {
@@ -148,6 +161,403 @@ _PROBLEM = {
 }
 
 
+# -- what the document promises is accepted (schemathesis' positive-data check, ST202) ----
+# Each schema below is a subset of what the validation takes, never more: ids and names at
+# most the identifier limits (docs/api.md, "Limits"), in ASCII so characters are bytes.
+_ID = {
+    "type": "string",
+    "pattern": r"^[A-Za-z][A-Za-z0-9+.-]*:[A-Za-z0-9:._~-]+$",
+    "maxLength": MAX_ID_BYTES,
+}
+# A term: expanded with the core @vocab (under 64 bytes) it stays within MAX_NAME_BYTES.
+_NAME = {"type": "string", "pattern": r"^[A-Za-z][A-Za-z0-9_]*$", "maxLength": 256}
+_TEXT = {"type": "string", "pattern": r"^[A-Za-z0-9 .,_-]*$", "maxLength": 256}
+_DATETIME = {
+    "type": "string",
+    "pattern": r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z$",
+}
+_SCALAR = {
+    "anyOf": [
+        _TEXT,
+        {"type": "integer", "minimum": -(2**53), "maximum": 2**53},
+        {"type": "number", "minimum": -1e15, "maximum": 1e15},
+        {"type": "boolean"},
+    ]
+}
+_PROPERTY = {
+    "type": "object",
+    "required": ["type", "value"],
+    "properties": {"type": {"const": "Property"}, "value": _SCALAR},
+    "additionalProperties": False,
+}
+_POINT = {
+    "type": "object",
+    "required": ["type", "coordinates"],
+    "properties": {
+        "type": {"const": "Point"},
+        "coordinates": {
+            "type": "array",
+            "minItems": 2,
+            "maxItems": 2,
+            "items": {"type": "number", "minimum": -90, "maximum": 90},
+        },
+    },
+    "additionalProperties": False,
+}
+_GEO_PROPERTY = {
+    "type": "object",
+    "required": ["type", "value"],
+    "properties": {"type": {"const": "GeoProperty"}, "value": _POINT},
+    "additionalProperties": False,
+}
+_SCOPE = {"type": "string", "pattern": r"^(/[A-Za-z0-9_-]{1,32}){1,4}$"}
+# Keys that are not plain attributes: the core GeoProperties, and JSON-LD's own keywords
+# (an @context belongs in an application/ld+json body, never in application/json).
+_ENTITY_MEMBERS: dict[str, Any] = {
+    "location": _GEO_PROPERTY,
+    "observationSpace": _GEO_PROPERTY,
+    "operationSpace": _GEO_PROPERTY,
+    "scope": _SCOPE,
+    "@context": False,
+    "@id": False,
+    "@type": False,
+    "createdAt": False,
+    "modifiedAt": False,
+    "deletedAt": False,
+}
+
+
+def _entity(*, id_required: bool = True, type_required: bool = True) -> dict[str, Any]:
+    """An entity (or a fragment of one): id, type and Property attributes."""
+    required = [k for k, r in (("id", id_required), ("type", type_required)) if r]
+    return {
+        "type": "object",
+        "required": required,
+        "properties": {"id": _ID, "type": _NAME, **_ENTITY_MEMBERS},
+        "propertyNames": {"pattern": r"^[A-Za-z][A-Za-z0-9_]*$", "maxLength": 64},
+        "additionalProperties": _PROPERTY,
+        "maxProperties": 24,
+    }
+
+
+def _attrs(min_properties: int = 1) -> dict[str, Any]:
+    """Attributes only (append, update): no id, type or scope."""
+    return {
+        "type": "object",
+        "properties": {**_ENTITY_MEMBERS, "id": False, "type": False, "scope": False},
+        "propertyNames": {"pattern": r"^[A-Za-z][A-Za-z0-9_]*$", "maxLength": 64},
+        "additionalProperties": _PROPERTY,
+        "minProperties": min_properties,
+        "maxProperties": 24,
+    }
+
+
+_PATH_DEVICE_ID = {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,256}$"}
+_TEMPORAL_PROPERTY = {
+    "type": "object",
+    "required": ["type", "value", "observedAt"],
+    "properties": {"type": {"const": "Property"}, "value": _SCALAR, "observedAt": _DATETIME},
+    "additionalProperties": False,
+}
+_NO_GEO = {k: False for k in _ENTITY_MEMBERS}
+
+
+def _temporal(*, entity: bool) -> dict[str, Any]:
+    """History to add: Property instances that say when they were observed."""
+    head = {"id": _ID, "type": _NAME} if entity else {"id": False, "type": False}
+    return {
+        "type": "object",
+        "required": ["id", "type"] if entity else [],
+        "properties": {**_NO_GEO, **head},
+        "propertyNames": {"pattern": r"^[A-Za-z][A-Za-z0-9_]*$", "maxLength": 64},
+        "additionalProperties": _TEMPORAL_PROPERTY,
+        "minProperties": 3 if entity else 1,
+        "maxProperties": 24,
+    }
+
+
+_SUBSCRIPTION = {
+    "type": "object",
+    "required": ["entities", "notification"],
+    "properties": {
+        "id": _ID,
+        "type": {"const": "Subscription"},
+        "entities": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": 3,
+            "items": {
+                "type": "object",
+                "required": ["type"],
+                "properties": {"type": _NAME, "id": _ID},
+                "additionalProperties": False,
+            },
+        },
+        "isActive": {"type": "boolean"},
+        "notification": {
+            "type": "object",
+            "required": ["endpoint"],
+            "properties": {
+                "format": {"enum": ["normalized", "keyValues", "concise"]},
+                "endpoint": {
+                    "type": "object",
+                    "required": ["uri"],
+                    "properties": {"uri": {"const": "http://127.0.0.1:9/notify"}},
+                    "additionalProperties": False,
+                },
+            },
+            "additionalProperties": False,
+        },
+    },
+    "additionalProperties": False,
+}
+
+# Request bodies by operation (application/json); the rest take any object or array.
+_BODIES: dict[tuple[str, str], Any] = {
+    ("/entities", "POST"): _entity(),
+    ("/entities/{entity_id}", "PUT"): _entity(id_required=False)
+    | {"properties": {**_ENTITY_MEMBERS, "type": _NAME, "id": False}},
+    ("/entities/{entity_id}", "PATCH"): _entity(id_required=False, type_required=False)
+    | {"properties": {**_ENTITY_MEMBERS, "type": _NAME, "id": False}},
+    ("/entities/{entity_id}/attrs", "POST"): _attrs(),
+    ("/entities/{entity_id}/attrs", "PATCH"): _attrs(),
+    ("/entities/{entity_id}/attrs/{attr}", "PUT"): _PROPERTY,
+    ("/entities/{entity_id}/attrs/{attr}", "PATCH"): {
+        "type": "object",
+        "required": ["value"],
+        "properties": {"value": _SCALAR},
+        "additionalProperties": False,
+    },
+    ("/entityOperations/create", "POST"): {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": 5,
+        "items": _entity(),
+    },
+    ("/entityOperations/upsert", "POST"): {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": 5,
+        "items": _entity(),
+    },
+    ("/entityOperations/update", "POST"): {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": 5,
+        "items": _entity(type_required=False),
+    },
+    ("/entityOperations/merge", "POST"): {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": 5,
+        "items": _entity(type_required=False),
+    },
+    ("/entityOperations/delete", "POST"): {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": 5,
+        "items": _ID,
+    },
+    ("/entityOperations/query", "POST"): {
+        "type": "object",
+        "required": ["type", "entities"],
+        "properties": {
+            "type": {"const": "Query"},
+            "entities": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 3,
+                "items": {
+                    "type": "object",
+                    "required": ["type"],
+                    "properties": {"type": _NAME, "id": _ID},
+                    "additionalProperties": False,
+                },
+            },
+            "attrs": {"type": "array", "maxItems": 3, "items": _NAME},
+        },
+        "additionalProperties": False,
+    },
+    ("/temporal/entities", "POST"): _temporal(entity=True),
+    ("/temporal/entities/{entity_id}/attrs", "POST"): _temporal(entity=False),
+    ("/temporal/entities/{entity_id}/attrs/{attr}/{instance_id}", "PATCH"): {
+        "type": "object",
+        "required": ["value"],
+        "properties": {"value": _SCALAR},
+        "additionalProperties": False,
+    },
+    ("/jsonldContexts", "POST"): {
+        "type": "object",
+        "required": ["@context"],
+        "properties": {
+            "@context": {
+                "type": "object",
+                "propertyNames": {"pattern": r"^[A-Za-z][A-Za-z0-9_]{0,31}$"},
+                "additionalProperties": {
+                    "type": "string",
+                    "pattern": r"^https://example\.org/[a-z]{1,16}$",
+                },
+                "minProperties": 1,
+                "maxProperties": 5,
+            }
+        },
+        "additionalProperties": False,
+    },
+    ("/iot/services", "POST"): {
+        "type": "object",
+        "required": ["services"],
+        "properties": {
+            "services": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 3,
+                "items": {
+                    "type": "object",
+                    "required": ["apikey", "entity_type"],
+                    "properties": {
+                        "apikey": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,64}$"},
+                        "entity_type": _NAME,
+                    },
+                    "additionalProperties": False,
+                },
+            }
+        },
+        "additionalProperties": False,
+    },
+    ("/iot/devices", "POST"): {
+        "type": "object",
+        "required": ["devices"],
+        "properties": {
+            "devices": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["device_id"],
+                    "properties": {
+                        "device_id": _PATH_DEVICE_ID,
+                        "entity_name": _ID,
+                        "entity_type": _NAME,
+                    },
+                    "additionalProperties": False,
+                },
+            }
+        },
+        "additionalProperties": False,
+    },
+    ("/subscriptions", "POST"): _SUBSCRIPTION,
+    ("/subscriptions/{subscription_id}", "PATCH"): {
+        "type": "object",
+        "properties": {
+            "isActive": {"type": "boolean"},
+            "throttling": {"type": "integer", "minimum": 0, "maximum": 3600},
+        },
+        "additionalProperties": False,
+        "minProperties": 1,
+    },
+}
+
+# Query parameters' schemas (a subset of what each takes); others are free strings.
+_FLAG = {"type": "string", "enum": ["true", "false"]}
+_QUERY_SCHEMAS: dict[str, Any] = {
+    "type": _NAME,
+    "id": _ID,
+    "idPattern": {"type": "string", "pattern": r"^[A-Za-z0-9:_-]{1,64}$"},
+    "attrs": _NAME,
+    "pick": _NAME,
+    "q": {"type": "string", "pattern": r"^[a-z][A-Za-z0-9_]{0,31}(==|!=|>=|<=|<|>)[0-9]{1,9}$"},
+    "scopeQ": _SCOPE,
+    "limit": {"type": "integer", "minimum": 1, "maximum": 100},
+    "offset": {"type": "integer", "minimum": 0, "maximum": 100000},
+    "count": _FLAG,
+    "lang": {"type": "string", "pattern": r"^[a-z]{2}$"},
+    "geometryProperty": {"const": "location"},
+    "datasetId": _ID,
+    "deleteAll": _FLAG,
+    "details": _FLAG,
+    "kind": {"enum": ["Hosted", "Cached", "ImplicitlyCreated"]},
+    "timeproperty": {"enum": ["observedAt", "modifiedAt", "createdAt"]},
+    "lastN": {"type": "integer", "minimum": 1, "maximum": 1000},
+    "timeAt": _DATETIME,
+    "aggrMethods": {
+        "enum": ["totalCount", "distinctCount", "sum", "avg", "min", "max", "stddev", "sumsq"]
+    },
+    "aggrPeriodDuration": {"enum": ["PT15M", "PT1H", "P1D"]},
+    "apikey": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,64}$"},
+    "k": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,64}$"},
+    "i": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,64}$"},
+}
+# options= per operation (one value; values that need another parameter left out)
+_OPTIONS: dict[tuple[str, str], list[str]] = {
+    ("/entities", "GET"): ["keyValues", "concise", "sysAttrs", "normalized"],
+    ("/entities/{entity_id}", "GET"): ["keyValues", "concise", "sysAttrs", "normalized"],
+    ("/entities/{entity_id}/attrs", "POST"): ["noOverwrite"],
+    ("/entityOperations/upsert", "POST"): ["replace", "update"],
+    ("/entityOperations/update", "POST"): ["noOverwrite"],
+    ("/entityOperations/query", "POST"): ["keyValues", "concise", "sysAttrs", "normalized"],
+    ("/temporal/entities", "GET"): ["temporalValues", "sysAttrs"],
+    ("/temporal/entities/{entity_id}", "GET"): ["temporalValues", "sysAttrs"],
+}
+# Parameters that only make sense together, or exclude each other, are documented but not
+# offered as free parameters: omit (with pick), the geo-query triple, timerel's pair.
+_NOT_FREE = {
+    "omit",
+    "pick",
+    "timeAt",
+    "georel",
+    "geometry",
+    "coordinates",
+    "geoproperty",
+    "timerel",
+    "endTimeAt",
+    "format",
+}
+_PATH_SCHEMAS: dict[str, Any] = {
+    "device_id": _PATH_DEVICE_ID,
+    "entity_id": _ID,
+    "subscription_id": _ID,
+    "attr": _NAME,
+    "type": _NAME,
+    "instance_id": {"type": "string", "pattern": r"^urn:ngsi-ld:attribute:instance:[0-9]{1,9}$"},
+    "context_id": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,128}$"},
+}
+TENANT_HEADER = {
+    "name": "NGSILD-Tenant",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_-]{1,64}$"},
+}
+
+
+def _query_param(name: str, path: str, method: str) -> dict[str, Any] | None:
+    if name in _NOT_FREE:
+        return None
+    schema = _QUERY_SCHEMAS.get(name, {"type": "string"})
+    if name == "options":
+        values = _OPTIONS.get((path, method))
+        if not values:
+            return None
+        schema = {"enum": values}
+    required = name in ("apikey", "k", "i") or (name == "type" and (path, method) in _TYPE_REQUIRED)
+    return {
+        "name": name,
+        "in": "query",
+        "required": required,
+        "schema": schema,
+        "description": _QUERY_PARAMS[name]
+        + (
+            " (required here; the API also takes id, idPattern, attrs, q or scopeQ)"
+            if required
+            else ""
+        ),
+    }
+
+
+# A query needs a filter; the document asks for type (the others would do as well).
+_TYPE_REQUIRED = {("/entities", "GET"), ("/temporal/entities", "GET")}
+
+
 def _default_success(method: str) -> dict[str, str]:
     return {"200": "OK"} if method == "GET" else {"204": "Done"}
 
@@ -160,33 +570,28 @@ def openapi_document() -> dict[str, Any]:
 
     for path, method, _handler, summary in [*ROUTES, *DEVICE_ROUTES]:
         params: list[dict[str, Any]] = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            {
+                "name": name,
+                "in": "path",
+                "required": True,
+                "schema": _PATH_SCHEMAS.get(name, {"type": "string"}),
+            }
             for name in re.findall(r"{(\w+)}", path)
         ]
         params += [
-            {
-                "name": "NGSILD-Tenant",
-                "in": "header",
-                "required": False,
-                "schema": {"type": "string"},
-            },
+            TENANT_HEADER,
             {
                 "name": "Link",
                 "in": "header",
                 "required": False,
-                "schema": {"type": "string"},
+                "schema": {"type": "string", "enum": [link_header_for(CORE_CONTEXT_URL)]},
                 "description": "The @context, for application/json bodies and responses",
             },
         ]
         params += [
-            {
-                "name": n,
-                "in": "query",
-                "required": False,
-                "schema": {"type": "string"},
-                "description": _QUERY_PARAMS[n],
-            }
+            q
             for n in _PARAMS_BY_OP.get((path, method), [])
+            if (q := _query_param(n, path, method)) is not None
         ]
         responses: dict[str, Any] = {}
         for code, desc in (_SUCCESS.get((path, method)) or _default_success(method)).items():
@@ -225,12 +630,10 @@ def openapi_document() -> dict[str, Any]:
             "responses": responses,
         }
         if method in ("POST", "PUT", "PATCH"):
+            body_schema = _BODIES.get((path, method), {"type": ["object", "array"]})
             op["requestBody"] = {
                 "required": True,
-                "content": {
-                    "application/json": {"schema": {"type": ["object", "array"]}},
-                    "application/ld+json": {"schema": {"type": ["object", "array"]}},
-                },
+                "content": {"application/json": {"schema": body_schema}},
             }
         full = path if path.startswith("/iot") else PREFIX + path
         paths.setdefault(full, {})[method.lower()] = op
@@ -263,8 +666,7 @@ def openapi_document() -> dict[str, Any]:
                 "summary": summary,
                 "operationId": "get_" + re.sub(r"[^a-zA-Z]+", "_", extra).strip("_"),
                 "parameters": [
-                    {"name": "NGSILD-Tenant", "in": "header", "required": False,
-                     "schema": {"type": "string"}},
+                    TENANT_HEADER,
                     {"name": "format", "in": "query", "required": False,
                      "schema": {"type": "string", "enum": ["json"]}},
                 ],
