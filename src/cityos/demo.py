@@ -91,7 +91,14 @@ def run_demo(
 ) -> dict[str, Any]:
     """Load and replay the district into a fresh demo database; returns a summary."""
     console = console or Console()
-    _reset_sqlite(settings.database_url)
+    if _reset_sqlite(settings.database_url):
+        # the audit log went with the database: so does the anchor of how far it reached
+        # (else the signer would rightly refuse the new, shorter log)
+        from cityos.security.audit import anchor_path_for
+
+        anchor = anchor_path_for(settings.audit_key_path, settings.audit_anchor_path)
+        if anchor is not None:
+            anchor.unlink(missing_ok=True)
     from cityos.web.app import create_app
 
     broker = _reachable_broker(settings.mqtt_url or DEFAULT_BROKER)
@@ -518,9 +525,12 @@ def _check(resp: Any, what: str) -> None:
         raise RuntimeError(f"{what} failed: HTTP {resp.status_code}: {resp.text[:500]}")
 
 
-def _reset_sqlite(url: str) -> None:
-    """The demo starts from an empty database each time (only for its own SQLite file)."""
+def _reset_sqlite(url: str) -> bool:
+    """The demo starts from an empty database each time (only for its own SQLite file);
+    whether it removed one."""
     if url.startswith("sqlite:///") and not url.endswith(":memory:"):
         path = Path(url[len("sqlite:///") :])
         for suffix in ("", "-wal", "-shm"):
             Path(str(path) + suffix).unlink(missing_ok=True)
+        return True
+    return False

@@ -264,3 +264,22 @@ def test_a_device_writes_only_what_its_provisioning_declares(client) -> None:
     assert stats["accepted"] == 1 and stats["rejected"] == 3
     bad = {"devices": [{"device_id": "x", "explicitAttrs": "yes"}]}
     assert client.post("/iot/devices", json=bad, headers=SERVICE).status_code == 400
+
+
+def test_provisioning_is_all_or_nothing(client) -> None:
+    """A refused provisioning request keeps none of its groups or devices."""
+    provision(client)
+    good = {"device_id": "fresh-1", "protocol": "IoTA-JSON"}
+    for bad, status in (
+        ({"device_id": "x" * 2000}, 400),  # over the id limit
+        ({"device_id": "fresh-2", "entity_name": "not a uri"}, 400),
+        ({"device_id": "aq-market"}, 409),  # exists already
+        (dict(good), 409),  # the same id twice in one request
+    ):
+        r = client.post("/iot/devices", json={"devices": [good, bad]}, headers=SERVICE)
+        assert r.status_code == status, (bad, r.text)
+        assert client.get("/iot/devices/fresh-1", headers=SERVICE).status_code == 404, bad
+    groups = {"services": [{"apikey": "g-ok", "entity_type": "T"}, {"apikey": "g-bad"}]}
+    assert client.post("/iot/services", json=groups, headers=SERVICE).status_code == 400
+    listed = client.get("/iot/services", headers=SERVICE).json()["services"]
+    assert "g-ok" not in [g["apikey"] for g in listed]

@@ -9,10 +9,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cityos.devices import ultralight
-from cityos.devices.agent import DEVICE, GROUP, Agent
+from cityos.devices.agent import DEVICE, GROUP, Agent, validate_device, validate_group
 from cityos.devices.commands import parse_ul_result
 from cityos.hub.api.common import endpoint, hub_of, json_response, path_param, read_body
 from cityos.hub.errors import (
+    AlreadyExists,
     BadRequestData,
     NgsiLdError,
     PayloadTooLarge,
@@ -41,7 +42,10 @@ def _items(body: Any, key: str) -> list[Any]:
 @endpoint
 async def add_services(request: Request) -> Response:
     tenant = _tenant(request)
-    for group in _items(await read_body(request), "services"):
+    groups = _items(await read_body(request), "services")
+    for group in groups:  # every one checked before any is kept: all or nothing
+        validate_group(group)
+    for group in groups:
         _agent(request).add_group(tenant, group)
     return Response(status_code=201)
 
@@ -65,8 +69,23 @@ async def delete_service(request: Request) -> Response:
 @endpoint
 async def add_devices(request: Request) -> Response:
     tenant = _tenant(request)
-    for device in _items(await read_body(request), "devices"):
-        _agent(request).add_device(tenant, device)
+    devices = _items(await read_body(request), "devices")
+    agent = _agent(request)
+    seen: set[str] = set()
+    for device in devices:  # every one checked before any is kept: all or nothing
+        device_id = validate_device(device)["device_id"]
+        if device_id in seen or hub_of(request).store.get_doc(DEVICE, tenant, device_id):
+            raise AlreadyExists(f"device {device_id} already exists")
+        seen.add(device_id)
+    added: list[str] = []
+    try:
+        for device in devices:
+            agent.add_device(tenant, device)
+            added.append(device["device_id"])
+    except Exception:  # e.g. a command the hub refused: the ones added go again
+        for device_id in added:
+            agent.delete_device(tenant, device_id)
+        raise
     return Response(status_code=201)
 
 
