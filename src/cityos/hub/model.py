@@ -137,8 +137,7 @@ def check_size(value: str, limit: int, what: str) -> str:
     if size <= limit:
         return value
     raise BadRequestData(
-        f"{what} {value[:40]!r}... is {size:,} bytes long; the limit is {limit:,} bytes "
-        "(UTF-8)"
+        f"{what} {value[:40]!r}... is {size:,} bytes long; the limit is {limit:,} bytes (UTF-8)"
     )
 
 
