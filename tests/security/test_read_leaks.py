@@ -12,16 +12,12 @@ filters on them still work (nothing is hidden too much).
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
 
-from cityos.config import Settings
 from cityos.hub.core import Hub
-from cityos.security.keys import create_key
 
 BASE = "/ngsi-ld/v1"
 CAM1, CAM2 = "urn:ngsi-ld:Camera:1", "urn:ngsi-ld:Camera:2"
@@ -85,47 +81,15 @@ def entities() -> list[dict[str, Any]]:
     ]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def probe(request, tmp_path) -> Iterator[tuple[TestClient, dict[str, dict[str, str]], Hub]]:
-    from cityos.web.app import create_app
-
-    rules = tmp_path / "rules.json"
-    rules.write_text(json.dumps(RULES))
-    settings = Settings(
-        auth_required=True,
-        policy_path=str(rules),
-        token_key_path=str(tmp_path / "key.pem"),
-        audit_key_path=str(tmp_path / "audit.pem"),
-        rate_per_s=0,
-        detect=False,
-    )
-    if request.param == "sqlite":
-        from cityos.hub.store.sqlite import SqliteStore
-
-        store: Any = SqliteStore(tmp_path / "s.db")
-    else:
-        from cityos.hub.store.postgres import PostgresStore
-
-        url = request.getfixturevalue("postgres_url")
-        store = PostgresStore(url, schema=f"cityos_test_{uuid.uuid4().hex[:10]}")
-    hub = Hub(settings, store=store)
-    with TestClient(create_app(settings, hub)) as client:
-        keys = {
-            role: {
-                "Authorization": "ApiKey "
-                + create_key(hub.store, tenants=["city"], roles=[role])[0],
-                "NGSILD-Tenant": "city",
-            }
-            for role in RULES["roles"]
-        }
-        for e in entities():
-            r = client.post(f"{BASE}/entities", json=e, headers=keys["full"])
-            assert r.status_code == 201, r.text
-        yield client, keys, hub
-    if request.param == "postgresql":
-        from cityos.hub.store.postgres import PostgresStore
-
-        PostgresStore(url, schema=store.schema).drop_schema()
+@pytest.fixture
+def probe(secured) -> tuple[TestClient, dict[str, dict[str, str]], Hub]:
+    city = secured(RULES, detect=False)
+    client, hub = city.client, city.hub
+    keys = {role: city.key(role) for role in RULES["roles"]}
+    for e in entities():
+        r = client.post(f"{BASE}/entities", json=e, headers=keys["full"])
+        assert r.status_code == 201, r.text
+    return client, keys, hub
 
 
 def found(r: Any) -> tuple[set[str], int | None]:

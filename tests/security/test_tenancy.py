@@ -12,8 +12,6 @@ they held, and everything written landed in ``alpha``.
 from __future__ import annotations
 
 import time
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -51,35 +49,11 @@ COMBINATIONS: list[tuple[list[tuple[str, str]], str | int]] = [
 ]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def served(request, tmp_path) -> Iterator[tuple[TestClient, Hub, str]]:
-    from cityos.web.app import create_app
-
-    settings = Settings(
-        auth_required=True,
-        token_key_path=str(tmp_path / "token.pem"),
-        audit_key_path=str(tmp_path / "audit.pem"),
-        rate_per_s=0,
-        detect_idscan_ids=10_000,
-        detect_denied_requests=10_000,
-    )
-    if request.param == "sqlite":
-        from cityos.hub.store.sqlite import SqliteStore
-
-        store: Any = SqliteStore(tmp_path / "t.db")
-    else:
-        from cityos.hub.store.postgres import PostgresStore
-
-        url = request.getfixturevalue("postgres_url")
-        store = PostgresStore(url, schema=f"cityos_test_{uuid.uuid4().hex[:10]}")
-    hub = Hub(settings, store=store)
-    key, _ = create_key(hub.store, tenants=[ALPHA], roles=["city-operator"])
-    with TestClient(create_app(settings, hub), raise_server_exceptions=False) as client:
-        yield client, hub, key
-    if request.param == "postgresql":
-        from cityos.hub.store.postgres import PostgresStore
-
-        PostgresStore(url, schema=store.schema).drop_schema()
+@pytest.fixture
+def served(secured) -> tuple[TestClient, Hub, str]:
+    city = secured(detect_idscan_ids=10_000, detect_denied_requests=10_000)
+    key = city.key("city-operator", ALPHA)["Authorization"].removeprefix("ApiKey ")
+    return city.client, city.hub, key
 
 
 def _seed(client: TestClient, admin: dict[str, str], tenant: str) -> None:

@@ -6,15 +6,9 @@ entity's types, its id and the attribute; refused with nothing changed."""
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 
 import pytest
 from starlette.testclient import TestClient
-
-from cityos.config import Settings
-from cityos.hub.core import Hub
-from cityos.security.keys import create_key
 
 BASE = "/ngsi-ld/v1"
 TEMPORAL = f"{BASE}/temporal/entities"
@@ -56,58 +50,26 @@ def prop(value: object, at: str | None = None) -> dict:
     return {"type": "Property", "value": value, **({"observedAt": at} if at else {})}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def hub_and_keys(request, tmp_path) -> Iterator[tuple[TestClient, dict[str, dict[str, str]]]]:
-    from cityos.web.app import create_app
-
-    rules = tmp_path / "rules.json"
-    rules.write_text(json.dumps(RULES))
-    settings = Settings(
-        auth_required=True,
-        policy_path=str(rules),
-        token_key_path=str(tmp_path / "key.pem"),
-        audit_key_path=str(tmp_path / "audit.pem"),
-        rate_per_s=0,
-    )
-    if request.param == "sqlite":
-        from cityos.hub.store.sqlite import SqliteStore
-
-        store = SqliteStore(tmp_path / "s.db")
-    else:
-        from cityos.hub.store.postgres import PostgresStore
-
-        url = request.getfixturevalue("postgres_url")
-        store = PostgresStore(url, schema=f"cityos_test_{uuid.uuid4().hex[:10]}")
-    hub = Hub(settings, store=store)
-    with TestClient(create_app(settings, hub)) as client:
-        keys = {
-            role: {
-                "Authorization": "ApiKey "
-                + create_key(hub.store, tenants=["city"], roles=[role])[0],
-                "NGSILD-Tenant": "city",
-            }
-            for role in RULES["roles"]
-        }
-        op = keys["operator"]
-        flow = {
-            "id": FLOW,
-            "type": "TrafficFlowObserved",
-            "intensity": prop(100, AT),
-            "secretNote": prop("plate ABC-123", AT),
-        }
-        assert client.post(f"{BASE}/entities", json=flow, headers=op).status_code == 201
-        both = {
-            "id": MIXED,
-            "type": ["TrafficFlowObserved", "AirQualityObserved"],
-            "intensity": prop(5),
-            "pm25": prop(40),
-        }
-        assert client.post(f"{BASE}/entities", json=both, headers=op).status_code == 201
-        yield client, keys
-    if request.param == "postgresql":
-        from cityos.hub.store.postgres import PostgresStore
-
-        PostgresStore(url, schema=store.schema).drop_schema()
+@pytest.fixture
+def hub_and_keys(secured) -> tuple[TestClient, dict[str, dict[str, str]]]:
+    city = secured(RULES)
+    client, keys = city.client, {role: city.key(role) for role in RULES["roles"]}
+    op = keys["operator"]
+    flow = {
+        "id": FLOW,
+        "type": "TrafficFlowObserved",
+        "intensity": prop(100, AT),
+        "secretNote": prop("plate ABC-123", AT),
+    }
+    assert client.post(f"{BASE}/entities", json=flow, headers=op).status_code == 201
+    both = {
+        "id": MIXED,
+        "type": ["TrafficFlowObserved", "AirQualityObserved"],
+        "intensity": prop(5),
+        "pm25": prop(40),
+    }
+    assert client.post(f"{BASE}/entities", json=both, headers=op).status_code == 201
+    return client, keys
 
 
 def state(client: TestClient, op: dict[str, str], eid: str = FLOW) -> tuple[int, object, object]:
