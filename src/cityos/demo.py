@@ -404,25 +404,33 @@ def _replay_mqtt(
     return len(devices)
 
 
+def _declared_type(value: Any) -> dict[str, str]:
+    """How a measure is declared, so the agent converts it back to what was sent."""
+    if isinstance(value, bool):
+        return {"type": "Boolean"}
+    return {"type": "Number"} if isinstance(value, int | float) else {}
+
+
 def _provision_devices(
     client: TestClient, steps: list[list[tuple[str, dict[str, Any]]]]
 ) -> dict[str, tuple[str, str]]:
     """One service group per sensor type (read with the district's @context, units mapped)
     and one device per sensor, through the FIWARE IoT Agent provisioning API."""
     first: dict[str, dict[str, Any]] = {}
+    kinds: dict[str, dict[str, Any]] = {}  # per sensor type, every attribute it ever sends
     for batch in steps:
         for eid, frag in batch:
             first.setdefault(eid, frag)
-    kinds: dict[str, dict[str, Any]] = {}
-    for eid, frag in first.items():
-        kinds.setdefault(eid.split(":")[2], frag)
+            seen = kinds.setdefault(eid.split(":")[2], {})
+            for name, value in frag.items():
+                seen.setdefault(name, value)
     groups = []
     for kind, frag in kinds.items():
         units = [  # every measure declared: a device writes only what it is provisioned for
             {
                 "object_id": a,
                 "name": a,
-                **({"type": "Number"} if isinstance(v.get("value"), int | float) else {}),
+                **_declared_type(v.get("value")),
                 **({"unitCode": v["unitCode"]} if v.get("unitCode") else {}),
             }
             for a, v in frag.items()

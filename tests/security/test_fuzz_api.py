@@ -245,7 +245,8 @@ def served(request: pytest.FixtureRequest, tmp_path_factory) -> Iterator[Served]
     """``cityos serve`` on a fresh database: a temp SQLite file or a throwaway PG database;
     with authentication on, every request carries an operator's key for every tenant."""
     drop: Callable[[], None] | None = None
-    engine, auth = request.param
+    # a module's own parametrization may name the engine alone: authentication off
+    engine, auth = request.param if isinstance(request.param, tuple) else (request.param, False)
     if engine == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('fuzz-api')}/hub.db"
     else:
