@@ -153,7 +153,7 @@ def test_bad_device_input_is_rejected_counted_and_isolated(client) -> None:
         "BadRequestData": 1,  # a value of the wrong type
         "PayloadTooLarge": 1,
     }
-    assert "limited to" in stats["lastError"]  # the last rejection: the oversized message
+    assert "over the limit" in stats["lastError"]  # the last rejection: the oversized message
     assert (
         client.post(
             "/iot/d", params={"k": "air-key", "i": "aq-market"}, content=b"p|12", headers=ul

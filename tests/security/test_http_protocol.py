@@ -199,3 +199,32 @@ def test_every_405_lists_the_routes_methods_in_allow(
     assert r.headers["content-type"].startswith("application/problem+json")
     assert {m.strip() for m in r.headers["allow"].split(",")} == allowed
     assert r.json()["status"] == 405
+
+
+@pytest.mark.parametrize("route", ["device", "token"])
+def test_the_device_and_token_routes_let_the_client_read_their_413(
+    served: Served, route: str
+) -> None:
+    """The same for the routes that read their bodies themselves: a device message over
+    device_max_message_bytes, a login form over 16 KiB."""
+    if route == "device":
+        tenant = {"fiware-service": "protocol"}
+        group = {"apikey": "k413", "entity_type": "T",
+                 "attributes": [{"object_id": "v", "name": "v"}]}  # fmt: skip
+        r = httpx.post(f"{served.base}/iot/services", json={"services": [group]}, headers=tenant)
+        assert r.status_code in (201, 409), r.text
+        devices = {"devices": [{"device_id": "d413", "apikey": "k413"}]}
+        r = httpx.post(f"{served.base}/iot/devices", json=devices, headers=tenant)
+        assert r.status_code in (201, 409), r.text
+        path, media = "/iot/d?k=k413&i=d413", "text/plain\r\nfiware-service: protocol"
+    else:
+        path, media = "/auth/token", "application/x-www-form-urlencoded"
+    body = b"v|" + b"9" * (16 * LIMIT)
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {media}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    answer = _send_all_then_read(served.port, head.encode(), chunks(body))
+    status, _, rest = answer.partition(b"\r\n")
+    assert status.startswith(b"HTTP/1.1 413"), answer[:300]
+    assert b"connection: close" in rest.lower()

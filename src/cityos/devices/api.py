@@ -11,7 +11,14 @@ from starlette.routing import Route
 from cityos.devices import ultralight
 from cityos.devices.agent import DEVICE, GROUP, Agent, validate_device, validate_group
 from cityos.devices.commands import parse_ul_result
-from cityos.hub.api.common import endpoint, hub_of, json_response, path_param, read_body
+from cityos.hub.api.common import (
+    endpoint,
+    hub_of,
+    json_response,
+    path_param,
+    read_body,
+    read_limited,
+)
 from cityos.hub.errors import (
     AlreadyExists,
     BadRequestData,
@@ -113,18 +120,6 @@ async def delete_device(request: Request) -> Response:
     return Response(status_code=204)
 
 
-async def _raw(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"a device message is limited to {limit} bytes, got {declared}")
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"a device message is limited to {limit} bytes")
-    return body
-
-
 def _keys(request: Request) -> tuple[str, str]:
     k, i = request.query_params.get("k"), request.query_params.get("i")
     if not k or not i:
@@ -138,9 +133,10 @@ async def _admitted(request: Request, tenant: str, apikey: str, device_id: str) 
     agent = _agent(request)
     try:
         agent.check(apikey, device_id)
-        return await _raw(request, agent.max_message_bytes)
+        return await read_limited(request, agent.max_message_bytes, "a device message")
     except NgsiLdError as err:
-        agent.count(tenant, device_id, ok=False, reason=type(err).__name__, detail=err.detail)
+        reason = "PayloadTooLarge" if isinstance(err, PayloadTooLarge) else type(err).__name__
+        agent.count(tenant, device_id, ok=False, reason=reason, detail=err.detail)
         raise
 
 

@@ -497,6 +497,8 @@ async def token_endpoint(request: Any) -> Any:
     from starlette.concurrency import run_in_threadpool
     from starlette.responses import JSONResponse
 
+    from cityos.hub.api.common import read_limited
+    from cityos.hub.errors import PayloadTooLarge
     from cityos.security.users import check_password, login_gate
 
     no_store = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -506,11 +508,12 @@ async def token_endpoint(request: Any) -> Any:
         return JSONResponse(body, status_code=status, headers=no_store)
 
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_FORM_BYTES:
-            return oauth_error("invalid_request", f"body over {MAX_FORM_BYTES} bytes", 413)
+    try:  # an over-long body is drained first, so the client reads the answer
+        raw = await read_limited(request, MAX_FORM_BYTES)
+    except PayloadTooLarge:
+        answer = oauth_error("invalid_request", f"body over {MAX_FORM_BYTES} bytes", 413)
+        answer.headers["Connection"] = "close"
+        return answer
     try:
         if media == "application/x-www-form-urlencoded":
             form: Any = dict(parse_qsl(raw.decode(), keep_blank_values=True))

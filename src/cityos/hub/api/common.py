@@ -158,7 +158,18 @@ async def _refuse_body(request: Request, detail: str) -> BodyTooLarge:
     return BodyTooLarge(detail)
 
 
-async def _receive_body(request: Request, limit: int) -> bytes:
+async def read_limited(request: Request, limit: int, what: str = "body") -> bytes:
+    """The raw body, at most ``limit`` bytes: over it (declared or sent), BodyTooLarge once
+    the rest has been drained, so the client reads the 413 rather than a reset."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise await _refuse_body(
+            request, f"{what} of {declared} bytes is over the limit of {limit} bytes"
+        )
+    return await _receive_body(request, limit, what)
+
+
+async def _receive_body(request: Request, limit: int, what: str = "body") -> bytes:
     """The body, read message by message (so that an over-long one is drained only while
     more of it is coming); BodyTooLarge past ``limit`` bytes."""
     chunks: list[bytes] = []
@@ -173,7 +184,7 @@ async def _receive_body(request: Request, limit: int) -> bytes:
         if size > limit:
             if more:
                 await _drain(request, hub_of(request).settings.max_drain_bytes)
-            raise BodyTooLarge(f"body is over the limit of {limit} bytes")
+            raise BodyTooLarge(f"{what} is over the limit of {limit} bytes")
         chunks.append(chunk)
         if not more:
             return b"".join(chunks)
@@ -186,12 +197,7 @@ async def read_body(request: Request, *, allow: tuple[str, ...] = (JSON, JSONLD)
         raise UnsupportedMediaType(
             f"Content-Type {media or '(none)'} is not supported here; use {' or '.join(allow)}"
         )
-    limit = hub_of(request).settings.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        detail = f"body of {declared} bytes is over the limit of {limit} bytes"
-        raise await _refuse_body(request, detail)
-    raw = await _receive_body(request, limit)
+    raw = await read_limited(request, hub_of(request).settings.max_body_bytes)
     if not raw.strip():
         raise InvalidRequest("the request body is empty")
     body = parse_json(raw, max_depth=hub_of(request).settings.max_json_depth)
