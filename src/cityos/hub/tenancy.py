@@ -10,12 +10,14 @@ Headers that name different tenants (the two headers, or one header twice) are r
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from cityos.hub.errors import BadRequestData
 
 TENANT_HEADERS = (b"ngsild-tenant", b"fiware-service")
 MAX_TENANT_LENGTH = 64
+TENANT_NAME = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_TENANT_LENGTH}}}")
 
 
 class TenantConflict(BadRequestData):
@@ -35,6 +37,10 @@ def tenant_values(headers: Iterable[tuple[bytes, bytes]]) -> list[str]:
 def decide_tenant(values: list[str]) -> str:
     """The one tenant these header values name ("" for none: the default tenant); 400 when
     they disagree or a name is not a tenant name."""
+    if len(values) < 2:  # the usual request: one header or none
+        tenant = values[0] if values else ""
+        check_tenant_name(tenant)
+        return tenant
     distinct = list(dict.fromkeys(values))
     if len(distinct) > 1:
         names = ", ".join(repr(v) for v in distinct)
@@ -54,10 +60,7 @@ def tenant_of_headers(headers: Iterable[tuple[bytes, bytes]]) -> str:
 
 
 def check_tenant_name(tenant: str) -> None:
-    if tenant and (
-        len(tenant) > MAX_TENANT_LENGTH
-        or not all(c.isascii() and (c.isalnum() or c in "_-") for c in tenant)
-    ):
+    if tenant and TENANT_NAME.fullmatch(tenant) is None:
         raise BadRequestData(
             f"tenant {tenant[:80]!r}: use letters, digits, '_' and '-' "
             f"(at most {MAX_TENANT_LENGTH})"
