@@ -405,6 +405,8 @@ def print_report(res: dict[str, Any]) -> None:
     w = res.get("where_the_time_goes")
     if w:
         for method, d in w.items():
+            if d.get("security_share_auth_on") is None:  # no profile (py-spy missing)
+                continue
             mods = ", ".join(
                 f"{m} {v:.1%}"
                 for m, v in (d["innermost_cityos_frame_auth_on"] or {}).items()
