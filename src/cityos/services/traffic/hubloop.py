@@ -130,6 +130,13 @@ def _group(group: dict[str, Any], context: str | None) -> dict[str, Any]:
     return doc
 
 
+def _put_device(agent: Agent, tenant: str, body: dict[str, Any]) -> None:
+    """Provision a device, replacing the one an earlier run against the same hub left under
+    the same id (its ids are derived from the network, so a rerun finds them all)."""
+    agent.delete_device(tenant, body["device_id"])
+    agent.add_device(tenant, body)
+
+
 def provision_buses(
     agent: Agent, tenant: str, plan: TransitPlan, wiring: Wiring, context: str | None = None
 ) -> None:
@@ -138,7 +145,8 @@ def provision_buses(
         agent.add_group(tenant, _group(BUS_GROUP, context))
     for trip in plan.trips:
         device = _device("bus", trip.trip_id)
-        agent.add_device(
+        _put_device(
+            agent,
             tenant,
             {
                 "device_id": device,
@@ -210,7 +218,8 @@ def provision(
             continue
         signal_id = signal_entity(tls)
         device = _device("signal", tls)
-        agent.add_device(
+        _put_device(
+            agent,
             tenant,
             {
                 "device_id": device,
@@ -229,7 +238,8 @@ def provision(
                 continue
             flow_id = flow_entity(tls, gid)
             device = _device("flow", tls, gid)
-            agent.add_device(
+            _put_device(
+                agent,
                 tenant,
                 {
                     "device_id": device,
