@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,8 +23,38 @@ err = Console(stderr=True)
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]{message}[/red]")
+    err.print(f"[red]{message}[/red]", soft_wrap=True)  # one line, however long
     return typer.Exit(2)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite number (an infinite ``max_green_s``: no limit) as
+    ``None``, which JSON writes ``null``; ``Infinity`` is not JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _print_json(data: Any) -> None:
+    print(json.dumps(_finite(data), indent=2, allow_nan=False))
+
+
+JSON_HELP = "Print machine-readable JSON (a number without a limit, such as infinity, is null)."
+
+
+def _params_network(path: Path) -> str | None:
+    """The network a setting file says it was tuned for (``cityos traffic tune --out``
+    records it); None for a plain object of parameters."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # read_params reports the unreadable file
+    network = data.get("network") if isinstance(data, dict) else None
+    return network if isinstance(network, str) else None
 
 
 def _scenario(name: str) -> Any:
@@ -37,7 +68,9 @@ def _scenario(name: str) -> Any:
     return scenario
 
 
-def _controller(name: str, network: str | None = None, params: Path | None = None) -> Any:
+def _controller(
+    name: str, network: str | None = None, params: Path | None = None, force: bool = False
+) -> Any:
     from cityos.services.traffic import TrafficError, make_controller
 
     options: dict[str, float] = {}
@@ -50,6 +83,12 @@ def _controller(name: str, network: str | None = None, params: Path | None = Non
             options = read_params(params)
         except TrafficError as exc:
             raise _fail(f"--params: {exc}") from None
+        tuned_for = _params_network(params)
+        if tuned_for is not None and network is not None and tuned_for != network and not force:
+            raise _fail(
+                f"--params: {params} was tuned for {tuned_for!r}, not {network!r}: "
+                "tune for this network, or add --force to use it anyway"
+            )
     try:
         return make_controller(name, network=network, **options)
     except TrafficError as exc:
@@ -66,11 +105,12 @@ def _run_one(
     bus_priority: bool = False,
     params: Path | None = None,
     mqtt: str | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """One run with a progress bar (on stderr); the result as JSON-ready data."""
     from cityos.services.traffic import TrafficError, run_scenario
 
-    controller = _controller(controller_name, scenario.name, params)
+    controller = _controller(controller_name, scenario.name, params, force)
     columns = (
         TextColumn(f"{scenario.name} · {controller_name} · seed {seed}"),
         BarColumn(),
@@ -206,7 +246,11 @@ def run(
             "of the one shipped for the network).",
         ),
     ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="Use a --params file tuned for another network anyway."),
+    ] = False,
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Run one scenario's standard hour under one controller; report the RESCO delay."""
     sc = _scenario(scenario)
@@ -214,9 +258,11 @@ def run(
         raise _fail("--bus-priority needs buses: add --buses FOLDER")
     if mqtt is not None and through_hub is None:
         raise _fail("--mqtt needs a hub: add --through-hub DATABASE_URL")
-    out = _run_one(sc, controller, seed, through_hub, json_out, buses, bus_priority, params, mqtt)
+    out = _run_one(
+        sc, controller, seed, through_hub, json_out, buses, bus_priority, params, mqtt, force
+    )
     if json_out:
-        print(json.dumps(out, indent=2))
+        _print_json(out)
         return
     if "average_delay_s" not in out:  # buses, direct: their own figures
         table = Table(title=f"{sc.name}: {out['controller']}, seed {seed}, with buses")
@@ -252,7 +298,7 @@ def compare(
     plot: Annotated[
         Path | None, typer.Option(help="Write a bar chart of delay per controller (PNG).")
     ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Run several controllers on one scenario and compare their RESCO delay."""
     sc = _scenario(scenario)
@@ -265,7 +311,7 @@ def compare(
 
         delay_chart({sc.name: {r["controller"]: [r["average_delay_s"]] for r in results}}, plot)
     if json_out:
-        print(json.dumps(results, indent=2))
+        _print_json(results)
         return
     table = Table(title=f"{sc.name}, seed {seed}: average delay per vehicle (RESCO)")
     table.add_column("controller")
@@ -293,7 +339,7 @@ def tune_cmd(
     out: Annotated[
         Path | None, typer.Option(help="Write the setting here (default: print it only).")
     ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Tune the cityos controller to one network by simulation (minutes on two cores)."""
     from cityos.services.traffic import TrafficError
@@ -332,7 +378,7 @@ def tune_cmd(
     if out is not None:
         result.write(out)
     if json_out:
-        print(json.dumps({k: v for k, v in asdict(result).items() if k != "history"}, indent=2))
+        _print_json({k: v for k, v in asdict(result).items() if k != "history"})
         return
     console.print(
         f"{sc.name}: {result.default_delay_s:.2f} s with the defaults on training seeds "
