@@ -437,49 +437,80 @@ def devices_simulate(
     rate: Annotated[float, typer.Option(help="Messages per second, all devices together.")] = 100.0,
     seconds: Annotated[float, typer.Option(help="How long to publish.")] = 10.0,
     mqtt_url: Annotated[str, typer.Option(help="The broker.")] = "mqtt://127.0.0.1:1883",
+    url: Annotated[
+        str,
+        typer.Option(
+            help="The hub the messages are for: checked first for the service group and "
+            "the devices (a warning, not a refusal, when it lacks them or cannot be asked)."
+        ),
+    ] = "http://127.0.0.1:1026",
+    service: ServiceOption = "",
     json_out: JsonOption = False,
 ) -> None:
-    """Publish UltraLight telemetry (i = intensity, s = speed) from simulated devices over MQTT."""
+    """Publish UltraLight telemetry (i = intensity, s = speed) from simulated devices over MQTT
+    (QoS 1). Reports what the broker acknowledged — not a delivery to the hub, which only
+    `cityos devices stats` can show."""
     from urllib.parse import urlsplit
 
     import paho.mqtt.client as mqtt
     from rich.progress import Progress
 
-    from cityos.devices.simulate import simulate
+    from cityos.devices.simulate import BrokerAcks, hub_warnings, simulate
 
+    if devices < 1 or rate <= 0 or seconds <= 0:
+        err.print("[red]--devices, --rate and --seconds must be positive[/red]")
+        raise typer.Exit(2)
+    warnings = hub_warnings(url, apikey, devices, service)
+    for line in warnings:
+        err.print(f"[yellow]warning:[/yellow] {line}", soft_wrap=True)
     parts = urlsplit(mqtt_url)
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
+    acks = BrokerAcks()
+    client.on_publish = acks.on_publish
     try:
         client.connect(parts.hostname or "127.0.0.1", parts.port or 1883)
     except OSError as exc:
-        err.print(f"[red]cannot reach the MQTT broker at {mqtt_url}:[/red] {exc}")
+        err.print(f"[red]cannot reach the MQTT broker at {mqtt_url}:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(1) from exc
     client.loop_start()
     try:
         with Progress(console=err, disable=json_out) as progress:
             task = progress.add_task("publishing", total=int(rate * seconds))
             result = simulate(
-                lambda topic, payload: client.publish(topic, payload, qos=0),
+                lambda topic, payload: client.publish(topic, payload, qos=1),
                 apikey=apikey,
                 devices=devices,
                 rate=rate,
                 seconds=seconds,
                 progress=lambda n: progress.advance(task, n),
             )
+        acknowledged = acks.wait(result.messages, timeout=10.0)
     finally:
         client.disconnect()  # first: it wakes the network thread, so loop_stop joins at once
         client.loop_stop()
     summary = {
-        "messages": result.messages,
+        "messages": result.messages,  # published
+        "acknowledged": acknowledged,  # by the broker (QoS 1), not by the hub
         "seconds": round(result.seconds, 3),
         "rate": round(result.rate, 1),
+        "warnings": warnings,
     }
     if json_out:
         print(json.dumps(summary))
     else:
         console.print(
-            f"published {result.messages:,} messages in {result.seconds:.1f} s ({result.rate:,.0f}/s)"
+            f"published {result.messages:,} messages in {result.seconds:.1f} s "
+            f"({result.rate:,.0f}/s); the broker acknowledged {acknowledged:,} — not a "
+            "delivery to the hub: `cityos devices stats` shows what it took",
+            soft_wrap=True,
         )
+    if acknowledged < result.messages:
+        err.print(
+            f"[red]the broker at {mqtt_url} acknowledged {acknowledged:,} of "
+            f"{result.messages:,} messages[/red]",
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
 
 
 # -- identity: users, tokens, API keys (docs/security.md, "Identity") -----------------------

@@ -76,6 +76,19 @@ def test_simulate_into_a_served_hub(tmp_path, mosquitto) -> None:
             json.dumps({**group, "devices": [{"device_id": f"sim-{i}"} for i in range(4)]})
         )
         runner = CliRunner()
+        simulate_args = [
+            "devices", "simulate", "--apikey", apikey, "--devices", "4", "--rate", "40",
+            "--seconds", "1", "--mqtt-url", f"mqtt://{host}:{mport}", "--url", url, "--json",
+        ]  # fmt: skip
+        # nothing provisioned yet: the broker takes the messages, the hub drops them — said
+        quarter = [("0.25" if a == "1" else a) for a in simulate_args]  # --seconds 0.25
+        r = runner.invoke(app, quarter)
+        assert r.exit_code == 0, r.output
+        unprovisioned = json.loads(r.stdout)
+        assert unprovisioned["acknowledged"] == unprovisioned["messages"] == 10
+        assert len(unprovisioned["warnings"]) == 1
+        assert f"no service group with API key {apikey!r}" in unprovisioned["warnings"][0]
+        assert "warning:" in r.stderr and "no service group" in r.stderr
         r = runner.invoke(app, ["devices", "provision", str(provisioning), "--url", url])
         assert r.exit_code == 0 and "1 service group(s) and 4 device(s)" in r.output, r.output
         r = runner.invoke(app, ["devices", "provision", str(provisioning), "--url", url])
@@ -85,26 +98,11 @@ def test_simulate_into_a_served_hub(tmp_path, mosquitto) -> None:
         assert [d["device_id"] for d in listed["devices"]] == [f"sim-{i}" for i in range(4)]
         assert [g["apikey"] for g in listed["services"]] == [apikey]
         time.sleep(0.5)
-        r = runner.invoke(
-            app,
-            [
-                "devices",
-                "simulate",
-                "--apikey",
-                apikey,
-                "--devices",
-                "4",
-                "--rate",
-                "40",
-                "--seconds",
-                "1",
-                "--mqtt-url",
-                f"mqtt://{host}:{mport}",
-                "--json",
-            ],
-        )
+        r = runner.invoke(app, simulate_args)
         assert r.exit_code == 0, r.output
-        assert json.loads(r.stdout)["messages"] == 40
+        done = json.loads(r.stdout)
+        assert done["messages"] == done["acknowledged"] == 40  # QoS 1: the broker's PUBACKs
+        assert done["warnings"] == []  # the hub has the group and every device
         deadline = time.monotonic() + 15
         while True:
             r = runner.invoke(app, ["devices", "stats", "--url", url, "--json"])
@@ -130,3 +128,41 @@ def test_simulate_into_a_served_hub(tmp_path, mosquitto) -> None:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def test_missing_at_hub_names_the_group_then_the_devices() -> None:
+    from cityos.devices.simulate import missing_at_hub
+
+    (no_group,) = missing_at_hub([{"apikey": "other"}], [], "k", 3)
+    assert "no service group with API key 'k'" in no_group
+    devices = [{"device_id": "sim-0", "apikey": "k"}, {"device_id": "sim-1"}]
+    (some,) = missing_at_hub([{"apikey": "k"}], devices, "k", 3)
+    assert "1 of the 3 simulated devices are not provisioned" in some and "sim-2" in some
+    wrong_key = [{"device_id": f"sim-{i}", "apikey": "other"} for i in range(3)]
+    assert "3 of the 3" in missing_at_hub([{"apikey": "k"}], wrong_key, "k", 3)[0]
+    assert (
+        missing_at_hub([{"apikey": "k"}], [{"device_id": f"sim-{i}"} for i in range(3)], "k", 3)
+        == []
+    )
+
+
+def test_simulate_with_no_hub_to_ask_warns_and_claims_no_delivery(mosquitto) -> None:
+    host, mport = mosquitto
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        nothing = s.getsockname()[1]  # closed again: nothing listens there
+    args = [
+        "devices", "simulate", "--apikey", "k", "--devices", "2", "--rate", "40",
+        "--seconds", "0.25", "--mqtt-url", f"mqtt://{host}:{mport}",
+        "--url", f"http://127.0.0.1:{nothing}",
+    ]  # fmt: skip
+    r = CliRunner().invoke(app, [*args, "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["messages"] == out["acknowledged"] == 10
+    assert len(out["warnings"]) == 1 and "could not check the hub" in out["warnings"][0]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    said = " ".join(r.stdout.split())
+    assert "the broker acknowledged 10" in said and "not a delivery to the hub" in said
+    assert "could not check the hub" in " ".join(r.stderr.split())
