@@ -78,3 +78,17 @@ def test_serve_answers_ngsi_ld_over_http(tmp_path) -> None:
             proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def test_serve_with_an_unreachable_database_says_so_in_one_line(tmp_path) -> None:
+    env = {**os.environ, "CITYOS_DATABASE_URL": "postgresql://postgres@127.0.0.1:1/x"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "cityos.cli", "serve", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == "" and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "PostgreSQL not reachable" in proc.stderr and "CITYOS_DATABASE_URL" in proc.stderr

@@ -35,6 +35,41 @@ app.add_typer(traffic_app, name="traffic")
 console = Console()
 err = Console(stderr=True)
 
+
+def _no_type_on_flags() -> None:
+    """Typer's rich help prints a type column for every option, a flag's included, so each
+    ``--json``, ``--serve/--no-serve`` and ``--help`` showed ``<bool>`` though a flag takes no
+    value (Click's plain help, and Typer's own before 0.2x, leave it out). One fix for every
+    command, the services' groups included: a flag has no type to show."""
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+    if getattr(shown, "flags_untyped", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        if self.is_flag or self.count:
+            return None
+        return shown(self, ctx)
+
+    display_type_rich.flags_untyped = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_no_type_on_flags()
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    """One line on stderr (no wrapping, no traceback); raise what it returns."""
+    err.print(message, soft_wrap=True, highlight=False)
+    return typer.Exit(code)
+
+
+def _check_port(port: int) -> None:
+    if not 1 <= port <= 65535:
+        raise _fail(f"[red]port {port} is out of range:[/red] give --port a number from 1 to 65535")
+
+
 DbOption = Annotated[
     str | None,
     typer.Option(
@@ -60,14 +95,38 @@ def _settings(database_url: str | None = None, **overrides: object) -> Settings:
     return settings
 
 
-def _open_store(settings: Settings):  # type: ignore[no-untyped-def]
+def _open_store(settings: Settings, code: int = 1):  # type: ignore[no-untyped-def]
+    import logging
+
     from cityos.hub.store import open_store
 
+    pool_log = logging.getLogger("psycopg.pool")  # its retries would print one line each
+    level = pool_log.level
+    pool_log.setLevel(logging.ERROR)
     try:
         return open_store(settings.database_url)
     except Exception as exc:  # a wrong URL or an unreachable server: say which and how
-        err.print(f"[red]cannot open the database {settings.database_url}:[/red] {exc}")
-        raise typer.Exit(1) from exc
+        raise _fail(
+            f"[red]cannot open the database {settings.database_url}:[/red] {exc}"
+            " (set --database-url or CITYOS_DATABASE_URL)",
+            code,
+        ) from exc
+    finally:
+        pool_log.setLevel(level)
+
+
+def _check_database(settings: Settings) -> None:
+    """Before serving: a wrong, unreachable or unwritable database is one line, exit 2."""
+    store = _open_store(settings, code=2)
+    try:
+        store.schema_version()
+    except Exception as exc:
+        raise _fail(
+            f"[red]cannot use the database {settings.database_url}:[/red] {exc}"
+            " (set --database-url or CITYOS_DATABASE_URL)"
+        ) from exc
+    finally:
+        store.close()
 
 
 @app.command()
@@ -100,6 +159,7 @@ def serve(
     from cityos.web.app import create_app
 
     settings = _settings(database_url, host=host, port=port)
+    _check_port(settings.port)
     # -- hardening: no open hub on the network (docs/security.md) -------------------------
     from cityos.security.netguard import is_loopback_host
 
@@ -120,6 +180,7 @@ def serve(
         )
     # -- end hardening --------------------------------------------------------------------
     where = f"http://{settings.host}:{settings.port}/ngsi-ld/v1"
+    _check_database(settings)
     if workers == 1:
         application = create_app(settings)
         console.print(
@@ -139,7 +200,7 @@ def serve(
     os.environ["CITYOS_HOST"] = settings.host  # hardening: notify_allow_private=auto reads it
     if settings.mqtt_url and not settings.mqtt_shared_group:
         os.environ["CITYOS_MQTT_SHARED_GROUP"] = "cityos"
-    store = _open_store(settings)
+    store = _open_store(settings, code=2)
     store.migrate()  # once, before the workers race to do it
     store.close()
     console.print(
@@ -166,21 +227,44 @@ def proxy_options(settings: Settings) -> dict[str, Any]:
     return {"proxy_headers": True, "forwarded_allow_ips": list(settings.trusted_proxies)}
 
 
+DEMO_DATABASE_URL = "sqlite:///data/demo.db"
+
+
 @app.command()
 def demo(
     serve_after: Annotated[
         bool,
         typer.Option("--serve/--no-serve", help="Keep serving after the replay (default) or exit."),
     ] = True,
-    database_url: DbOption = None,
-    port: Annotated[int | None, typer.Option(help="Port to serve on.")] = None,
-    minutes: Annotated[int, typer.Option(help="Minutes of sensor updates to replay.")] = 60,
+    database_url: Annotated[
+        str | None,
+        typer.Option(
+            "--database-url",
+            "-d",
+            help=f"Database URL (default: CITYOS_DATABASE_URL or the config file's database_url,"
+            f" else {DEMO_DATABASE_URL}). A SQLite file is emptied first.",
+        ),
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port to serve on (default: CITYOS_PORT, else 1026).")
+    ] = None,
+    minutes: Annotated[
+        int, typer.Option(help="Minutes of sensor updates to replay (at least 1).")
+    ] = 60,
     json_out: JsonOption = False,
 ) -> None:
     """Load the sample district of Phnom Penh, replay an hour of sensor data, then serve it."""
+    settings = _settings(database_url, port=port)
+    if not database_url and settings.database_url == Settings().database_url:
+        # nothing configured: the demo's own file, not the hub's default database
+        settings.database_url = DEMO_DATABASE_URL
+    if minutes < 1:
+        raise _fail(f"[red]--minutes {minutes}:[/red] the demo replays at least 1 minute")
+    if serve_after:  # a busy port is found now, not after a minute of loading
+        _check_port(settings.port)
+        _check_bindable(settings.host, settings.port)
     from cityos.demo import run_demo
 
-    settings = _settings(database_url or "sqlite:///data/demo.db", port=port)
     summary = run_demo(settings, minutes=minutes, console=err if json_out else console)
     if json_out:
         print(json.dumps(summary, indent=2))
@@ -200,6 +284,24 @@ def demo(
             log_level="warning",
             **proxy_options(settings),
         )
+
+
+def _check_bindable(host: str, port: int) -> None:
+    """Exit 2 with one line when the address cannot be listened on (in use, not ours)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        family, _, _, _, address = infos[0]
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            sock.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise _fail(
+            f"[red]cannot listen on {host}:{port}:[/red] {reason}; stop what uses it or pass"
+            " --port (or --no-serve)"
+        ) from exc
 
 
 @db_app.command("init")

@@ -4,7 +4,7 @@ Everything goes through the real interfaces, exactly as outside clients would us
 district as batch upserts over the NGSI-LD API; then an hour of sensor readings, published by
 the sensors themselves as MQTT devices (``/<apikey>/<device>/attrs``, provisioned over the
 IoT Agent API) when a broker is reachable, else sent as batch updates over HTTP. A
-subscription prints congestion alerts as the replay raises them.
+subscription prints the congested flows its notifications carry as the replay raises them.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ def run_demo(
                 _check(r, "loading the district")
                 progress.advance(task, len(chunk))
             load_s = time.perf_counter() - t0
-            alerts = _watch_congestion(hub, progress.console)
+            congestion = _watch_congestion(hub, progress.console)
             t0 = time.perf_counter()
             how = "over MQTT" if broker else "over HTTP"
             task = progress.add_task(
@@ -156,11 +156,13 @@ def run_demo(
                     _check(r, "replaying sensor data")
                     progress.advance(task, len(batch))
             replay_s = time.perf_counter() - t0
-            alerts.wait_quiet()
+            congestion.wait_quiet()
         summary.update(
             replay_transport="mqtt" if broker else "http",
             devices=devices,
-            congestion_alerts=alerts.count,
+            # notifications received, and the congested flows they reported (one or more each)
+            congestion_notifications=congestion.notifications,
+            congested_flows_reported=congestion.flows,
             loaded=len(entities),
             load_seconds=round(load_s, 3),
             updates=len(updates),
@@ -176,7 +178,8 @@ def run_demo(
         console.print(
             f"Loaded {len(entities)} entities in {load_s:.2f} s; replayed {len(updates)} sensor "
             f"updates ({minutes} min) {how} in {replay_s:.2f} s "
-            f"({summary['updates_per_second']}/s); {alerts.count} congestion notifications received."
+            f"({summary['updates_per_second']}/s); {congestion.notifications} congestion "
+            f"notifications received, reporting {congestion.flows} congested flows."
         )
         summary["queries"] = []
         for title, params in EXAMPLE_QUERIES:
@@ -290,7 +293,7 @@ def run_traffic(settings: Settings, console: Console, minutes: int) -> dict[str,
 
 AQ_WAT_PHNOM = "urn:ngsi-ld:AirQualityObserved:wat-phnom"
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
-ALERTS_SHOWN = 5
+FLOWS_SHOWN = 5
 IN_FLIGHT_MAX = 400  # published, not yet applied
 
 
@@ -306,27 +309,30 @@ def _reachable_broker(url: str) -> str | None:
         return None
 
 
-class _Alerts:
-    """Congestion notifications as they arrive: the first few printed, all counted."""
+class _CongestionWatch:
+    """Congestion notifications as they arrive: each counted, and the congested flows they
+    carry (a notification may carry several) counted and the first few printed."""
 
     def __init__(self, console: Console) -> None:
         self.console = console
-        self.count = 0
+        self.notifications = 0
+        self.flows = 0
         self.last = time.monotonic()
 
     def __call__(self, notification: dict[str, Any]) -> None:
+        self.notifications += 1
+        self.last = time.monotonic()
         for seg in notification["data"]:
-            self.count += 1
-            self.last = time.monotonic()
-            if self.count <= ALERTS_SHOWN:
+            self.flows += 1
+            if self.flows <= FLOWS_SHOWN:
                 name = seg["id"].rsplit(":", 1)[-1]
                 self.console.print(
                     f"  [yellow]congestion[/yellow] {name}: {seg.get('averageVehicleSpeed')} km/h,"
                     f" {seg.get('intensity')} vehicles/h at {seg.get('dateObserved')}",
                     highlight=False,
                 )
-            elif self.count == ALERTS_SHOWN + 1:
-                self.console.print("  … (more alerts counted, not shown)")
+            elif self.flows == FLOWS_SHOWN + 1:
+                self.console.print("  … (more congested flows counted, not shown)")
 
     def wait_quiet(self, quiet_s: float = 1.0, limit_s: float = 30.0) -> None:
         """Let the last notifications of the replay arrive (delivery runs in the background)."""
@@ -335,18 +341,18 @@ class _Alerts:
             time.sleep(0.1)
 
 
-def _watch_congestion(hub: Hub, console: Console) -> _Alerts:
+def _watch_congestion(hub: Hub, console: Console) -> _CongestionWatch:
     """An in-process subscription: a road segment becoming congested is news."""
-    alerts = _Alerts(console)
+    watch = _CongestionWatch(console)
     HubClient(hub, context=CONTEXT_URL).subscribe(
-        alerts,
+        watch,
         entity_type="TrafficFlowObserved",
         watched_attributes=["congested"],
         q="congested==true",
         attributes=["averageVehicleSpeed", "intensity", "dateObserved"],
         fmt="keyValues",
     )
-    return alerts
+    return watch
 
 
 def _replay_mqtt(
