@@ -109,6 +109,14 @@ def test_demo_honours_the_configured_database(no_work, tmp_path, monkeypatch) ->
     assert no_work[-1].database_url == other
 
 
+def test_demo_with_a_bad_database_is_one_line(no_work, tmp_path) -> None:
+    (tmp_path / "a-file").write_text("not a directory")
+    for url in ("foo://x", f"sqlite:///{tmp_path}/a-file/demo.db"):
+        line = one_line_exit_2(runner.invoke(app, ["demo", "--no-serve", "-d", url]))
+        assert f"cannot open the database {url}" in line
+    assert no_work == []
+
+
 @pytest.mark.parametrize("minutes", ["0", "-5"])
 def test_demo_refuses_fewer_than_one_minute(minutes, no_work) -> None:
     line = one_line_exit_2(runner.invoke(app, ["demo", "--no-serve", "--minutes", minutes]))

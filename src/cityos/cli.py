@@ -263,6 +263,7 @@ def demo(
     if serve_after:  # a busy port is found now, not after a minute of loading
         _check_port(settings.port)
         _check_bindable(settings.host, settings.port)
+    _check_database(settings)
     from cityos.demo import run_demo
 
     summary = run_demo(settings, minutes=minutes, console=err if json_out else console)
