@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import os
+import re
 import uuid
 from collections.abc import Iterator
 
@@ -35,6 +37,50 @@ def postgres_reachable(url: str = POSTGRES_URL) -> bool:
         return False
 
 
+def postgis_missing(url: str = POSTGRES_URL) -> str | None:
+    """Why the PostgreSQL server at ``url`` cannot give the store PostGIS, with how to fix
+    it; None when the extension is there (or this connection could create it)."""
+    import psycopg
+
+    with psycopg.connect(url, connect_timeout=3, autocommit=True) as conn:
+        major = conn.info.server_version // 10000
+        if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'postgis'").fetchone():
+            return None
+        available = conn.execute(
+            "SELECT 1 FROM pg_available_extensions WHERE name = 'postgis'"
+        ).fetchone()
+        create = f"psql '{url}' -c 'CREATE EXTENSION postgis'"
+        if available:
+            try:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+                return None
+            except psycopg.Error as e:
+                reason = str(e).strip().splitlines()[0]
+                return (
+                    f"PostGIS is installed but not enabled ({reason}): as a superuser run {create}"
+                )
+    return f"PostGIS is missing on the PostgreSQL {major} server: " + postgis_install_help(
+        url, major
+    )
+
+
+def postgis_install_help(url: str, major: int) -> str:
+    return (
+        f"install it with 'apt-get install postgresql-{major}-postgis-3' (Debian/Ubuntu), "
+        f"then run psql '{url}' -c 'CREATE EXTENSION postgis'"
+    )
+
+
+def require_postgis(url: str = POSTGRES_URL) -> None:
+    """Skip (fail under CI=true) with how to install PostGIS when the server lacks it."""
+    missing = postgis_missing(url)
+    if missing is None:
+        return
+    if os.environ.get("CI") == "true":
+        pytest.fail(missing)
+    pytest.skip(missing)
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     require_server(
@@ -42,6 +88,7 @@ def postgres_url() -> str:
         postgres_reachable(),
         f"start it ({POSTGRES_URL}) with 'pg_ctlcluster 15 main start' or set CITYOS_TEST_POSTGRES_URL",
     )
+    require_postgis()
     return POSTGRES_URL
 
 
@@ -106,3 +153,82 @@ def store(request: pytest.FixtureRequest, tmp_path) -> Iterator[Store]:
         finally:
             s.drop_schema()
             s.close()
+
+
+# ---------------------------------------------------------------------------- markers
+# `make test-fast` runs `-m "not slow and not sumo"`; `-m "not postgres and not mqtt"` runs
+# without those servers. The marks are put on here, from what a test uses, rather than in
+# every module: a test that asks for a server fixture, or is parametrised onto PostgreSQL
+# (the `store`, `client`, `secured`, `hub_factory` ... fixtures), or runs SUMO.
+
+# fixtures that build a SUMO network (netconvert) for the test
+SUMO_FIXTURES = frozenset({"tiny", "tiny_pedestrians"})
+# what a test's own code calls when it starts SUMO (netconvert, sumo, libsumo or traci)
+# (`cityos traffic run|tune`, in-process or as a command, included)
+SUMO_CALLS = re.compile(
+    r"\b(run_scenario|run_through_hub|run_with_buses|Simulation|tiny_scenario|get_scenario"
+    r"|make_bus_lines|sumo_binary|netconvert|tune|libsumo|traci)\b"
+    r"|(\[|_cityos\()\s*(\"traffic\",\s*)?\"(run|tune)\""
+)
+# tests that take more than ~5 s here (2 shared cores), by module or by module::name
+SLOW = frozenset(
+    {
+        "tests/test_workers.py",
+        "tests/test_crash.py",
+        "tests/test_cli.py::test_demo_no_serve_loads_replays_and_answers",
+        "tests/interop/test_filip.py",
+        "tests/interop/test_ngsildclient.py",
+        "tests/security/test_fuzz_api.py",
+    }
+)
+
+
+def _relpath(item: pytest.Item) -> str:
+    root = item.config.rootpath
+    try:
+        return item.path.relative_to(root).as_posix()
+    except ValueError:
+        return item.path.as_posix()
+
+
+def _calls_sumo(function: object) -> bool:
+    try:
+        return bool(SUMO_CALLS.search(inspect.getsource(function)))  # type: ignore[arg-type]
+    except (OSError, TypeError):
+        return False
+
+
+def _starts_sumo(item: pytest.Item) -> bool:
+    """The test, or a fixture it uses (its own module's, say), starts SUMO."""
+    if set(getattr(item, "fixturenames", ())) & SUMO_FIXTURES:
+        return True
+    functions = [getattr(item, "function", None)]
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in getattr(info, "name2fixturedefs", {}).values():
+        functions += [d.func for d in defs]
+    return any(f is not None and _calls_sumo(f) for f in functions)
+
+
+def _strings(values: object) -> set[str]:
+    if isinstance(values, str):
+        return {values}
+    if isinstance(values, tuple | list):
+        return {s for v in values for s in _strings(v)}
+    return set()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        values = _strings(list(params.values()))
+        module = _relpath(item)
+        name = f"{module}::{item.name.split('[')[0]}"
+        if "postgres_url" in names or "postgresql" in values:
+            item.add_marker(pytest.mark.postgres)
+        if "mosquitto" in names or "mqtt" in values:
+            item.add_marker(pytest.mark.mqtt)
+        if _starts_sumo(item):
+            item.add_marker(pytest.mark.sumo)
+        if module in SLOW or name in SLOW:
+            item.add_marker(pytest.mark.slow)
