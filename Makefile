@@ -39,6 +39,7 @@ test: setup interop
 lint: setup
 	$(BIN)/ruff check $(CODE)
 	$(BIN)/ruff format --check $(CODE)
+	$(BIN)/lint-imports --no-cache  # the layer contracts in pyproject.toml
 
 bench: setup
 	$(BIN)/python benchmarks/hub.py

@@ -113,7 +113,7 @@ class Settings:
         """Whether notifications may go to loopback/private addresses (notify_allow_private)."""
         mode = self.notify_allow_private.strip().lower()
         if mode == "auto":
-            from cityos.security.netguard import is_loopback_host
+            from cityos.hub.netguard import is_loopback_host
 
             return is_loopback_host(self.host)
         if mode in ("1", "true", "yes", "on"):

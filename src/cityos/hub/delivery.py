@@ -38,14 +38,14 @@ import orjson
 
 from cityos.hub.ldcontext import CORE_CONTEXT_URL
 from cityos.hub.model import now_iso
-from cityos.hub.store.base import Notification, Store
-from cityos.hub.subscriptions import SubscriptionIndex
-from cityos.security.netguard import (
+from cityos.hub.netguard import (
     DEFAULT_PORTS,
     AsyncGuardedTransport,
     DestinationError,
     pinned_address,
 )
+from cityos.hub.store.base import Notification, Store
+from cityos.hub.subscriptions import SubscriptionIndex
 
 log = logging.getLogger("cityos.delivery")
 
@@ -115,7 +115,7 @@ class Deliverer:
         self.backoff_s = backoff_s
         self.max_attempts = max_attempts
         self.poll_s = poll_s
-        # hardening (cityos.security.netguard): without a test transport, every connection
+        # hardening (cityos.hub.netguard): without a test transport, every connection
         # goes to an address resolved and checked at connect time (no loopback/private ones
         # unless allow_private; redirects are not followed: a 3xx is a failed attempt)
         self.allow_private = allow_private
@@ -432,7 +432,7 @@ def publish_mqtt(
     topic = unquote(parts.path.lstrip("/"))
     if not parts.hostname or not topic:
         return False, f"MQTT endpoint {uri!r} needs a host and a topic"
-    # hardening (cityos.security.netguard): mqtt:// connects to the address it checked;
+    # hardening (cityos.hub.netguard): mqtt:// connects to the address it checked;
     # mqtts:// connects by name after the check (TLS verifies the name, so a rebound address
     # cannot answer for it)
     try:

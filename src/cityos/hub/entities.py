@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from cityos.hub.access import check_write
 from cityos.hub.errors import (
     AlreadyExists,
     BadRequestData,
@@ -21,7 +22,6 @@ from cityos.hub.errors import (
 )
 from cityos.hub.model import INSTANCE_MEMBER_KEYS, Entity, Instance, now_iso
 from cityos.hub.store.base import HistoryRow, Store, Transaction
-from cityos.security.scope import check_write
 
 if TYPE_CHECKING:
     from cityos.hub.subscriptions import SubscriptionIndex
@@ -205,14 +205,14 @@ class EntityService:
 
     @contextmanager
     def _transaction(self, tenant: str) -> Iterator[Transaction]:
-        """The store's transaction; with subscriptions, their notifications join the commit."""
-        if self.subscriptions is None:
-            with self.store.transaction(tenant) as tx:
-                yield tx
-            return
+        """The store's transaction, every write checked (the access check, the attribute
+        limit) whatever service was built; with subscriptions, their notifications join the
+        commit."""
         with self.store.transaction(tenant) as raw:
             tx = _Tracked(raw, self.max_attributes)
             yield tx
+            if self.subscriptions is None:
+                return
             changes = tx.changes()
             if changes:
                 rows = self.subscriptions.notifications(tenant, changes, tx.subscriptions_version())

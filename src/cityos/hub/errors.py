@@ -110,3 +110,14 @@ class NotAcceptable(NgsiLdError):
     type_name = "InvalidRequest"
     status = 406
     title = "Not acceptable"
+
+
+class Forbidden(NgsiLdError):
+    """An access check refused (:mod:`cityos.hub.access`; the rules are security's)."""
+
+    status = 403
+    title = "Forbidden"
+
+    @property
+    def type_uri(self) -> str:  # NGSI-LD defines no 403 type
+        return "urn:cityos:errors:Forbidden"

@@ -35,7 +35,7 @@ import httpx
 import orjson
 
 from cityos.hub.errors import BadRequestData, LdContextNotAvailable, NgsiLdError
-from cityos.security.netguard import AsyncGuardedTransport, DestinationError
+from cityos.hub.netguard import AsyncGuardedTransport, DestinationError
 
 log = logging.getLogger("cityos.hub.ldcontext")
 
@@ -518,7 +518,7 @@ class ContextResolver:
         self._load = load
         self._save = save
         self.allow_hosts = frozenset(h.lower() for h in allow_hosts)
-        # hardening: hosts that may resolve to loopback/private addresses (cityos.security)
+        # hardening: hosts that may resolve to loopback/private addresses (cityos.hub.netguard)
         self.allow_private_hosts = frozenset(h.lower() for h in allow_private_hosts)
         self.timeout = timeout
         self.max_bytes = max_bytes
@@ -759,7 +759,7 @@ class ContextResolver:
             return await self._fetch_async(url)
 
     async def _fetch_async(self, url: str) -> Any:
-        # hardening (cityos.security.netguard): every connection, so every redirect hop, goes
+        # hardening (cityos.hub.netguard): every connection, so every redirect hop, goes
         # to an address resolved and checked at connect time; loopback/private ones only for
         # hosts in allow_private_hosts
         transport = self._transport or AsyncGuardedTransport(allow_private=self.private_allowed)

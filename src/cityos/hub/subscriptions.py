@@ -22,6 +22,7 @@ import httpx
 from cityos.hub.errors import BadRequestData
 from cityos.hub.ldcontext import Context, ContextResolver
 from cityos.hub.model import DEFAULT_GEOPROPERTY, MAX_ID_BYTES, Entity, check_size, now_iso
+from cityos.hub.netguard import literal_problem
 from cityos.hub.query.evaluate import match_q, match_scope
 from cityos.hub.query.geo import geo_match, parse_geo_query
 from cityos.hub.query.model import EntityQuery, GeoQuery, QExpr, ScopeExpr, TypeName
@@ -29,7 +30,6 @@ from cityos.hub.query.q import expand_q, parse_q, parse_scope_q
 from cityos.hub.query.regex import client_regex
 from cityos.hub.representation import is_uri, render_entity
 from cityos.hub.store.base import Store
-from cityos.security.netguard import literal_problem
 
 FORMATS = {"normalized", "keyValues", "concise", "simplified"}
 TRIGGERS = {
@@ -66,7 +66,7 @@ def parse_subscription(
 
     ``allow_private`` False: an endpoint whose host is a literal loopback/private address
     (or ``localhost``) is refused here already; the deliverer checks every address it
-    connects to anyway (cityos.security.netguard), names included."""
+    connects to anyway (cityos.hub.netguard), names included."""
     if not isinstance(body, dict):
         raise BadRequestData("a subscription must be a JSON object")
     sid = sub_id or body.get("id") or f"urn:ngsi-ld:Subscription:{uuid.uuid4()}"

@@ -16,6 +16,9 @@ the same rules decide *which entities and attributes*:
 The principal of the running request travels in a context variable set by the door, so the
 entity service checks writes wherever they come from; background work (device ingest by
 MQTT, counters, commands) runs with none and is the hub's own.
+
+The hub asks through the interface it defines (:mod:`cityos.hub.access`); :class:`ScopeAccess`
+implements it with these rules and :func:`install` makes it the hub's.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from cityos.hub.errors import NgsiLdError, ResourceNotFound
+from cityos.hub import access as hub_access
+from cityos.hub.access import OWNER_KEY, Access
+from cityos.hub.errors import Forbidden, ResourceNotFound  # Forbidden: the hub's, kept here
 from cityos.hub.model import Entity
 from cityos.hub.query.model import (
     And,
@@ -47,15 +52,6 @@ from cityos.security.principal import Principal
 # Changes need the action on *every* type of the entity (before and after the change), so
 # adding a writable type to an entity never opens the rest of it; reads need one type.
 EVERY_TYPE = frozenset({"write", "delete"})
-
-
-class Forbidden(NgsiLdError):
-    status = 403
-    title = "Forbidden"
-
-    @property
-    def type_uri(self) -> str:  # NGSI-LD defines no 403 type
-        return "urn:cityos:errors:Forbidden"
 
 
 class Caller:
@@ -354,7 +350,6 @@ def _check_attrs(who: Caller, action: str, entity: Entity, attrs: Iterable[str])
 
 
 # -- subscriptions: their owners ------------------------------------------------------------
-OWNER_KEY = "cityos:owner"  # in the stored document only; never rendered, never accepted
 REDACTED = "REDACTED"
 
 
@@ -418,7 +413,10 @@ def _any_of(types: list[str]) -> TypeExpr:
 
 
 def as_caller(principal: Principal, tenant: str, policy: Policy) -> Any:
-    """Set the caller for the rest of this request (the door calls it)."""
+    """Set the caller for the rest of this request (the door calls it). The rules are
+    installed as the hub's access check first: a caller never meets the allow-all default."""
+    if hub_access.current() is not SCOPE:
+        install()
     return CALLER.set(Caller(principal, tenant, policy))
 
 
@@ -427,3 +425,58 @@ def as_hub() -> Any:
     which the door bound to the device). Set explicitly, so nothing of an earlier request
     on the same connection carries over."""
     return CALLER.set(None)
+
+
+# -- the hub's access check (cityos.hub.access), implemented by these rules ------------------
+class ScopeAccess(Access):
+    """:class:`cityos.hub.access.Access` by the running request's caller and its rules;
+    with no caller, it allows what the default does."""
+
+    def restrict_query(self, query: EntityQuery, action: str = "read") -> EntityQuery:
+        return restrict_query(query, action)
+
+    def visible(self, entity: Entity, action: str = "read") -> Entity | None:
+        return visible(entity, action)
+
+    def visible_all(self, entities: Iterable[Entity], action: str = "read") -> list[Entity]:
+        return visible_all(entities, action)
+
+    def readable_attrs(
+        self, entity_types: list[str], action: str = "read"
+    ) -> frozenset[str] | None:
+        return readable_attrs(entity_types, action)
+
+    def raw_history_allowed(self, entity: Entity) -> bool:
+        return raw_history_allowed(entity)
+
+    def listed(self, etype: str, attr: str | None = None, action: str = "read") -> bool:
+        return listed(etype, attr, action)
+
+    def check_write(self, old: Entity | None, new: Entity | None) -> None:
+        check_write(old, new)
+
+    def check_history(
+        self, entity: Entity, attrs: Iterable[str], action: str, *, hide: bool = True
+    ) -> None:
+        check_history(entity, attrs, action, hide=hide)
+
+    def scope_subscription(self, doc: dict[str, Any], ctx: Any) -> dict[str, Any]:
+        return scope_subscription(doc, ctx)
+
+    def subscription_owner(self) -> dict[str, str] | None:
+        return subscription_owner()
+
+    def may_manage_subscription(self, doc: dict[str, Any]) -> bool:
+        return may_manage_subscription(doc)
+
+    def subscription_for_caller(self, doc: dict[str, Any]) -> dict[str, Any]:
+        return subscription_for_caller(doc)
+
+
+SCOPE = ScopeAccess()
+
+
+def install() -> None:
+    """Make these rules the hub's access check (the web application does, when it creates
+    the door; :func:`as_caller` makes sure of it)."""
+    hub_access.install(SCOPE)

@@ -32,6 +32,7 @@ from cityos.security import identity
 from cityos.security.detect import Detector
 from cityos.security.guard import AuditRecorder, Guard, load_policy
 from cityos.security.headers import harden
+from cityos.security.scope import install as install_access
 from cityos.services.registry import SERVICES
 from cityos.web.openapi import openapi_document
 
@@ -198,6 +199,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
     app.state.policy = policy
     # the door (cityos.security.guard): authentication, tenant binding, roles, audit —
     # inside the path normalisation so it judges the path the router will see
+    install_access()  # the hub's access check (cityos.hub.access) by these rules
     wrapped = NormalisePath(Guard(app, hub, policy, recorder, detector))
     # hardening: security headers, CORS if configured, rate limits (cityos.security.headers)
     wrapped = harden(wrapped, settings)

@@ -11,6 +11,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cityos.hub.access import restrict_query, visible_all
 from cityos.hub.api.common import (
     _media,
     endpoint,
@@ -41,7 +42,6 @@ from cityos.hub.representation import (
     render_entity,
 )
 from cityos.hub.representation.names import check_uri
-from cityos.security.scope import restrict_query, visible_all
 
 
 async def _entities_body(request: Request) -> tuple[list[Any], Context | None]:

@@ -7,6 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cityos.hub.access import restrict_query, visible, visible_all
 from cityos.hub.api.common import (
     GEOJSON,
     JSON,
@@ -40,7 +41,6 @@ from cityos.hub.representation import (
     render_geojson_collection,
     render_geojson_feature,
 )
-from cityos.security.scope import restrict_query, visible, visible_all
 
 BASE = "/ngsi-ld/v1"
 

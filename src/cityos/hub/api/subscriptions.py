@@ -7,6 +7,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cityos.hub.access import (
+    OWNER_KEY,
+    may_manage_subscription,
+    scope_subscription,
+    subscription_for_caller,
+    subscription_owner,
+)
 from cityos.hub.api.common import (
     JSONLD,
     endpoint,
@@ -23,13 +30,6 @@ from cityos.hub.api.common import (
 )
 from cityos.hub.errors import AlreadyExists, BadRequestData, ResourceNotFound
 from cityos.hub.subscriptions import STATUS_FIELDS, parse_subscription
-from cityos.security.scope import (
-    OWNER_KEY,
-    may_manage_subscription,
-    scope_subscription,
-    subscription_for_caller,
-    subscription_owner,
-)
 
 BASE = "/ngsi-ld/v1/subscriptions"
 

@@ -10,6 +10,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cityos.hub.access import (
+    Forbidden,
+    check_history,
+    raw_history_allowed,
+    readable_attrs,
+    restrict_query,
+    visible,
+)
 from cityos.hub.api.common import (
     csv_param,
     endpoint,
@@ -44,14 +52,6 @@ from cityos.hub.temporal import (
     parse_instance_urn,
     parse_window,
     temporal_entity,
-)
-from cityos.security.scope import (
-    Forbidden,
-    check_history,
-    raw_history_allowed,
-    readable_attrs,
-    restrict_query,
-    visible,
 )
 
 MAX_HISTORY_ROWS = 100_000  # per entity and request; a larger window needs paging by time

@@ -8,6 +8,7 @@ from collections import defaultdict
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cityos.hub.access import listed, restrict_query
 from cityos.hub.api.common import (
     endpoint,
     entity_response,
@@ -21,7 +22,6 @@ from cityos.hub.api.common import (
 from cityos.hub.errors import ResourceNotFound
 from cityos.hub.query.model import EntityQuery, TypeName
 from cityos.hub.store.base import AttributeUse
-from cityos.security.scope import listed, restrict_query
 
 
 def _list_id(kind: str, items: list[str]) -> str:

@@ -1,0 +1,45 @@
+"""The layers hold: the import-linter contracts in pyproject.toml pass (CI runs `make test`,
+so this is where CI checks them), and the hub, loaded on its own, loads nothing above it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ABOVE_THE_HUB = ("security", "devices", "services", "web", "twin", "cli", "demo")
+
+
+def test_the_import_contracts_are_kept() -> None:
+    lint = Path(sys.executable).parent / "lint-imports"
+    assert lint.exists(), "import-linter is missing: pip install -e '.[test]' (make setup)"
+    run = subprocess.run(
+        [str(lint), "--no-cache", "--no-logo"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "The hub imports nothing above it KEPT" in run.stdout
+    assert "0 broken." in run.stdout
+
+
+def test_the_hub_loads_nothing_above_it() -> None:
+    """What an import check cannot see: a module imported by name at run time. The whole
+    hub (its application routes, delivery, contexts, stores) imported in a fresh
+    interpreter leaves no module of a layer above it loaded."""
+    code = (
+        "import sys, pkgutil, importlib, cityos.hub as h\n"
+        "for m in pkgutil.walk_packages(h.__path__, 'cityos.hub.'):\n"
+        "    importlib.import_module(m.name)\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    loaded = run.stdout.split()
+    above = [m for m in loaded if m.split(".")[:2] in [["cityos", x] for x in ABOVE_THE_HUB]]
+    assert above == []
