@@ -951,7 +951,7 @@ def audit_verify(
             exists=True,
             dir_okay=False,
             help="A signed head kept outside the database (default: CITYOS_AUDIT_ANCHOR_PATH,"
-            " else audit-anchor.json beside the key): the log must still reach it.",
+            " else audit-anchor-<database>.json beside the key): the log must still reach it.",
         ),
     ] = None,
     expect_size: Annotated[

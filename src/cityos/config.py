@@ -66,7 +66,7 @@ class Settings:
     audit_key_path: str = "data/audit-ed25519.pem"
     audit_sign_interval_s: float = 60.0
     # the latest signed head, kept outside the database (written on each signature; what
-    # `cityos audit verify` checks the log still reaches). "": audit-anchor.json beside the key
+    # `cityos audit verify` checks the log still reaches). "": one per database beside the key
     audit_anchor_path: str = ""
     # -- identity (docs/security.md, "Identity"; cityos.security.identity) --------------
     auth_required: bool = False  # true: a request without credentials is refused (401)

@@ -94,9 +94,12 @@ def run_demo(
     if _reset_sqlite(settings.database_url):
         # the audit log went with the database: so does the anchor of how far it reached
         # (else the signer would rightly refuse the new, shorter log)
+        import os
+
         from cityos.security.audit import anchor_path_for
 
-        anchor = anchor_path_for(settings.audit_key_path, settings.audit_anchor_path)
+        database = "sqlite:" + os.path.realpath(settings.database_url[len("sqlite:///") :])
+        anchor = anchor_path_for(settings.audit_key_path, settings.audit_anchor_path, database)
         if anchor is not None:
             anchor.unlink(missing_ok=True)
     from cityos.web.app import create_app

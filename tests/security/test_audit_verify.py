@@ -35,8 +35,11 @@ def audit(store: Store, key_path) -> AuditLog:
     return AuditLog(store, key_path=key_path)
 
 
-def _anchor_file(key_path: Path) -> Path:
-    return key_path.with_name("audit-anchor.json")
+def _anchor_file(key_path: Path, store: Store) -> Path:
+    """The anchor the log of ``store`` keeps beside ``key_path`` (one per database)."""
+    path = a.anchor_path_for(key_path, None, a.database_identity(store))
+    assert path is not None
+    return path
 
 
 def _report(store: Store, monkeypatch, *args: str) -> dict[str, Any]:
@@ -95,7 +98,7 @@ def _rewrite(store: Store, seq: int) -> None:
 def test_each_signed_head_is_anchored_in_a_file_of_mode_0600(
     audit: AuditLog, store: Store, key_path, monkeypatch
 ) -> None:
-    path = _anchor_file(key_path)
+    path = _anchor_file(key_path, store)
     assert audit.anchor_path == path
     _fill(audit, 30, heads=(10, 30))
     head = audit.latest_head()
@@ -124,7 +127,7 @@ def test_a_setting_moves_the_anchor(store: Store, key_path, tmp_path, monkeypatc
     result = _cli(store, monkeypatch, "head", "--sign", "--json")
     assert result.exit_code == 0, _output(result)
     assert a.read_anchor(where).tree_size == 0
-    assert not _anchor_file(key_path).exists()
+    assert not _anchor_file(key_path, store).exists()
 
 
 def test_run_signer_anchors_what_it_signs(audit: AuditLog, key_path) -> None:
@@ -138,14 +141,14 @@ def test_run_signer_anchors_what_it_signs(audit: AuditLog, key_path) -> None:
         for _ in range(100):
             await asyncio.sleep(0.05)
             with contextlib.suppress(FileNotFoundError):
-                if a.read_anchor(_anchor_file(key_path)).tree_size == 1:
+                if a.read_anchor(_anchor_file(key_path, audit.store)).tree_size == 1:
                     break
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
 
     asyncio.run(main())
-    assert a.read_anchor(_anchor_file(key_path)) == audit.latest_head()
+    assert a.read_anchor(_anchor_file(key_path, audit.store)) == audit.latest_head()
 
 
 # -- truncated, rewritten, heads deleted ---------------------------------------------------
@@ -165,10 +168,10 @@ def test_a_truncated_log_is_tampered(
     assert "the signed head at size 40" in text and "no longer in the database" in text
     assert report["anchor"]["checks"][0]["result"] == "truncated"
     # and the log will not be signed (blessed) as it is now; the anchor stays as evidence
-    before = _anchor_file(audit.key_path).read_bytes()
+    before = _anchor_file(audit.key_path, audit.store).read_bytes()
     with pytest.raises(a.AuditError, match="fewer than its anchor"):
         audit.sign_head()
-    assert _anchor_file(audit.key_path).read_bytes() == before
+    assert _anchor_file(audit.key_path, audit.store).read_bytes() == before
     assert _cli(store, monkeypatch, "head", "--sign").exit_code == 1
 
 
@@ -211,7 +214,7 @@ def test_a_modified_anchor_does_not_verify(
     audit: AuditLog, store: Store, key_path, monkeypatch
 ) -> None:
     _fill(audit, 20, heads=(20,))
-    path = _anchor_file(key_path)
+    path = _anchor_file(key_path, store)
     body = json.loads(path.read_text())
     path.write_text(json.dumps({**body, "tree_size": 19}))
     report, text = _tampered(store, monkeypatch)
@@ -227,20 +230,20 @@ def test_an_unreadable_anchor_is_a_finding(
     audit: AuditLog, store: Store, key_path, monkeypatch, content: bytes
 ) -> None:
     _fill(audit, 5, heads=(5,))
-    _anchor_file(key_path).write_bytes(content)
+    _anchor_file(key_path, store).write_bytes(content)
     report, text = _tampered(store, monkeypatch)
     assert [f["kind"] for f in report["findings"]] == ["anchor"]
     assert "cannot be used" in text
     with pytest.raises(a.AuditError):  # nor is it overwritten: it is evidence
         audit.sign_head(force=True)
-    assert _anchor_file(key_path).read_bytes() == content
+    assert _anchor_file(key_path, store).read_bytes() == content
 
 
 def test_without_an_anchor_verify_says_so_and_passes(
     audit: AuditLog, store: Store, key_path, monkeypatch
 ) -> None:
     _fill(audit, 20, heads=(20,))
-    _anchor_file(key_path).unlink()
+    _anchor_file(key_path, store).unlink()
     result = _cli(store, monkeypatch, "verify")
     assert result.exit_code == 0, _output(result)
     text = _output(result)
@@ -264,7 +267,7 @@ def test_the_expected_size_and_root_are_checked(
     _fill(audit, 40, heads=(40,))
     head = audit.latest_head()
     assert head is not None
-    _anchor_file(key_path).unlink()
+    _anchor_file(key_path, store).unlink()
     expect = ["--expect-size", "40", "--expect-root", head.root_hash.hex()]
     report = _report(store, monkeypatch, *expect)
     assert report["status"] == "intact" and report["anchor"]["status"] == "matched"
@@ -444,4 +447,21 @@ def test_the_json_report_has_what_scripts_read(audit: AuditLog, store: Store, mo
     check = report["anchor"]["checks"][0]
     assert check["result"] == "matched" and check["tree_size"] == 12
     assert check["root_hash"] == audit.root(12).hex()
-    assert os.path.basename(check["source"].split()[-1]) == "audit-anchor.json"
+    assert os.path.basename(check["source"].split()[-1]).startswith("audit-anchor-")
+
+
+def test_each_database_keeps_its_own_anchor_beside_the_shared_key(tmp_path, key_path) -> None:
+    """Two databases signed with one key (a city's SQLite trial, then its PostgreSQL):
+    each log is judged by its own anchor, so a new, shorter log is not taken for a
+    truncated one, and the first log's anchor still catches its own truncation."""
+    first = AuditLog(SqliteStore(tmp_path / "first.db"), key_path=key_path)
+    second = AuditLog(SqliteStore(tmp_path / "second.db"), key_path=key_path)
+    first.store.migrate()
+    second.store.migrate()
+    first.append_many([_record(n) for n in range(5)])
+    first.sign_head(force=True)
+    second.append_many([_record(0)])
+    second.sign_head(force=True)  # refused if judged by the first log's anchor
+    assert first.anchor_path != second.anchor_path
+    assert a.read_anchor(first.anchor_path).tree_size == 5
+    assert a.read_anchor(second.anchor_path).tree_size == 1

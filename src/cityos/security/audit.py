@@ -399,12 +399,33 @@ ANCHOR_NAME = "audit-anchor.json"
 
 
 def anchor_path_for(
-    key_path: str | os.PathLike[str] | None, configured: str | os.PathLike[str] | None = None
+    key_path: str | os.PathLike[str] | None,
+    configured: str | os.PathLike[str] | None = None,
+    database: str | None = None,
 ) -> Path | None:
-    """Where the anchor is kept: ``configured``, else ``audit-anchor.json`` beside the key."""
+    """Where the anchor is kept: ``configured``, else beside the key — one per database
+    (``audit-anchor-<digest of database_identity>.json``), since an anchor says how far *one*
+    log reached: a second database signed with the same key must not be judged by it."""
     if configured:
         return Path(configured)
-    return Path(key_path).with_name(ANCHOR_NAME) if key_path else None
+    if not key_path:
+        return None
+    if database is None:
+        return Path(key_path).with_name(ANCHOR_NAME)
+    digest = hashlib.sha256(database.encode()).hexdigest()[:12]
+    return Path(key_path).with_name(f"audit-anchor-{digest}.json")
+
+
+def database_identity(store: Any) -> str:
+    """Which database a store's log lives in: the SQLite file's real path, or the
+    PostgreSQL server, database and schema (never the password)."""
+    if getattr(store, "engine", "") == "sqlite":
+        return "sqlite:" + os.path.realpath(str(store.path))
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(str(getattr(store, "url", "")))
+    where = f"{parts.hostname}:{parts.port}{parts.path}"
+    return f"{getattr(store, 'engine', '?')}:{where}#{getattr(store, 'schema', '')}"
 
 
 def anchor_json(head: AuditHead) -> dict[str, Any]:
@@ -476,7 +497,7 @@ class AuditLog:
 
     ``key`` signs tree heads; without one, the key in ``key_path`` is loaded, or made on
     the first signature. Appending works without a key. Each signed head is also kept in
-    the anchor file (``anchor_path``, default ``audit-anchor.json`` beside ``key_path``):
+    the anchor file (``anchor_path``, default one per database beside ``key_path``):
     how far the log reached, outside the database.
     """
 
@@ -492,7 +513,7 @@ class AuditLog:
         self.store = store
         self._key = key
         self.key_path = Path(key_path) if key_path is not None else None
-        self.anchor_path = anchor_path_for(key_path, anchor_path)
+        self.anchor_path = anchor_path_for(key_path, anchor_path, database_identity(store))
         self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
