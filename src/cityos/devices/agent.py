@@ -33,9 +33,9 @@ from cityos.hub.errors import (
 )
 from cityos.hub.ldcontext import Context, core_context
 from cityos.hub.model import MAX_ID_BYTES, MAX_NAME_BYTES, check_size, now_iso, to_hub_time
+from cityos.hub.registry import DEVICE, GROUP
 from cityos.hub.representation import is_uri, parse_attributes, parse_entity
 
-GROUP, DEVICE = "iot-group", "iot-device"
 log = logging.getLogger("cityos.devices")
 __all__ = ["DEVICE", "GROUP", "Agent", "DeviceStats", "RateLimited"]
 NUMBER_TYPES = {"Number", "Float", "float", "number", "Integer", "integer", "int"}

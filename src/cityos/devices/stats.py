@@ -23,24 +23,18 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 from cityos.hub.core import Hub
 from cityos.hub.errors import ResourceNotFound
 from cityos.hub.ldcontext import Context
 from cityos.hub.model import Entity, now_iso
+from cityos.hub.registry import device_entity_id
 from cityos.hub.representation import parse_attributes, parse_entity, render_entity
 
 log = logging.getLogger("cityos.devices.stats")
 
 DEVICE_ENTITY_TYPE = "Device"
 Key = tuple[str, str]  # (tenant, device_id)
-_URN_SAFE = ":@!$&'()*+,;=-._~"  # kept as is in the Device entity id; the rest %-encoded
-
-
-def device_entity_id(device_id: str) -> str:
-    """The Device entity holding a device's counters: ``urn:ngsi-ld:Device:<device_id>``."""
-    return "urn:ngsi-ld:Device:" + quote(device_id, safe=_URN_SAFE)
 
 
 @dataclass

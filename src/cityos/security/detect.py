@@ -56,6 +56,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cityos.hub.core import Hub
+from cityos.hub.registry import device_entity_id
 
 log = logging.getLogger("cityos.security.detect")
 
@@ -727,8 +728,6 @@ class Detector:
 def _device_source(device_id: str | None, entity_id: str) -> str:
     if not device_id:
         return entity_id
-    from cityos.devices.stats import device_entity_id
-
     return device_entity_id(device_id)
 
 

@@ -109,7 +109,7 @@ def create_key(
         raise ApiKeyError("a key bound to a device id needs its service group (--device APIKEY)")
     kind = "service"
     if service_group is not None:
-        from cityos.devices.agent import DEVICE, GROUP
+        from cityos.hub.registry import DEVICE, GROUP
 
         if len(tenant_list) != 1 or tenant_list[0] == "*":
             raise ApiKeyError("a device key belongs to exactly one tenant (the service group's)")
