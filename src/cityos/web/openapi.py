@@ -172,6 +172,17 @@ _ID = {
 # A term: expanded with the core @vocab (under 64 bytes) it stays within MAX_NAME_BYTES.
 _NAME = {"type": "string", "pattern": r"^[A-Za-z][A-Za-z0-9_]*$", "maxLength": 256}
 _TEXT = {"type": "string", "pattern": r"^[A-Za-z0-9 .,_-]*$", "maxLength": 256}
+_ENTITY_SELECTORS = {  # a subscription's or a query's entities: type, optionally id
+    "type": "array",
+    "minItems": 1,
+    "maxItems": 3,
+    "items": {
+        "type": "object",
+        "required": ["type"],
+        "properties": {"type": _NAME, "id": _ID},
+        "additionalProperties": False,
+    },
+}
 _DATETIME = {
     "type": "string",
     "pattern": r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z$",
@@ -282,17 +293,7 @@ _SUBSCRIPTION = {
     "properties": {
         "id": _ID,
         "type": {"const": "Subscription"},
-        "entities": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": 3,
-            "items": {
-                "type": "object",
-                "required": ["type"],
-                "properties": {"type": _NAME, "id": _ID},
-                "additionalProperties": False,
-            },
-        },
+        "entities": _ENTITY_SELECTORS,
         "isActive": {"type": "boolean"},
         "notification": {
             "type": "object",
@@ -363,17 +364,7 @@ _BODIES: dict[tuple[str, str], Any] = {
         "required": ["type", "entities"],
         "properties": {
             "type": {"const": "Query"},
-            "entities": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": 3,
-                "items": {
-                    "type": "object",
-                    "required": ["type"],
-                    "properties": {"type": _NAME, "id": _ID},
-                    "additionalProperties": False,
-                },
-            },
+            "entities": _ENTITY_SELECTORS,
             "attrs": {"type": "array", "maxItems": 3, "items": _NAME},
         },
         "additionalProperties": False,
