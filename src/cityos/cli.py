@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cityos.config import Settings
-from cityos.services.traffic.cli import app as traffic_app
+from cityos.services.registry import ServiceLoadError, services
 
 app = typer.Typer(
     help="CityOS: an open City OS — the NGSI-LD data hub and the city services on top of it.",
@@ -30,7 +30,21 @@ retention_app = typer.Typer(
     help="Delete history older than the retention rules allow.", no_args_is_help=True
 )
 app.add_typer(retention_app, name="retention")
-app.add_typer(traffic_app, name="traffic")
+
+
+def _mount_services() -> None:
+    """Each registered service's CLI group as ``cityos <name>`` (the cityos.services entry
+    points); a service that cannot be loaded is a one-line error when the CLI runs."""
+    try:
+        registered = services()
+    except ServiceLoadError:
+        return  # main() reports it
+    for service in registered:
+        if service.cli is not None:
+            app.add_typer(service.cli, name=service.name)
+
+
+_mount_services()
 
 console = Console()
 err = Console(stderr=True)
@@ -1140,6 +1154,13 @@ def _warn_if_not_anchored(path: Path | None, head) -> None:  # type: ignore[no-u
 
 
 def main() -> None:
+    try:
+        services()
+    except ServiceLoadError as exc:
+        from rich.markup import escape
+
+        err.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        sys.exit(1)  # the installation, not the command line, is at fault
     try:
         app()
     except KeyboardInterrupt:

@@ -1,8 +1,47 @@
-"""The services this installation runs; the web app mounts each one's routes."""
+"""The services this installation runs, found through the ``cityos.services`` entry points.
+
+Each entry point names a :class:`~cityos.services.base.Service` object (the built-in
+traffic service is registered the same way, in pyproject.toml); the web app, the OpenAPI
+document, the CLI and ``/health`` loop over :func:`services`. See docs/services/README.md.
+"""
 
 from __future__ import annotations
 
-from cityos.services.base import Service
-from cityos.services.traffic import SERVICE as TRAFFIC
+from functools import cache
+from importlib.metadata import entry_points
 
-SERVICES: tuple[Service, ...] = (TRAFFIC,)
+from cityos.services.base import Service
+
+GROUP = "cityos.services"
+
+
+class ServiceLoadError(Exception):
+    """An entry point of the ``cityos.services`` group could not be loaded, is not a
+    Service, or repeats another service's name. The message is one line and names it."""
+
+
+@cache
+def services() -> tuple[Service, ...]:
+    """Every registered service, sorted by name; loaded once per process."""
+    found: dict[str, Service] = {}
+    for ep in entry_points(group=GROUP):
+        where = f"entry point {ep.name!r} = {ep.value!r} (group {GROUP})"
+        try:
+            service = ep.load()
+        except Exception as exc:  # an import error, a missing name, anything the module raises
+            detail = str(exc).splitlines()[0] if str(exc) else ""
+            raise ServiceLoadError(
+                f"cannot load service {where}: {type(exc).__name__}: {detail}".rstrip(": ")
+            ) from exc
+        if not isinstance(service, Service):
+            raise ServiceLoadError(
+                f"service {where} is a {type(service).__name__}, not a cityos.services.base.Service"
+            )
+        if service.name in found:
+            if found[service.name] is service:  # the same distribution seen twice on the path
+                continue
+            raise ServiceLoadError(
+                f"service {where}: another service is already named {service.name!r}"
+            )
+        found[service.name] = service
+    return tuple(found[name] for name in sorted(found))

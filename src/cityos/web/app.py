@@ -33,7 +33,7 @@ from cityos.security.detect import Detector
 from cityos.security.guard import AuditRecorder, Guard, load_policy
 from cityos.security.headers import harden
 from cityos.security.scope import install as install_access
-from cityos.services.registry import SERVICES
+from cityos.services.registry import services
 from cityos.web.openapi import openapi_document
 
 log = logging.getLogger("cityos.web")
@@ -111,8 +111,20 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
     async def openapi(request: Request) -> Response:
         return json_response(openapi_document())
 
+    registered = services()  # the cityos.services entry points; a bad one stops here
+
     async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "engine": hub.store.engine, "worker": os.getpid()})
+        body: dict[str, Any] = {"status": "ok", "engine": hub.store.engine, "worker": os.getpid()}
+        reports = {s.name: s.health for s in registered if s.health is not None}
+        if reports:  # each service's own health, under services.<name>
+            body["services"] = {}
+            for name, report in reports.items():
+                try:
+                    body["services"][name] = await asyncio.to_thread(report, hub)
+                except Exception as exc:  # one service's failure is reported, not raised
+                    log.exception("health of service %s failed", name)
+                    body["services"][name] = {"status": "error", "detail": str(exc)}
+        return JSONResponse(body)
 
     async def version(request: Request) -> Response:
         return JSONResponse({"name": "cityos", "version": cityos.__version__, "ngsi-ld": "1.8.1"})
@@ -125,7 +137,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
         Route("/version", version, methods=["GET"]),
         *identity.routes(),
         *audit_api.routes(),
-        *(route for service in SERVICES for route in service.routes()),
+        *(route for service in registered for route in service.routes()),
     ]
     audit_log = audit_api.AuditLog(
         hub.store, key_path=settings.audit_key_path, anchor_path=settings.audit_anchor_path
@@ -167,7 +179,17 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
         if settings.retention and settings.retention_interval_s > 0:
             rules = retention_rules(hub)  # bad rules stop the server here, with the reason
             task = asyncio.create_task(_retention_loop(hub, rules, settings.retention_interval_s))
+        service_tasks = [  # each service's background tasks, started and stopped with the app
+            asyncio.create_task(start(hub), name=f"service:{s.name}")
+            for s in registered
+            for start in s.tasks
+        ]
         yield
+        for service_task in service_tasks:
+            service_task.cancel()
+        for service_task in service_tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await service_task
         if task is not None:
             task.cancel()
         if mqtt_ingest is not None:

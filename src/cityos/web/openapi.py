@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from functools import cache
 from typing import Any
@@ -10,6 +11,7 @@ import cityos
 from cityos.hub.api import PREFIX, ROUTES
 from cityos.hub.ldcontext import CORE_CONTEXT_URL, link_header_for
 from cityos.hub.model import MAX_ID_BYTES
+from cityos.services.registry import services
 
 _QUERY_PARAMS = {
     "type": "Entity type(s): a type expression (`A,B`, `A;B`, `(A|B);C`)",
@@ -642,41 +644,8 @@ def openapi_document() -> dict[str, Any]:
                 },
             }
         }
-    for extra, summary, media in (
-        ("/services/traffic/gtfs-rt/vehicle-positions", "GTFS-realtime VehiclePositions",
-         "application/x-protobuf"),
-        ("/services/traffic/gtfs-rt/trip-updates", "GTFS-realtime TripUpdates",
-         "application/x-protobuf"),
-        ("/services/traffic/gtfs", "The static GTFS feed (zip)", "application/zip"),
-    ):  # fmt: skip
-        content: dict[str, Any] = {media: {"schema": {"type": "string", "format": "binary"}}}
-        if "gtfs-rt" in extra:
-            content["application/json"] = {"schema": {"type": "object"}}  # ?format=json
-        paths[extra] = {
-            "get": {
-                "summary": summary,
-                "operationId": "get_" + re.sub(r"[^a-zA-Z]+", "_", extra).strip("_"),
-                "parameters": [
-                    TENANT_HEADER,
-                    {"name": "format", "in": "query", "required": False,
-                     "schema": {"type": "string", "enum": ["json"]}},
-                ],
-                "responses": {
-                    "200": {"description": "OK", "content": content},
-                    **{
-                        code: {"description": desc,
-                               "content": {"application/problem+json": {"schema": problem_ref}}}
-                        for code, desc in (
-                            ("400", "Bad request (e.g. a malformed tenant)"),
-                            ("401", "No valid credentials (when authentication is required)"),
-                            ("403", "Forbidden"),
-                            ("404", "Unknown tenant, or no static feed registered for it"),
-                            ("429", "Too many requests (rate limit)"),
-                        )
-                    },
-                },
-            }
-        }  # fmt: skip
+    for service in services():  # each service documents its own routes
+        paths.update(copy.deepcopy(dict(service.openapi)))
     return {
         "openapi": "3.1.0",
         "info": {"title": "CityOS hub — NGSI-LD API", "version": cityos.__version__},
