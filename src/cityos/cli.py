@@ -1153,6 +1153,37 @@ def _warn_if_not_anchored(path: Path | None, head) -> None:  # type: ignore[no-u
 # -- end audit --------------------------------------------------------------------------------
 
 
+@app.command("services")
+def list_services(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_markdown: Annotated[
+        bool,
+        typer.Option("--markdown", help="Print the Markdown table of docs/services/README.md."),
+    ] = False,
+) -> None:
+    """The services this installation runs (the cityos.services entry points)."""
+    from cityos.services.registry import describe, markdown
+
+    registered = services()
+    if as_json:
+        print(json.dumps([describe(s) for s in registered]))
+        return
+    if as_markdown:
+        print(markdown(registered), end="")
+        return
+    table = Table("service", "reads", "writes", "KPIs", "paths", "CLI")
+    for s in registered:
+        table.add_row(
+            s.name,
+            "\n".join(s.reads),
+            "\n".join(s.writes),
+            "\n".join(s.kpis),
+            "\n".join(sorted(s.openapi)),
+            f"cityos {s.name}" if s.cli is not None else "",
+        )
+    console.print(table)
+
+
 def main() -> None:
     try:
         services()

@@ -102,6 +102,7 @@ PROBE = textwrap.dedent(
     out["help"] = runner.invoke(cli_app, ["--help"], env={{"COLUMNS": "200"}}).output
     greet = runner.invoke(cli_app, ["example", "greet", "--name", "plug"])
     out["greet"] = [greet.exit_code, greet.output]
+    out["docs"] = runner.invoke(cli_app, ["services", "--markdown"]).output
     print("RESULT " + json.dumps(out))
     """
 )
@@ -153,6 +154,8 @@ def test_an_installed_service_plugs_in_with_no_edit_to_cityos(tmp_path: Path, si
     assert " example " in out["help"] and " traffic " in out["help"]
     assert out["greet"] == [0, "hello, plug\n"]
     assert out["task"] == "started Hub\nstopped\n"  # run by the lifespan, cancelled at the end
+    assert "| `example` | `WeatherObserved` | — | — | `/services/example/hello` |" in out["docs"]
+    assert "| `traffic` |" in out["docs"]
 
 
 def test_without_the_package_there_is_no_example_service(tmp_path: Path) -> None:
@@ -164,6 +167,19 @@ def test_without_the_package_there_is_no_example_service(tmp_path: Path) -> None
     assert " example " not in out["help"] and " traffic " in out["help"]
     assert out["greet"][0] != 0
     assert out["task"] == ""
+    assert "`example`" not in out["docs"] and "| `traffic` |" in out["docs"]
+
+
+def test_the_docs_list_the_registered_services() -> None:
+    """docs/services/README.md holds the table ``cityos services --markdown`` prints."""
+    from typer.testing import CliRunner
+
+    from cityos.cli import app
+
+    table = CliRunner().invoke(app, ["services", "--markdown"]).output
+    readme = (Path(__file__).parents[2] / "docs" / "services" / "README.md").read_text()
+    begin, end = "<!-- services:begin -->\n", "<!-- services:end -->"
+    assert readme[readme.index(begin) + len(begin) : readme.index(end)] == table
 
 
 def test_a_broken_entry_point_is_one_line_naming_it(tmp_path: Path, site: Path) -> None:

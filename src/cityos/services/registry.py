@@ -45,3 +45,37 @@ def services() -> tuple[Service, ...]:
             )
         found[service.name] = service
     return tuple(found[name] for name in sorted(found))
+
+
+def describe(service: Service) -> dict[str, object]:
+    """What a service declares, as plain data (``cityos services --json``, the docs)."""
+    return {
+        "name": service.name,
+        "reads": list(service.reads),
+        "writes": list(service.writes),
+        "kpis": list(service.kpis),
+        "paths": sorted(service.openapi),
+        "cli": f"cityos {service.name}" if service.cli is not None else None,
+        "tasks": len(service.tasks),
+        "health": service.health is not None,
+    }
+
+
+def markdown(registered: tuple[Service, ...]) -> str:
+    """The registered services as a Markdown table (docs/services/README.md)."""
+
+    def cell(items: list[str]) -> str:
+        return ", ".join(f"`{item}`" for item in items) or "—"
+
+    lines = [
+        "| service | reads | writes | KPIs | paths | CLI | tasks | health |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for service in registered:
+        cli = [f"cityos {service.name}"] if service.cli is not None else []
+        lines.append(
+            f"| `{service.name}` | {cell(list(service.reads))} | {cell(list(service.writes))} "
+            f"| {cell(list(service.kpis))} | {cell(sorted(service.openapi))} | {cell(cli)} "
+            f"| {len(service.tasks)} | {'yes' if service.health is not None else 'no'} |"
+        )
+    return "\n".join(lines) + "\n"
