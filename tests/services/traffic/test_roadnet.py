@@ -13,9 +13,7 @@ import sumolib
 
 from cityos.services.traffic import make_controller, run_scenario
 from cityos.services.traffic.layout import read_network
-from cityos.services.traffic.transit import make_bus_lines
-from cityos.twin.geo import distance_m, project_onto_segment
-from cityos.twin.roadnet import (
+from cityos.services.traffic.roadnet import (
     BUSIEST_LOAD,
     MERGE_M,
     SCENARIO_NAME,
@@ -26,6 +24,8 @@ from cityos.twin.roadnet import (
     fringe_edges,
     plain_network,
 )
+from cityos.services.traffic.transit import make_bus_lines
+from cityos.twin.geo import distance_m, project_onto_segment
 from cityos.twin.streets import STREETS
 
 BEGIN = 25200.0

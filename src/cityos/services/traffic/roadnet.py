@@ -35,12 +35,12 @@ from xml.sax.saxutils import quoteattr
 
 from shapely.geometry import LineString, Point
 
-from cityos.services.traffic.errors import NetworkFileError, TrafficError
-from cityos.services.traffic.layout import read_network
-from cityos.services.traffic.scenarios import Scenario, sumo_binary
+from cityos.twin.geo import M_PER_DEG_LAT, LonLat, m_per_deg_lon
+from cityos.twin.streets import STREETS, Street
 
-from .geo import M_PER_DEG_LAT, LonLat, m_per_deg_lon
-from .streets import STREETS, Street
+from .errors import NetworkFileError, TrafficError
+from .layout import read_network
+from .scenarios import Scenario, sumo_binary
 
 SCENARIO_NAME = "phnom-penh-daun-penh"
 SNAP_M = 35.0  # a street end this close to another street is snapped onto it
