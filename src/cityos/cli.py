@@ -175,7 +175,7 @@ def serve(
     settings = _settings(database_url, host=host, port=port)
     _check_port(settings.port)
     # -- hardening: no open hub on the network (docs/security.md) -------------------------
-    from cityos.security.netguard import is_loopback_host
+    from cityos.hub.netguard import is_loopback_host
 
     if not is_loopback_host(settings.host) and not settings.auth_required:
         if not insecure_listen_anywhere:

@@ -46,7 +46,7 @@ class Settings:
     retention_context: str = ""  # @context URL the rules' terms are expanded with (core if empty)
     context_fetch_timeout_s: float = 5.0
     context_max_bytes: int = 1_048_576
-    # -- hardening (docs/security.md, "Hardening"; cityos.security.netguard/ratelimit/headers)
+    # -- hardening (docs/security.md, "Hardening"; cityos.hub.netguard, cityos.security.ratelimit/headers)
     # hosts in context_allow_hosts that may also resolve to loopback/private addresses
     context_allow_private_hosts: list[str] = field(default_factory=list)
     # notification endpoints on loopback/private addresses: "auto" (allowed only while `host`

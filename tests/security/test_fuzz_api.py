@@ -94,7 +94,7 @@ KNOWN_PATH_VALUES = {
     "device_id": "fuzz-device",
 }
 # Loopback spellings the hub may be told to fetch @context documents from: the allowlist lets
-# them through, so only the address rule (cityos.security.netguard) stands in the way.
+# them through, so only the address rule (cityos.hub.netguard) stands in the way.
 LOOPBACK_ALLOWED = ["127.0.0.1", "localhost", "::ffff:127.0.0.1", "2130706433", "0x7f.1"]
 # Tables a request can write to (outbox, delivery claims and the audit log are bookkeeping).
 DATA_TABLES = ("tenants", "entities", "history", "contexts", "subscriptions", "registry")

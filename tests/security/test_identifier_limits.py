@@ -13,16 +13,12 @@ from __future__ import annotations
 
 import random
 import string
-import uuid
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import unquote
 
 import pytest
 from starlette.testclient import TestClient
 
-from cityos.config import Settings
-from cityos.hub.core import Hub
 from cityos.hub.model import MAX_ID_BYTES, MAX_NAME_BYTES
 
 BASE = "/ngsi-ld/v1"
@@ -56,28 +52,10 @@ def iri(size: int) -> str:
     return sized("https://example.org/", size)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def client(request: pytest.FixtureRequest, tmp_path) -> Iterator[TestClient]:
-    """An HTTP client on a fresh hub, once per storage engine."""
-    from cityos.web.app import create_app
-
-    settings = Settings()
-    if request.param == "sqlite":
-        from cityos.hub.store.sqlite import SqliteStore
-
-        store = SqliteStore(tmp_path / "limits.db")
-    else:
-        from cityos.hub.store.postgres import PostgresStore
-
-        url = request.getfixturevalue("postgres_url")
-        store = PostgresStore(url, schema=f"cityos_test_{uuid.uuid4().hex[:10]}")
-    hub = Hub(settings, store=store)
-    with TestClient(create_app(settings, hub), base_url="http://127.0.0.1:1026") as c:
-        yield c
-    if request.param == "postgresql":
-        reopened = PostgresStore(url, schema=store.schema)
-        reopened.drop_schema()
-        reopened.close()
+@pytest.fixture
+def client(secured) -> TestClient:
+    """An HTTP client on a fresh hub (authentication off), once per storage engine."""
+    return secured(auth_required=False).client
 
 
 def refused(r: Any, limit: int = 1024) -> None:

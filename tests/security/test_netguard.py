@@ -21,7 +21,7 @@ from cityos.hub.core import Hub
 from cityos.hub.delivery import publish_mqtt
 from cityos.hub.errors import LdContextNotAvailable
 from cityos.hub.ldcontext import ContextResolver
-from cityos.security.netguard import (
+from cityos.hub.netguard import (
     AsyncGuardedTransport,
     DestinationError,
     DestinationRefused,

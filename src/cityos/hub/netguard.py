@@ -28,8 +28,7 @@ check) still use the host name. Every new connection is checked, so every redire
 
 This guard lives in the hub because it is the hub's own outbound HTTP that it protects and
 it depends on nothing above the hub (the standard library, httpx and httpcore only); no
-policy of :mod:`cityos.security` decides anything here. ``cityos.security.netguard`` keeps
-every name importable from where it used to be.
+policy of :mod:`cityos.security` decides anything here.
 """
 
 from __future__ import annotations

@@ -157,7 +157,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
             poll_s=settings.notify_poll_s,
             local=hub.local_receivers,
             index=hub.subscriptions,
-            allow_private=notify_private,  # hardening: SSRF guard (cityos.security.netguard)
+            allow_private=notify_private,  # hardening: SSRF guard (cityos.hub.netguard)
         )
         delivery = asyncio.create_task(deliverer.run_forever())
         auditing = [

@@ -116,7 +116,9 @@ def endpoint(fn: Handler) -> Handler:
 def tenant_of(request: Request, *, read: bool) -> str:
     """The request's tenant, decided as the door decided it (:mod:`cityos.hub.tenancy`);
     for a read, 404 when the tenant holds nothing yet."""
-    tenant = tenant_of_headers(request.scope["headers"])
+    tenant = request.scope.get("state", {}).get("tenant")  # the door's decision, if it ran
+    if tenant is None:
+        tenant = tenant_of_headers(request.scope["headers"])
     if read and tenant and not hub_of(request).store.tenant_exists(tenant):
         raise NonexistentTenant(f"tenant {tenant!r} does not exist")
     return tenant

@@ -25,11 +25,11 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from cityos.hub.access import restrict_query, visible_all
 from cityos.hub.api.common import endpoint, hub_of, tenant_of
 from cityos.hub.errors import ResourceNotFound
 from cityos.hub.query.model import EntityQuery, TypeName
 from cityos.hub.representation import render_entity
-from cityos.security.scope import restrict_query, visible_all
 
 from .gtfs_rt import (
     BusPosition,
