@@ -108,6 +108,11 @@ class Settings:
     # a caller that may aggregate a type but not read it: aggrPeriodDuration a whole multiple
     # of this, buckets on that grid, no lastN (docs/security.md, "The rules inside the data")
     min_aggregation_period_s: int = 900
+    # not settings themselves: the ``[services.<name>]`` tables of the file and the
+    # environment they were loaded from, read by each service's own settings
+    # (cityos.services.settings) — a service's keys are checked against its declaration
+    sections: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    environ: dict[str, str] = field(default_factory=dict, repr=False)
 
     def notify_private_allowed(self) -> bool:
         """Whether notifications may go to loopback/private addresses (notify_allow_private)."""
@@ -136,22 +141,33 @@ class Settings:
         if cfg:
             with open(cfg, "rb") as fh:
                 values.update(tomllib.load(fh))
-        for f in fields(cls):
+        sections = values.pop("services", {})
+        if not isinstance(sections, dict) or not all(
+            isinstance(v, dict) for v in sections.values()
+        ):
+            raise ValueError("setting services: must hold one table per service, [services.<name>]")
+        known = {f.name: f for f in fields(cls) if f.name not in _NOT_SETTINGS}
+        for f in known.values():
             raw = env.get("CITYOS_" + f.name.upper())
             if raw is not None:
                 values[f.name] = raw
-        known = {f.name: f for f in fields(cls)}
         unknown = set(values) - set(known)
         if unknown:
             raise ValueError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         out = cls()
         for name, raw in values.items():
-            setattr(out, name, _coerce(known[name].type, raw, name))
+            setattr(out, name, coerce(known[name].type, raw, name))
+        out.sections = sections
+        out.environ = {k: v for k, v in env.items() if k.startswith("CITYOS_")}
         return out
 
 
-def _coerce(kind: Any, raw: Any, name: str) -> Any:
-    kind = str(kind)
+_NOT_SETTINGS = frozenset({"sections", "environ"})
+
+
+def coerce(kind: Any, raw: Any, name: str) -> Any:
+    """``raw`` (from TOML or the environment) as a setting of type ``kind`` (its annotation)."""
+    kind = kind.__name__ if isinstance(kind, type) else str(kind)
     try:
         if kind == "int":
             return int(raw)

@@ -21,6 +21,7 @@ import pytest
 MODULE = '''
 import asyncio
 import os
+from dataclasses import dataclass, field
 
 import typer
 from starlette.responses import JSONResponse
@@ -45,15 +46,20 @@ def routes():
     return [Route("/services/example/hello", hello, methods=["GET"])]
 
 
-async def beat(hub):
+async def beat(ctx):
     mark = os.environ["EXAMPLE_MARK"]
     with open(mark, "a") as f:
-        f.write("started " + type(hub).__name__ + "\\n")
+        f.write("started " + type(ctx.client).__name__ + " " + ctx.settings.greeting + "\\n")
     try:
         await asyncio.Event().wait()
     finally:
         with open(mark, "a") as f:
             f.write("stopped\\n")
+
+
+@dataclass
+class ExampleSettings:
+    greeting: str = field(default="hello", metadata={"help": "what the example says"})
 
 
 SERVICE = Service(
@@ -72,7 +78,8 @@ SERVICE = Service(
         }
     },
     tasks=(beat,),
-    health=lambda hub: {"status": "ok", "greeting": "hello"},
+    health=lambda ctx: {"status": "ok", "greeting": ctx.settings.greeting},
+    settings=ExampleSettings,
 )
 '''
 
@@ -87,7 +94,9 @@ PROBE = textwrap.dedent(
     from cityos.config import Settings
     from cityos.web.app import create_app
 
-    app = create_app(Settings(database_url="sqlite:///" + {db!r}))
+    settings = Settings.load()  # CITYOS_EXAMPLE_GREETING reaches the service's own settings
+    settings.database_url = "sqlite:///" + {db!r}
+    app = create_app(settings)
     out = {{}}
     with TestClient(app) as client:
         r = client.get("/services/example/hello")
@@ -114,6 +123,7 @@ def _probe(tmp_path: Path, pythonpath: Path | None) -> dict:
     if pythonpath is not None:
         env["PYTHONPATH"] = str(pythonpath)
     env["EXAMPLE_MARK"] = str(tmp_path / "task.log")
+    env["CITYOS_EXAMPLE_GREETING"] = "sua s'dei"
     code = PROBE.format(db=str(tmp_path / f"hub-{pythonpath is not None}.db"))
     proc = subprocess.run(
         [sys.executable, "-c", code],
@@ -150,10 +160,12 @@ def test_an_installed_service_plugs_in_with_no_edit_to_cityos(tmp_path: Path, si
     assert out["route"] == [200, {"hello": "world"}]
     assert "/services/example/hello" in out["openapi"]
     assert "/services/traffic/gtfs" in out["openapi"]  # the built-in one is still there
-    assert out["health"]["services"] == {"example": {"status": "ok", "greeting": "hello"}}
+    assert out["health"]["services"] == {"example": {"status": "ok", "greeting": "sua s'dei"}}
     assert " example " in out["help"] and " traffic " in out["help"]
     assert out["greet"] == [0, "hello, plug\n"]
-    assert out["task"] == "started Hub\nstopped\n"  # run by the lifespan, cancelled at the end
+    assert (
+        out["task"] == "started HubClient sua s'dei\nstopped\n"
+    )  # run by the lifespan, cancelled at the end
     assert "| `example` | `WeatherObserved` | — | — | `/services/example/hello` |" in out["docs"]
     assert "| `traffic` |" in out["docs"]
 

@@ -31,6 +31,10 @@ class HubClient:
         self.context = context
         self.ctx = hub.contexts.resolve(context)
 
+    def for_tenant(self, tenant: str) -> HubClient:
+        """The same client, speaking for another tenant."""
+        return HubClient(self.hub, context=self.context, tenant=tenant)
+
     # -- entities ---------------------------------------------------------------------
     def create(self, entity: dict[str, Any]) -> None:
         self.hub.entities.create(self.tenant, parse_entity(entity, self.ctx))

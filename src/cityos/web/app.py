@@ -34,6 +34,7 @@ from cityos.security.guard import AuditRecorder, Guard, load_policy
 from cityos.security.headers import harden
 from cityos.security.scope import install as install_access
 from cityos.services.registry import services
+from cityos.services.runtime import contexts_for
 from cityos.web.openapi import openapi_document
 
 log = logging.getLogger("cityos.web")
@@ -112,6 +113,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
         return json_response(openapi_document())
 
     registered = services()  # the cityos.services entry points; a bad one stops here
+    contexts = contexts_for(registered, hub)  # their settings: a bad one stops here
 
     async def health(request: Request) -> Response:
         body: dict[str, Any] = {"status": "ok", "engine": hub.store.engine, "worker": os.getpid()}
@@ -120,7 +122,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
             body["services"] = {}
             for name, report in reports.items():
                 try:
-                    body["services"][name] = await asyncio.to_thread(report, hub)
+                    body["services"][name] = await asyncio.to_thread(report, contexts[name])
                 except Exception as exc:  # one service's failure is reported, not raised
                     log.exception("health of service %s failed", name)
                     body["services"][name] = {"status": "error", "detail": str(exc)}
@@ -180,7 +182,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
             rules = retention_rules(hub)  # bad rules stop the server here, with the reason
             task = asyncio.create_task(_retention_loop(hub, rules, settings.retention_interval_s))
         service_tasks = [  # each service's background tasks, started and stopped with the app
-            asyncio.create_task(start(hub), name=f"service:{s.name}")
+            asyncio.create_task(start(contexts[s.name]), name=f"service:{s.name}")
             for s in registered
             for start in s.tasks
         ]
@@ -213,6 +215,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
         lifespan=lifespan,
     )
     app.state.hub = hub
+    app.state.services = contexts  # name -> ServiceContext, for the services' own routes
     app.state.agent = Agent(hub)
     app.state.agent.detector = detector  # detection
     app.state.detector = detector
