@@ -1021,7 +1021,7 @@ def _anchors(path: Path | None, given: bool, size: int | None, root: str | None)
 def _has_heads(store) -> bool:  # type: ignore[no-untyped-def]
     """Whether any signed head is stored (a row that cannot be read counts as one)."""
     try:
-        return bool(store.audit_raw("audit_heads", 0, 1))
+        return bool(store.audit.raw("audit_heads", 0, 1))
     except Exception:
         return True
 

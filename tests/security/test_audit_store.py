@@ -96,14 +96,14 @@ def test_appends_get_consecutive_seqs_and_proofs_verify(audit: AuditLog, store: 
     assert audit.append_many([_record(i) for i in range(300, 600)]) == list(range(300, 600))
     head = audit.sign_head()
     assert head.tree_size == audit.size() == 600
-    leaves = store.audit_leaf_hashes(0, 600)
+    leaves = store.audit.leaf_hashes(0, 600)
     assert audit.root() == a.root_of(leaves) == head.root_hash
-    entries = store.audit_entries(0, 600)
+    entries = store.audit.entries(0, 600)
     assert [e.seq for e in entries] == list(range(600))
     first = json.loads(entries[5].record)
     assert first["seq"] == 5 and first["action"] == "entity.update" and first["time"]
     assert a.leaf_hash(entries[5].record.encode()) == entries[5].leaf_hash
-    heads = store.audit_heads()
+    heads = store.audit.heads()
     assert [h.tree_size for h in heads] == [1, 100, 256, 600]
     key = AuditKey.from_pem(audit.key.public_pem())
     assert all(a.verify_head(h, key) for h in heads)
@@ -127,7 +127,7 @@ def test_sign_head_only_when_the_log_grew(audit: AuditLog, store: Store) -> None
     audit.append(_record(0))
     assert audit.sign_head().tree_size == 1
     assert audit.sign_head(force=True).tree_size == 1
-    assert len(store.audit_heads()) == 3
+    assert len(store.audit.heads()) == 3
 
 
 def test_records_are_checked(audit: AuditLog) -> None:
@@ -161,7 +161,7 @@ def test_concurrent_appenders_leave_no_gaps(audit: AuditLog, store: Store) -> No
         t.start()
     for t in threads:
         t.join()
-    assert [e.seq for e in store.audit_entries(0)] == list(range(160))
+    assert [e.seq for e in store.audit.entries(0)] == list(range(160))
     audit.sign_head()
     assert a.verify_log(store, audit.key).ok
 
@@ -414,4 +414,4 @@ def test_run_signer_signs_heads_as_the_log_grows(audit: AuditLog, store: Store) 
             await task
 
     asyncio.run(main())
-    assert [h.tree_size for h in store.audit_heads()] == [0, 1]
+    assert [h.tree_size for h in store.audit.heads()] == [0, 1]

@@ -68,7 +68,7 @@ def _cut_to(store: Store, keep: int) -> None:
     """Truncate the log to ``keep`` records the way someone who knows the format would: the
     rows, the signed heads past them, and the log's state recomputed to match."""
     frontier: list[bytes] = []
-    for i, h in enumerate(store.audit_leaf_hashes(0, keep)):
+    for i, h in enumerate(store.audit.leaf_hashes(0, keep)):
         a.frontier_push(frontier, i, h)
     _sql(store, "DELETE FROM audit_log WHERE seq >= %s", (keep,))
     _sql(store, "DELETE FROM audit_heads WHERE tree_size > %s", (keep,))
@@ -85,9 +85,9 @@ def _rewrite(store: Store, seq: int) -> None:
         "UPDATE audit_log SET time = %s, record = %s, leaf_hash = %s WHERE seq = %s",
         (time_, record, leaf, seq),
     )
-    size = store.audit_state()[0]
+    size = store.audit.state()[0]
     frontier: list[bytes] = []
-    for i, h in enumerate(store.audit_leaf_hashes(0, size)):
+    for i, h in enumerate(store.audit.leaf_hashes(0, size)):
         a.frontier_push(frontier, i, h)
     _sql(store, "UPDATE audit_state SET frontier = %s", (a.pack_frontier(frontier),))
 
@@ -107,7 +107,7 @@ def test_each_signed_head_is_anchored_in_a_file_of_mode_0600(
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert sorted(p.name for p in path.parent.iterdir() if "anchor" in p.name) == [path.name]
     # the anchor never goes back (another worker signing an older head)
-    older = store.audit_heads()[0]
+    older = store.audit.heads()[0]
     assert not a.write_anchor(path, older)
     assert a.read_anchor(path) == head
     # `cityos audit head --json` prints it, to publish; verify --anchor reads it back
@@ -454,10 +454,10 @@ def test_each_database_keeps_its_own_anchor_beside_the_shared_key(tmp_path, key_
     """Two databases signed with one key (a city's SQLite trial, then its PostgreSQL):
     each log is judged by its own anchor, so a new, shorter log is not taken for a
     truncated one, and the first log's anchor still catches its own truncation."""
-    first = AuditLog(SqliteStore(tmp_path / "first.db"), key_path=key_path)
-    second = AuditLog(SqliteStore(tmp_path / "second.db"), key_path=key_path)
-    first.store.migrate()
-    second.store.migrate()
+    stores = [SqliteStore(tmp_path / f"{name}.db") for name in ("first", "second")]
+    for store in stores:
+        store.migrate()
+    first, second = (AuditLog(store, key_path=key_path) for store in stores)
     first.append_many([_record(n) for n in range(5)])
     first.sign_head(force=True)
     second.append_many([_record(0)])

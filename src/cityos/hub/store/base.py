@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from cityos.hub.model import Entity
 from cityos.hub.query.model import EntityQuery
+from cityos.hub.store.audit import AuditStore
 
 DEFAULT_TENANT = ""
 
@@ -87,42 +88,6 @@ class AttributeUse:
     entity_count: int
 
 
-@dataclass(slots=True)
-class AuditEntry:
-    """One record of the audit log (:mod:`cityos.security.audit`): ``record`` is the exact
-    canonical JSON text that was hashed, ``leaf_hash`` its RFC 6962 leaf hash."""
-
-    seq: int  # the leaf index, from 0
-    time: str
-    record: str
-    leaf_hash: bytes
-
-
-@dataclass(slots=True)
-class AuditHead:
-    """A signed tree head of the audit log (``timestamp`` in ms since the epoch)."""
-
-    tree_size: int
-    timestamp: int
-    root_hash: bytes
-    signature: bytes
-    key_id: str
-
-
-# (size, state) -> (entries to insert at seq size, size + 1, …; the new state)
-AuditBuild = Callable[[int, bytes], tuple[list[AuditEntry], bytes]]
-
-# the audit tables as Store.audit_raw reads them: (the key rows are read in order of, columns)
-AUDIT_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "audit_log": ("seq", ("seq", "time", "record", "leaf_hash")),
-    "audit_heads": (
-        "hid",
-        ("hid", "tree_size", "timestamp_ms", "root_hash", "signature", "key_id"),
-    ),
-    "audit_state": ("one", ("size", "frontier")),
-}
-
-
 @dataclass
 class StoredContext:
     id: str  # local id (a URN) the hub serves it under
@@ -162,22 +127,6 @@ def history_where(
         where.append(f"{column} < {mark}")
         params.append(before)
     return " AND ".join(where), params
-
-
-def audit_range_sql(
-    mark: str, start: int, end: int | None, limit: int | None
-) -> tuple[str, list[Any]]:
-    """The audit-log read both engines use (``mark`` is the placeholder)."""
-    sql = f"SELECT seq, time, record, leaf_hash FROM audit_log WHERE seq >= {mark}"
-    params: list[Any] = [start]
-    if end is not None:
-        sql += f" AND seq < {mark}"
-        params.append(end)
-    sql += " ORDER BY seq"
-    if limit is not None:
-        sql += f" LIMIT {mark}"
-        params.append(limit)
-    return sql, params
 
 
 class Transaction(ABC):
@@ -395,40 +344,12 @@ class Store(ABC):
     @abstractmethod
     def delete_context(self, key: str) -> bool: ...
 
-    # -- the audit log (cityos.security.audit keeps the Merkle tree; these only store it) --
+    # -- the audit log's storage (its own interface) -------------------------------------
+    @property
     @abstractmethod
-    def audit_append(self, build: AuditBuild) -> list[AuditEntry]:
-        """Append to the audit log in one transaction: lock the log's (size, state), call
-        ``build(size, state)`` for the entries (seq ``size`` on) and the new state, store
-        both. Appenders in every worker are serialised, so seq has no gaps."""
-
-    @abstractmethod
-    def audit_state(self) -> tuple[int, bytes]:
-        """The log's size (records appended) and its state (the tree's frontier)."""
-
-    @abstractmethod
-    def audit_entries(
-        self, start: int, end: int | None = None, limit: int | None = None
-    ) -> list[AuditEntry]:
-        """Stored records with ``start <= seq < end``, by seq (at most ``limit``)."""
-
-    @abstractmethod
-    def audit_leaf_hashes(self, start: int, end: int) -> list[bytes]:
-        """The leaf hashes of seq ``start`` to ``end - 1``, by seq."""
-
-    @abstractmethod
-    def audit_add_head(self, head: AuditHead) -> None: ...
-
-    @abstractmethod
-    def audit_heads(self, latest: bool = False) -> list[AuditHead]:
-        """Signed tree heads by size then time (only the newest one if ``latest``)."""
-
-    @abstractmethod
-    def audit_raw(self, table: str, start: int = 0, limit: int = 10_000) -> list[tuple[Any, ...]]:
-        """Rows of an audit table (:data:`AUDIT_TABLES`) exactly as stored, for ``cityos
-        audit verify``: whatever a tampered row holds comes back (int, float, str, bytes,
-        None; text that is not UTF-8 as bytes; a column of another type as text), never
-        coerced, so the verifier can name it. Rows with key >= ``start``, by key."""
+    def audit(self) -> AuditStore:
+        """The audit log's storage in this database (:mod:`cityos.hub.store.audit`), on this
+        store's connection or pool; the audit log needs nothing else from a store."""
 
     # -- bulk -----------------------------------------------------------------------
     def iter_entities(self, tenant: str, batch: int = 1000) -> Iterator[Entity]:

@@ -45,13 +45,11 @@ from cityos.hub.query.model import (
     TypeName,
     TypeOr,
 )
+from cityos.hub.store.audit import AuditStore
+from cityos.hub.store.audit_postgres import PostgresAuditStore
 from cityos.hub.store.base import (
-    AUDIT_TABLES,
     DEFAULT_TENANT,
     AttributeUse,
-    AuditBuild,
-    AuditEntry,
-    AuditHead,
     Claimed,
     HistoryRow,
     Notification,
@@ -59,7 +57,6 @@ from cityos.hub.store.base import (
     Store,
     StoredContext,
     Transaction,
-    audit_range_sql,
     history_where,
 )
 from cityos.hub.store.claims import (
@@ -832,6 +829,7 @@ class PostgresStore(Store):
             raise ConnectionError(
                 f"PostgreSQL not reachable at {_safe_url(url)}: {UNREACHABLE_HINT}"
             ) from exc
+        self._audit = PostgresAuditStore(self._pool, url, schema)
         self._known_tenants: set[str] = set()
         self._kwargs = kwargs
         self.outbox_channel = f"cityos_outbox_{schema or 'public'}"
@@ -1356,91 +1354,10 @@ class PostgresStore(Store):
             cur = conn.execute("DELETE FROM contexts WHERE id = %s OR url = %s", (key, key))
         return cur.rowcount > 0
 
-    # -- the audit log --------------------------------------------------------------------
-    def audit_append(self, build: AuditBuild) -> list[AuditEntry]:
-        with self._pool.connection() as conn, conn.transaction():
-            row = conn.execute("SELECT size, frontier FROM audit_state FOR UPDATE").fetchone()
-            assert row is not None
-            size, state = row
-            entries, new_state = build(size, bytes(state))
-            # one statement, one round trip (a pipelined executemany costs more for one row)
-            columns = [(e.seq, e.time, e.record, e.leaf_hash) for e in entries]
-            if len(entries) == 1:
-                rows = "VALUES (%s, %s, %s, %s)"
-                params: list[Any] = list(columns[0])
-            else:
-                rows = "SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::bytea[])"
-                params = [list(col) for col in zip(*columns, strict=True)]
-            conn.execute(
-                f"WITH rows AS (INSERT INTO audit_log(seq, time, record, leaf_hash) {rows})"
-                " UPDATE audit_state SET size = %s, frontier = %s",
-                (*params, size + len(entries), new_state),
-            )
-        return entries
-
-    def audit_state(self) -> tuple[int, bytes]:
-        with self._pool.connection() as conn:
-            row = conn.execute("SELECT size, frontier FROM audit_state").fetchone()
-        assert row is not None
-        return row[0], bytes(row[1])
-
-    def audit_entries(
-        self, start: int, end: int | None = None, limit: int | None = None
-    ) -> list[AuditEntry]:
-        sql, params = audit_range_sql("%s", start, end, limit)
-        with self._pool.connection() as conn:
-            rows = conn.execute(sql, params).fetchall()
-        return [AuditEntry(r[0], r[1], r[2], bytes(r[3])) for r in rows]
-
-    def audit_leaf_hashes(self, start: int, end: int) -> list[bytes]:
-        with self._pool.connection() as conn:
-            rows = conn.execute(
-                "SELECT leaf_hash FROM audit_log WHERE seq >= %s AND seq < %s ORDER BY seq",
-                (start, end),
-            ).fetchall()
-        return [bytes(r[0]) for r in rows]
-
-    def audit_add_head(self, head: AuditHead) -> None:
-        with self._pool.connection() as conn:
-            conn.execute(
-                "INSERT INTO audit_heads(tree_size, timestamp_ms, root_hash, signature, key_id)"
-                " VALUES (%s, %s, %s, %s, %s)",
-                (head.tree_size, head.timestamp, head.root_hash, head.signature, head.key_id),
-            )
-
-    def audit_heads(self, latest: bool = False) -> list[AuditHead]:
-        sql = "SELECT tree_size, timestamp_ms, root_hash, signature, key_id FROM audit_heads"
-        sql += (
-            " ORDER BY tree_size DESC, timestamp_ms DESC, hid DESC LIMIT 1"
-            if latest
-            else " ORDER BY tree_size, timestamp_ms, hid"
-        )
-        with self._pool.connection() as conn:
-            rows = conn.execute(sql).fetchall()
-        return [AuditHead(r[0], r[1], bytes(r[2]), bytes(r[3]), r[4]) for r in rows]
-
-    def audit_raw(self, table: str, start: int = 0, limit: int = 10_000) -> list[tuple[Any, ...]]:
-        key, columns = AUDIT_TABLES[table]
-        with self._pool.connection() as conn:
-            # a column altered to another type is read as text (its loader might refuse it)
-            types = dict(
-                conn.execute(
-                    "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
-                    " WHERE attrelid = %s::regclass AND attnum > 0 AND NOT attisdropped",
-                    (table,),
-                ).fetchall()
-            )
-            values = ", ".join(
-                c if types.get(c) in _AUDIT_RAW_TYPES else f"{c}::text" for c in columns
-            )
-            rows = conn.execute(
-                f"SELECT {values} FROM {table} WHERE {key} >= %s ORDER BY {key} LIMIT %s",
-                (start, limit),
-            ).fetchall()
-        return [tuple(r) for r in rows]
-
-
-_AUDIT_RAW_TYPES = {"bigint", "integer", "smallint", "text", "bytea"}
+    # -- the audit log's storage ----------------------------------------------------------
+    @property
+    def audit(self) -> AuditStore:
+        return self._audit
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:

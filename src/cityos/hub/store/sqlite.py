@@ -27,13 +27,11 @@ from cityos.hub.model import Entity
 from cityos.hub.query import geo as geoq
 from cityos.hub.query import sql as qsql
 from cityos.hub.query.model import EntityQuery, GeoQuery, TypeAnd, TypeExpr, TypeName, TypeOr
+from cityos.hub.store.audit import AuditStore
+from cityos.hub.store.audit_sqlite import SqliteAuditStore
 from cityos.hub.store.base import (
-    AUDIT_TABLES,
     DEFAULT_TENANT,
     AttributeUse,
-    AuditBuild,
-    AuditEntry,
-    AuditHead,
     Claimed,
     HistoryRow,
     Notification,
@@ -41,7 +39,6 @@ from cityos.hub.store.base import (
     Store,
     StoredContext,
     Transaction,
-    audit_range_sql,
     history_where,
 )
 from cityos.hub.store.claims import (
@@ -400,6 +397,7 @@ class SqliteStore(Store):
             self.path, isolation_level=None, check_same_thread=False, timeout=30
         )
         self._lock = threading.RLock()
+        self._audit = SqliteAuditStore(self.path, self._conn, self._lock, self._write)
         c = self._conn
         if self.path != ":memory:":
             c.execute("PRAGMA journal_mode=WAL")
@@ -900,86 +898,10 @@ class SqliteStore(Store):
             cur = self._conn.execute("DELETE FROM contexts WHERE id = ? OR url = ?", (key, key))
         return cur.rowcount > 0
 
-    # -- the audit log --------------------------------------------------------------------
-    def audit_append(self, build: AuditBuild) -> list[AuditEntry]:
-        with self._write() as c:
-            size, state = c.execute("SELECT size, frontier FROM audit_state").fetchone()
-            entries, new_state = build(size, bytes(state))
-            c.executemany(
-                "INSERT INTO audit_log(seq, time, record, leaf_hash) VALUES (?, ?, ?, ?)",
-                [(e.seq, e.time, e.record, e.leaf_hash) for e in entries],
-            )
-            c.execute(
-                "UPDATE audit_state SET size = ?, frontier = ?", (size + len(entries), new_state)
-            )
-        return entries
-
-    def audit_state(self) -> tuple[int, bytes]:
-        with self._lock:
-            size, state = self._conn.execute("SELECT size, frontier FROM audit_state").fetchone()
-        return size, bytes(state)
-
-    def audit_entries(
-        self, start: int, end: int | None = None, limit: int | None = None
-    ) -> list[AuditEntry]:
-        sql, params = audit_range_sql("?", start, end, limit)
-        with self._lock:
-            rows = self._conn.execute(sql, params).fetchall()
-        return [AuditEntry(r[0], r[1], r[2], bytes(r[3])) for r in rows]
-
-    def audit_leaf_hashes(self, start: int, end: int) -> list[bytes]:
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT leaf_hash FROM audit_log WHERE seq >= ? AND seq < ? ORDER BY seq",
-                (start, end),
-            ).fetchall()
-        return [bytes(r[0]) for r in rows]
-
-    def audit_add_head(self, head: AuditHead) -> None:
-        with self._write() as c:
-            c.execute(
-                "INSERT INTO audit_heads(tree_size, timestamp_ms, root_hash, signature, key_id)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (head.tree_size, head.timestamp, head.root_hash, head.signature, head.key_id),
-            )
-
-    def audit_heads(self, latest: bool = False) -> list[AuditHead]:
-        sql = "SELECT tree_size, timestamp_ms, root_hash, signature, key_id FROM audit_heads"
-        sql += (
-            " ORDER BY tree_size DESC, timestamp_ms DESC, hid DESC LIMIT 1"
-            if latest
-            else " ORDER BY tree_size, timestamp_ms, hid"
-        )
-        with self._lock:
-            rows = self._conn.execute(sql).fetchall()
-        return [AuditHead(r[0], r[1], bytes(r[2]), bytes(r[3]), r[4]) for r in rows]
-
-    def audit_raw(self, table: str, start: int = 0, limit: int = 10_000) -> list[tuple[Any, ...]]:
-        key, columns = AUDIT_TABLES[table]
-        # typeof + the bytes: SQLite keeps any value in any column, and fetching text that
-        # is not UTF-8 would raise
-        values = ", ".join(f"typeof({c}), CAST({c} AS BLOB)" for c in columns)
-        sql = f"SELECT {values} FROM {table} WHERE {key} >= ? ORDER BY {key} LIMIT ?"
-        with self._lock:
-            rows = self._conn.execute(sql, (start, limit)).fetchall()
-        return [tuple(_stored(r[i], r[i + 1]) for i in range(0, len(r), 2)) for r in rows]
-
-
-def _stored(kind: str, raw: bytes | None) -> Any:
-    """A value as SQLite holds it, from its type and CAST(... AS BLOB) (a number's digits,
-    text's bytes); text that is not UTF-8 stays bytes."""
-    if raw is None or kind == "null":
-        return None
-    if kind == "integer":
-        return int(raw)
-    if kind == "real":
-        return float(raw)
-    if kind == "text":
-        try:
-            return raw.decode()
-        except UnicodeDecodeError:
-            return raw
-    return bytes(raw)
+    # -- the audit log's storage ----------------------------------------------------------
+    @property
+    def audit(self) -> AuditStore:
+        return self._audit
 
 
 def _ctx_row(r: tuple[Any, ...]) -> StoredContext:
