@@ -36,17 +36,15 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 from cityos.devices import ultralight
+from cityos.devices.book import DeviceBook
 from cityos.hub.errors import AlreadyExists, BadRequestData, ResourceNotFound
 from cityos.hub.model import now_iso
 from cityos.hub.representation import parse_attributes
 from cityos.hub.subscriptions import parse_subscription
-
-if TYPE_CHECKING:
-    from cityos.devices.agent import Agent
 
 log = logging.getLogger("cityos.devices.commands")
 
@@ -161,7 +159,7 @@ def publish_mqtt(url: str, topic: str, payload: bytes, timeout_s: float) -> tupl
 class Commands:
     """Provisioning, sending, answers and expiry of device commands (one per agent)."""
 
-    def __init__(self, agent: Agent) -> None:
+    def __init__(self, agent: DeviceBook) -> None:
         self.agent = agent
         self.hub = agent.hub
         self.ctx = agent.ctx
