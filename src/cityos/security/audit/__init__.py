@@ -11,7 +11,7 @@ served under ``/audit/…`` by :func:`routes`.
 One module per part: :mod:`.merkle` (hashing and proofs), :mod:`.keys` (the signing key,
 signed heads), :mod:`.anchor` (the anchor file), :mod:`.log` (:class:`AuditLog`, over the
 hub's :class:`~cityos.hub.store.audit.AuditStore`), :mod:`.verify` (:func:`verify_log`),
-:mod:`.serve` (:func:`routes`, :func:`run_signer`).
+:mod:`.serve` (:func:`routes`, :func:`run_signer`) and :mod:`.cli` (``cityos audit``).
 This package exports the names its callers use.
 
 Appending is O(log n): the store keeps the tree's *frontier* (the roots of its maximal
