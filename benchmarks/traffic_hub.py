@@ -55,7 +55,7 @@ def one_run(job: tuple[str, str, str]) -> dict[str, Any]:
 
     from cityos.config import Settings
     from cityos.hub.core import Hub
-    from cityos.services.traffic.hubloop import run_through_hub
+    from cityos.services.traffic.sim.hubloop import run_through_hub
 
     if mode == "sqlite":
         folder = tempfile.mkdtemp(prefix="cityos-traffic-bench-")

@@ -31,8 +31,9 @@ from cityos.services.traffic import RESCO_SCENARIOS, get_scenario, make_controll
 
 
 def one_run(job: tuple[str, str, int, dict[str, Any] | None]) -> dict[str, Any]:
-    from cityos.services.traffic.priority import BusPriority, run_with_buses
-    from cityos.services.traffic.transit import make_bus_lines
+    from cityos.services.traffic.priority import BusPriority
+    from cityos.services.traffic.sim.buses import run_with_buses
+    from cityos.services.traffic.sim.transit import make_bus_lines
 
     scenario_name, controller, seed, priority = job
     scenario = get_scenario(scenario_name)

@@ -1,9 +1,9 @@
 """Tune CityOS's controller to each RESCO network on training seeds; ship the settings.
 
-For each scenario, :func:`cityos.services.traffic.tuning.tune` searches the controller's
+For each scenario, :func:`cityos.services.traffic.sim.tuning.tune` searches the controller's
 parameters on training seeds (100-103 by default), runs the best few and the defaults on
 validation seeds (200-207), and writes the one best there to
-``src/cityos/services/traffic/tuned/<scenario>.json`` (which
+``src/cityos/services/traffic/controllers/tuned/<scenario>.json`` (which
 ``make_controller("cityos", network=...)`` and so the CLI and ``traffic_resco.py`` use),
 with every run and the wall time it took. The benchmark's seeds (0-2) are never used.
 A summary goes to ``benchmarks/results/traffic-tune.json``. Usage::
@@ -27,7 +27,8 @@ from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 
 from cityos.services.traffic import RESCO_SCENARIOS, get_scenario  # noqa: E402
-from cityos.services.traffic.tuning import SPACE, TUNED_DIR, tune  # noqa: E402
+from cityos.services.traffic.controllers.presets import TUNED_DIR  # noqa: E402
+from cityos.services.traffic.sim.tuning import SPACE, tune  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

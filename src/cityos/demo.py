@@ -233,10 +233,10 @@ def run_traffic(settings: Settings, console: Console, minutes: int) -> dict[str,
     import asyncio
 
     from cityos.services.traffic import make_controller
-    from cityos.services.traffic.hubloop import run_through_hub
     from cityos.services.traffic.priority import BusPriority
-    from cityos.services.traffic.roadnet import district_scenario
-    from cityos.services.traffic.transit import make_bus_lines
+    from cityos.services.traffic.sim.hubloop import run_through_hub
+    from cityos.services.traffic.sim.roadnet import district_scenario
+    from cityos.services.traffic.sim.transit import make_bus_lines
 
     folder = _traffic_folder(settings)
     begin = (DISTRICT_TIME - DISTRICT_MIDNIGHT).total_seconds()

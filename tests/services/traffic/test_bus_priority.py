@@ -14,7 +14,6 @@ from cityos.hub.client import HubClient
 from cityos.hub.core import Hub
 from cityos.services.traffic import Scenario, make_controller
 from cityos.services.traffic.gtfs_rt import read_trip_updates, read_vehicle_positions
-from cityos.services.traffic.hubloop import run_through_hub
 from cityos.services.traffic.model import (
     Decision,
     GreenPhase,
@@ -24,7 +23,8 @@ from cityos.services.traffic.model import (
     SignalLayout,
 )
 from cityos.services.traffic.priority import BusPriority, BusReport
-from cityos.services.traffic.transit import TransitPlan, make_bus_lines
+from cityos.services.traffic.sim.hubloop import run_through_hub
+from cityos.services.traffic.sim.transit import TransitPlan, make_bus_lines
 
 from .test_transit import BEGIN, corridor
 
@@ -217,7 +217,7 @@ def test_a_bus_with_no_trip_is_logged_once_and_the_loop_goes_on(
 ) -> None:
     from dataclasses import replace
 
-    from cityos.services.traffic.priority import run_with_buses
+    from cityos.services.traffic.sim.buses import run_with_buses
 
     scenario, plan = avenue
     ghost = tmp_path / "ghost.rou.xml"
@@ -227,7 +227,7 @@ def test_a_bus_with_no_trip_is_logged_once_and_the_loop_goes_on(
         '    <route edges="WJ1 J1J2 J2J3 J3E"/>\n  </vehicle>\n</routes>\n'
     )
     with_ghost = replace(scenario, route_files=(*scenario.route_files, ghost))
-    with caplog.at_level("WARNING", logger="cityos.services.traffic.priority"):
+    with caplog.at_level("WARNING", logger="cityos.services.traffic.sim.buses"):
         out = run_with_buses(
             with_ghost,
             make_controller("max-pressure"),

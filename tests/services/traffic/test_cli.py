@@ -94,7 +94,7 @@ def test_run_reports_the_setting_tuned_for_its_network(tmp_path: Path) -> None:
     from dataclasses import asdict
 
     from cityos.services.traffic import CityOSParams
-    from cityos.services.traffic.tuning import tuned_params
+    from cityos.services.traffic.controllers.presets import tuned_params
 
     done = _cityos("run", "--scenario", "cologne1", "--json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr

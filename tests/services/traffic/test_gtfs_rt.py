@@ -8,6 +8,7 @@ import logging
 import pytest
 from google.transit import gtfs_realtime_pb2 as rt
 
+from cityos.services.traffic.gtfs import StopTime
 from cityos.services.traffic.gtfs_rt import (
     BusPosition,
     GtfsRealtimeError,
@@ -24,7 +25,6 @@ from cityos.services.traffic.gtfs_rt import (
     trip_updates_feed,
     vehicle_positions_feed,
 )
-from cityos.services.traffic.transit import StopTime
 
 NOW = 1_767_225_600 + 25_500  # 2026-01-01 07:05:00 on a UTC service day
 DAY_START = 1_767_225_600

@@ -11,17 +11,17 @@ from cityos.hub.client import HubClient
 from cityos.hub.core import Hub
 from cityos.hub.store.base import Store
 from cityos.services.traffic import Scenario, make_controller, run_scenario
-from cityos.services.traffic.hubloop import (
+from cityos.services.traffic.signalguard import SafetyRules
+from cityos.services.traffic.signalservice import (
     COMMAND,
-    Cabinet,
     flow_entity,
-    run_through_hub,
     signal_entity,
     sim_iso,
     sim_seconds,
 )
-from cityos.services.traffic.safety import SafetyRules
-from cityos.services.traffic.sim import Simulation
+from cityos.services.traffic.sim.cabinet import Cabinet
+from cityos.services.traffic.sim.hubloop import run_through_hub
+from cityos.services.traffic.sim.simulation import Simulation
 
 
 @pytest.fixture
@@ -96,7 +96,7 @@ def test_a_malformed_command_is_answered_with_an_error_and_changes_nothing(
     tiny: Scenario, hub: Hub
 ) -> None:
     from cityos.devices.agent import Agent
-    from cityos.services.traffic.hubloop import provision
+    from cityos.services.traffic.signalservice import provision
 
     sim = Simulation(tiny, mode="guarded")
     sim.start()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cityos.services.traffic.indicators import (
+from cityos.services.traffic.congestion import (
     JamWatch,
     congestion_index,
     emissions_by_district,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from cityos.services.traffic import Scenario
-from cityos.services.traffic.layout import is_green_state, read_network
-from cityos.services.traffic.safety import all_red_state, yellow_state
+from cityos.services.traffic.signalguard import all_red_state, yellow_state
+from cityos.services.traffic.sim.layout import is_green_state, read_network
 
 
 def test_green_phases_exclude_yellow_and_all_red() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from cityos.services.traffic import Decision, Simulation, average_delay, tiny_scenario
 from cityos.services.traffic.metric import DelaySplit, delay_split
-from cityos.services.traffic.safety import SafetyRules
+from cityos.services.traffic.signalguard import SafetyRules
 
 TRIPINFO = """<tripinfos>
   <tripinfo id="a" depart="10.00" departDelay="2.00" arrival="50.00" timeLoss="8.00"/>

@@ -11,7 +11,8 @@ from cityos.config import Settings
 from cityos.hub.client import HubClient
 from cityos.hub.core import Hub
 from cityos.services.traffic import Scenario, SimulationError, make_controller, run_scenario
-from cityos.services.traffic.hubloop import COMMAND, run_through_hub
+from cityos.services.traffic.signalservice import COMMAND
+from cityos.services.traffic.sim.hubloop import run_through_hub
 
 
 def _hub(tmp_path: Path, mqtt_url: str) -> Hub:

@@ -12,8 +12,8 @@ import pytest
 import sumolib
 
 from cityos.services.traffic import make_controller, run_scenario
-from cityos.services.traffic.layout import read_network
-from cityos.services.traffic.roadnet import (
+from cityos.services.traffic.sim.layout import read_network
+from cityos.services.traffic.sim.roadnet import (
     BUSIEST_LOAD,
     MERGE_M,
     SCENARIO_NAME,
@@ -24,7 +24,7 @@ from cityos.services.traffic.roadnet import (
     fringe_edges,
     plain_network,
 )
-from cityos.services.traffic.transit import make_bus_lines
+from cityos.services.traffic.sim.transit import make_bus_lines
 from cityos.twin.geo import distance_m, project_onto_segment
 from cityos.twin.streets import STREETS
 

@@ -15,7 +15,7 @@ from cityos.services.traffic.model import (
     Observation,
     SignalLayout,
 )
-from cityos.services.traffic.safety import RunProgram, SafetyRules, ShowState, SignalGuard
+from cityos.services.traffic.signalguard import RunProgram, SafetyRules, ShowState, SignalGuard
 
 
 def toy_layout(pedestrian: bool = False) -> SignalLayout:

@@ -14,7 +14,7 @@ from cityos.services.traffic import (
     UnknownScenarioError,
     get_scenario,
 )
-from cityos.services.traffic.layout import read_network
+from cityos.services.traffic.sim.layout import read_network
 
 
 def test_resco_scenarios_come_from_sumo_rl_with_their_standard_hour() -> None:

@@ -13,7 +13,7 @@ from cityos.services.traffic import (
     make_controller,
     run_scenario,
 )
-from cityos.services.traffic.safety import SafetyRules
+from cityos.services.traffic.signalguard import SafetyRules
 
 
 def phase_serving(sim: Simulation, edge: str) -> int:

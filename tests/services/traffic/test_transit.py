@@ -10,16 +10,14 @@ import pytest
 import sumolib
 
 from cityos.services.traffic.errors import NetworkFileError
+from cityos.services.traffic.gtfs import gtfs_time, parse_gtfs_time, read_schedules
 from cityos.services.traffic.gtfs_rt import distance_along_shape, estimate_delay
-from cityos.services.traffic.scenarios import get_scenario, sumo_binary
-from cityos.services.traffic.transit import (
+from cityos.services.traffic.sim.scenarios import get_scenario, sumo_binary
+from cityos.services.traffic.sim.transit import (
     DEFAULT_ORIGIN,
     NoBusRouteError,
     TransitPlan,
-    gtfs_time,
     make_bus_lines,
-    parse_gtfs_time,
-    read_schedules,
     to_lonlat,
     validate_gtfs,
 )

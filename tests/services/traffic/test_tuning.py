@@ -14,9 +14,10 @@ from cityos.services.traffic import (
     Scenario,
     TrafficError,
     make_controller,
-    tuning,
 )
-from cityos.services.traffic.tuning import SPACE, tune, tuned_params
+from cityos.services.traffic.controllers import presets
+from cityos.services.traffic.controllers.presets import tuned_params
+from cityos.services.traffic.sim.tuning import SPACE, tune
 
 # A made-up delay surface with its minimum inside the searched space, away from the
 # defaults: the search must find its way there.
@@ -113,7 +114,7 @@ def test_a_prior_pass_over_a_smaller_space_is_continued_and_validated(tiny: Scen
 def test_a_tuned_setting_is_written_read_back_and_used(
     tiny: Scenario, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tuning, "TUNED_DIR", tmp_path)
+    monkeypatch.setattr(presets, "TUNED_DIR", tmp_path)
     result = tune(tiny, seeds=[100], budget=20, evaluate=_bowl)
     result.write(tmp_path / f"{tiny.name}.json")
     assert tuned_params(tiny.name) == result.params
@@ -133,7 +134,7 @@ def test_a_tuned_setting_is_written_read_back_and_used(
 def test_a_corrupt_tuned_file_is_a_clear_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(tuning, "TUNED_DIR", tmp_path)
+    monkeypatch.setattr(presets, "TUNED_DIR", tmp_path)
     (tmp_path / "broken.json").write_text("{not json")
     (tmp_path / "unknown.json").write_text(json.dumps({"params": {"no_such_knob": 1}}))
     for name in ("broken", "unknown"):
@@ -164,7 +165,7 @@ def test_tuning_runs_real_simulated_hours_in_fresh_processes(tiny: Scenario) -> 
 
 
 def test_the_shipped_settings_are_valid() -> None:
-    for path in sorted(tuning.TUNED_DIR.glob("*.json")):
+    for path in sorted(presets.TUNED_DIR.glob("*.json")):
         data = json.loads(path.read_text())
         assert data["network"] == path.stem
         assert set(data["params"]) <= set(SPACE)

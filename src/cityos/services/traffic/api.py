@@ -12,6 +12,11 @@ entities with ``tripId``, ``location``, ``speed``, ``heading``, ``delay`` and
 Protobuf (``application/x-protobuf``) as GTFS-realtime consumers expect; ``?format=json``
 gives the same feed as JSON for people. Reads go through the caller's rules like any read
 (``Vehicle`` entities the caller may not read are not in the feed), in the request's tenant.
+
+The routes reach the hub only through the service's
+:class:`~cityos.hub.client.HubClient` (``request.app.state.services["traffic"].client``, for
+the request's tenant), which applies the caller's rules. The static feed a tenant publishes
+is a ``GtfsFeed`` entity (:func:`register_feed`), read under the same rules.
 """
 
 from __future__ import annotations
@@ -25,12 +30,11 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from cityos.hub.access import restrict_query, visible_all
-from cityos.hub.api.common import endpoint, hub_of, tenant_of
+from cityos.hub.api.common import endpoint, tenant_of
+from cityos.hub.client import HubClient
 from cityos.hub.errors import ResourceNotFound
-from cityos.hub.query.model import EntityQuery, TypeName
-from cityos.hub.representation import render_entity
 
+from .gtfs import read_schedules
 from .gtfs_rt import (
     BusPosition,
     feed_as_dict,
@@ -41,25 +45,48 @@ from .gtfs_rt import (
 )
 
 BASE = "/services/traffic"
-FEED_DOC = "traffic-gtfs"  # registry kind: the static GTFS feed of a tenant
+FEED_ID = "urn:ngsi-ld:GtfsFeed:traffic"  # the static GTFS feed of a tenant, one per tenant
 PROTOBUF = "application/x-protobuf"
 
 
-def register_feed(store: Any, tenant: str, gtfs_zip: Path, service_day_start: datetime) -> None:
-    """Tell the hub where the static GTFS feed of ``tenant`` is and the instant its service
-    day starts (the timetable's 00:00:00)."""
-    doc = {
-        "path": str(Path(gtfs_zip).resolve()),
-        "service_day_start": service_day_start.isoformat(),
-    }
-    store.put_doc(FEED_DOC, tenant, "feed", doc)
+def register_feed(client: HubClient, gtfs_zip: Path, service_day_start: datetime) -> None:
+    """Tell the hub (the client's tenant) where its static GTFS feed is and the instant its
+    service day starts (the timetable's 00:00:00): a ``GtfsFeed`` entity, replaced."""
+    client.upsert(
+        [
+            {
+                "id": FEED_ID,
+                "type": "GtfsFeed",
+                "path": {"type": "Property", "value": str(Path(gtfs_zip).resolve())},
+                "serviceDayStart": {
+                    "type": "Property",
+                    "value": {"@type": "DateTime", "@value": service_day_start.isoformat()},
+                },
+            }
+        ]
+    )
 
 
-def _feed(store: Any, tenant: str) -> dict[str, Any] | None:
-    doc = store.get_doc(FEED_DOC, tenant, "feed")
-    if doc is None or not Path(doc["path"]).is_file():
+def read_feed(client: HubClient) -> dict[str, Any] | None:
+    """The registered feed (``path``, ``service_day_start``) if its file is still there and
+    the caller may read it; else None."""
+    try:
+        entity = client.get(FEED_ID, fmt="keyValues")
+    except ResourceNotFound:
         return None
-    return doc
+    path = entity.get("path")
+    start = entity.get("serviceDayStart")
+    if isinstance(start, dict):
+        start = start.get("@value")
+    if not isinstance(path, str) or not isinstance(start, str) or not Path(path).is_file():
+        return None
+    return {"path": path, "service_day_start": start}
+
+
+def client_of(request: Request) -> HubClient:
+    """The service's hub client, for the request's tenant (the door decided it)."""
+    ctx = request.app.state.services["traffic"]
+    return ctx.client.for_tenant(tenant_of(request, read=True))
 
 
 def _epoch(iso: str) -> int:
@@ -99,16 +126,9 @@ def bus_positions(entities: list[dict[str, Any]]) -> list[BusPosition]:
     return out
 
 
-def _vehicles(request: Request) -> tuple[list[BusPosition], dict[str, Any] | None]:
-    hub = hub_of(request)
-    tenant = tenant_of(request, read=True)
-    ctx = hub.contexts.resolve(None)
-    vehicle = TypeName(ctx.expand_term("Vehicle"))
-    query = restrict_query(EntityQuery(types=vehicle, limit=10_000))
-    found = visible_all(hub.store.query(tenant, query).entities)
-    rendered = [render_entity(e, ctx) for e in found]
+def _vehicles(client: HubClient) -> tuple[list[BusPosition], dict[str, Any] | None]:
     # every vehicle with a position is published; one without a trip gets no trip update
-    return bus_positions(rendered), _feed(hub.store, tenant)
+    return bus_positions(client.query(type="Vehicle", limit=10_000)), read_feed(client)
 
 
 def _answer(request: Request, feed: Any) -> Response:
@@ -119,20 +139,18 @@ def _answer(request: Request, feed: Any) -> Response:
 
 @endpoint
 async def vehicle_positions(request: Request) -> Response:
-    positions, _ = await asyncio.to_thread(_vehicles, request)
+    positions, _ = await asyncio.to_thread(_vehicles, client_of(request))
     return _answer(request, vehicle_positions_feed(positions))
 
 
 @endpoint
 async def trip_updates(request: Request) -> Response:
-    positions, feed = await asyncio.to_thread(_vehicles, request)
+    positions, feed = await asyncio.to_thread(_vehicles, client_of(request))
     if feed is None:
         raise ResourceNotFound(
             "no static GTFS feed is registered for this tenant: trip updates refer to its "
             "stop times (cityos traffic run --through-hub registers the one it generates)"
         )
-    from .transit import read_schedules
-
     schedules = await asyncio.to_thread(read_schedules, Path(feed["path"]))
     day = datetime.fromisoformat(feed["service_day_start"])
     predictions = predict_trips(
@@ -143,8 +161,7 @@ async def trip_updates(request: Request) -> Response:
 
 @endpoint
 async def static_feed(request: Request) -> Response:
-    tenant = tenant_of(request, read=True)
-    feed = _feed(hub_of(request).store, tenant)
+    feed = await asyncio.to_thread(read_feed, client_of(request))
     if feed is None:
         raise ResourceNotFound("no static GTFS feed is registered for this tenant")
     return FileResponse(feed["path"], media_type="application/zip", filename="gtfs.zip")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +22,22 @@ app = typer.Typer(
 )
 console = Console()
 err = Console(stderr=True)
+
+
+@contextlib.contextmanager
+def hub_client(database_url: str, **settings: Any) -> Iterator[Any]:
+    """A client of a hub on ``database_url``, for a command that runs without a server:
+    opening the hub creates (and migrates) its database, which is the CLI's job; the
+    service is handed only the :class:`~cityos.hub.client.HubClient`."""
+    from cityos.config import Settings
+    from cityos.hub.client import HubClient
+    from cityos.hub.core import Hub
+
+    hub = Hub(Settings(database_url=database_url, **settings))
+    try:
+        yield HubClient(hub)
+    finally:
+        hub.close()
 
 
 def _fail(message: str) -> typer.Exit:
@@ -58,7 +76,8 @@ def _params_network(path: Path) -> str | None:
 
 
 def _scenario(name: str) -> Any:
-    from cityos.services.traffic import TrafficError, get_scenario
+    from .errors import TrafficError
+    from .sim.scenarios import get_scenario
 
     try:
         scenario = get_scenario(name)
@@ -71,13 +90,14 @@ def _scenario(name: str) -> Any:
 def _controller(
     name: str, network: str | None = None, params: Path | None = None, force: bool = False
 ) -> Any:
-    from cityos.services.traffic import TrafficError, make_controller
+    from .controllers import make_controller
+    from .errors import TrafficError
 
     options: dict[str, float] = {}
     if params is not None:
         if name != "cityos":
             raise _fail(f"--params sets the cityos controller's parameters, not {name!r}'s")
-        from cityos.services.traffic.tuning import read_params
+        from .controllers.presets import read_params
 
         try:
             options = read_params(params)
@@ -108,7 +128,8 @@ def _run_one(
     force: bool = False,
 ) -> dict[str, Any]:
     """One run with a progress bar (on stderr); the result as JSON-ready data."""
-    from cityos.services.traffic import TrafficError, run_scenario
+    from .errors import TrafficError
+    from .sim.runner import run_scenario
 
     controller = _controller(controller_name, scenario.name, params, force)
     columns = (
@@ -128,7 +149,7 @@ def _run_one(
             plan = _bus_lines(scenario, buses) if buses is not None else None
             priority = None
             if bus_priority:
-                from cityos.services.traffic.priority import BusPriority
+                from .priority import BusPriority
 
                 priority = BusPriority(controller)
             if through_hub is not None:
@@ -137,7 +158,7 @@ def _run_one(
                 )
                 out = {**result.as_dict(), "hub": stats}
             elif plan is not None:
-                from cityos.services.traffic.priority import run_with_buses
+                from .sim.buses import run_with_buses
 
                 out = run_with_buses(scenario, controller, plan, seed=seed, priority=priority)
                 out.update(scenario=scenario.name, seed=seed, sumo_version=_sumo_version())
@@ -154,7 +175,7 @@ def _run_one(
 
 
 def _sumo_version() -> str:
-    from cityos.services.traffic import sumo_version
+    from .sim.simulation import sumo_version
 
     return sumo_version()
 
@@ -162,7 +183,7 @@ def _sumo_version() -> str:
 def _bus_lines(scenario: Any, folder: Path) -> Any:
     """Bus lines and a timetable on the scenario's network, written (GTFS and SUMO) to
     ``folder`` — kept, as the hub's GTFS-realtime refers to the feed."""
-    from cityos.services.traffic.transit import make_bus_lines
+    from .sim.transit import make_bus_lines
 
     return make_bus_lines(scenario.net_file, scenario.begin, scenario.end, 0, folder)
 
@@ -177,21 +198,17 @@ def _through_hub(
     priority: Any = None,
     mqtt: str | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    from cityos.config import Settings
-    from cityos.hub.core import Hub
-    from cityos.services.traffic.hubloop import run_through_hub
+    from .sim.hubloop import run_through_hub
 
     # over MQTT, a simulated hour sends each device a message every 10 simulated seconds,
     # dozens a second of wall time: this run's hub takes them all (no per-device flood limit)
     broker = {"mqtt_url": mqtt, "device_rate_per_s": 0.0} if mqtt is not None else {}
-    hub = Hub(Settings(database_url=database_url, **broker))
-    hub.store.migrate()
-    try:
+    with hub_client(database_url, **broker) as client:
         result, stats = asyncio.run(
             run_through_hub(
                 scenario,
                 controller,
-                hub,
+                client,
                 seed=seed,
                 progress=progress,
                 transit=plan,
@@ -199,8 +216,6 @@ def _through_hub(
                 over_mqtt=mqtt is not None,
             )
         )
-    finally:
-        hub.store.close()
     return result, asdict(stats)
 
 
@@ -307,7 +322,7 @@ def compare(
         _controller(name)  # every name checked before an hour of simulation starts
     results = [_run_one(sc, name, seed, None, quiet=json_out) for name in names]
     if plot is not None:
-        from cityos.services.traffic.plot import delay_chart
+        from .plot import delay_chart
 
         delay_chart({sc.name: {r["controller"]: [r["average_delay_s"]] for r in results}}, plot)
     if json_out:
@@ -342,8 +357,8 @@ def tune_cmd(
     json_out: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Tune the cityos controller to one network by simulation (minutes on two cores)."""
-    from cityos.services.traffic import TrafficError
-    from cityos.services.traffic.tuning import tune
+    from .errors import TrafficError
+    from .sim.tuning import tune
 
     sc = _scenario(scenario)
     try:
@@ -400,7 +415,7 @@ def scenarios(
     json_out: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
     """The scenarios this installation can run (shipped inside sumo-rl)."""
-    from cityos.services.traffic import RESCO_SCENARIOS, get_scenario
+    from .sim.scenarios import RESCO_SCENARIOS, get_scenario
 
     rows = []
     for name in RESCO_SCENARIOS:
@@ -415,3 +430,32 @@ def scenarios(
     for r in rows:
         table.add_row(r["name"], f"{r['begin']:.0f}–{r['end']:.0f} s", Path(r["net_file"]).name)
     console.print(table)
+
+
+@app.command("signals")
+def signals_cmd(
+    out: Annotated[Path, typer.Option("--out", "-o", help="The signals file to write.")],
+    scenario: Annotated[
+        str | None, typer.Option("--scenario", "-s", help="A scenario's network (RESCO name).")
+    ] = None,
+    network: Annotated[
+        Path | None, typer.Option("--network", help="A SUMO network file (.net.xml) instead.")
+    ] = None,
+) -> None:
+    """Write the signals file the service controls under `cityos serve` (setting
+    services.traffic.signals): every signalised junction of a SUMO network."""
+    from .errors import TrafficError
+    from .signalfile import write_signals
+    from .sim.layout import read_network
+
+    if (scenario is None) == (network is None):
+        raise _fail("give one of --scenario NAME or --network FILE")
+    try:
+        net_file = _scenario(scenario).net_file if scenario is not None else network
+        assert net_file is not None
+        layouts = read_network(Path(net_file)).layouts
+    except TrafficError as exc:
+        raise _fail(str(exc)) from None
+    write_signals(layouts, out, network=scenario or Path(net_file).name)
+    controlled = sum(1 for layout in layouts.values() if layout.phases)
+    console.print(f"{controlled} signals written to {out}")

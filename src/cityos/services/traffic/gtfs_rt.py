@@ -28,7 +28,7 @@ from google.protobuf.message import DecodeError
 from google.transit import gtfs_realtime_pb2 as rt
 
 from .errors import TrafficError
-from .transit import METRES_PER_DEGREE, StopTime
+from .gtfs import METRES_PER_DEGREE, StopTime
 
 log = logging.getLogger(__name__)
 

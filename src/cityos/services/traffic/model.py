@@ -13,6 +13,13 @@ from typing import Literal
 
 GroupKind = Literal["approach", "exit", "crossing"]
 
+GREEN = "Gg"  # the characters of a SUMO signal state that give a link green
+
+
+def is_green_state(state: str) -> bool:
+    """A phase a controller may choose: some green, no yellow."""
+    return any(c in GREEN for c in state) and not any(c in "yY" for c in state)
+
 
 @dataclass(frozen=True, slots=True)
 class LaneGroup:

@@ -10,6 +10,7 @@ from .base import Controller, NativeProgram
 from .cityos import CityOSController, CityOSParams
 from .fixed import FixedTimeController
 from .maxpressure import MaxPressureController
+from .presets import tuned_params
 
 CONTROLLERS: dict[str, type] = {
     "fixed": FixedTimeController,
@@ -24,7 +25,7 @@ def make_controller(name: str, *, network: str | None = None, **options: Any) ->
     """A fresh controller by registry name; an unknown name lists the known ones.
 
     Given the ``network`` it will run on, the cityos controller starts from the setting
-    tuned for that network, if one ships (``tuning.py``); ``options`` override it.
+    tuned for that network, if one ships (:mod:`.presets`); ``options`` override it.
     """
     try:
         cls = CONTROLLERS[name]
@@ -34,8 +35,6 @@ def make_controller(name: str, *, network: str | None = None, **options: Any) ->
             f"unknown controller {name!r}; known controllers: {known}"
         ) from None
     if cls is CityOSController and network is not None:
-        from ..tuning import tuned_params
-
         options = {**tuned_params(network), **options}
     return cls(**options)
 

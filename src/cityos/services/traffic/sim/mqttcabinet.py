@@ -1,6 +1,6 @@
 """The junction cabinet on a real MQTT broker, as it would speak in the field.
 
-:class:`~.hubloop.Cabinet` hands its messages to the hub's device agent in process (the
+:class:`~.cabinet.Cabinet` hands its messages to the hub's device agent in process (the
 code an MQTT message reaches once decoded). This one publishes them instead: every
 detector's and signal's readings as IoT-Agent JSON on ``/<apikey>/<device>/attrs`` (with
 ``TimeInstant``), received by the hub's own :class:`~cityos.devices.mqtt.MqttIngest`; it
@@ -28,9 +28,10 @@ from urllib.parse import unquote, urlsplit
 from cityos.devices.agent import Agent, Measure
 from cityos.devices.mqtt import MqttIngest
 
-from .errors import SimulationError
-from .hubloop import COMMAND, SIGNAL_KEY, Cabinet, Wiring
-from .sim import Simulation
+from ..errors import SimulationError
+from ..signalservice import COMMAND, SIGNAL_KEY, Wiring
+from .cabinet import Cabinet
+from .simulation import Simulation
 
 
 class MqttCabinet(Cabinet):

@@ -14,7 +14,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
-from .layout import is_green_state
+from ..model import is_green_state
 
 ACTUATED_PROGRAM = "cityos-actuated"
 DEFAULT_MIN_GREEN_S = 5.0

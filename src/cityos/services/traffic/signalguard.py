@@ -21,8 +21,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .layout import GREEN
-from .model import Alert, Decision, Observation, SignalLayout
+from .model import GREEN, Alert, Decision, Observation, SignalLayout
 
 log = logging.getLogger(__name__)
 

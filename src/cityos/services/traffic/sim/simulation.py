@@ -20,12 +20,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
+from ..errors import SimulationError
+from ..model import Decision, LaneGroupObservation, Observation, SignalLayout
+from ..signalguard import AlertHook, RunProgram, SafetyRules, ShowState, SignalGuard
 from .detectors import detector_id, detector_spans, write_detectors
-from .errors import SimulationError
 from .layout import read_network
-from .model import Decision, LaneGroupObservation, Observation, SignalLayout
 from .programs import write_actuated_programs
-from .safety import AlertHook, RunProgram, SafetyRules, ShowState, SignalGuard
 from .scenarios import Scenario, sumo_binary
 
 log = logging.getLogger(__name__)

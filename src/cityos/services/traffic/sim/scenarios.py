@@ -13,7 +13,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import NetworkFileError, TrafficError, UnknownScenarioError
+from ..errors import NetworkFileError, TrafficError, UnknownScenarioError
 
 RESCO_STEP_S = 10.0
 RESCO_YELLOW_S = 3.0

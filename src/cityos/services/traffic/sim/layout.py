@@ -12,10 +12,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import NetworkFileError
-from .model import GreenPhase, LaneGroup, SignalLayout
-
-GREEN = "Gg"
+from ..errors import NetworkFileError
+from ..model import GREEN, GreenPhase, LaneGroup, SignalLayout, is_green_state
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +36,6 @@ class NetworkInfo:
     # that must reach past a short lane)
     upstream: dict[str, list[tuple[str, str]]]
     downstream: dict[str, list[tuple[str, str]]]
-
-
-def is_green_state(state: str) -> bool:
-    """A phase a controller may choose: some green, no yellow."""
-    return any(c in GREEN for c in state) and not any(c in "yY" for c in state)
 
 
 def read_network(path: Path) -> NetworkInfo:

@@ -12,12 +12,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .controllers import Controller
-from .metric import DelayReport, average_delay
-from .model import Alert
-from .safety import SafetyRules
+from ..controllers import Controller
+from ..metric import DelayReport, average_delay
+from ..model import Alert
+from ..signalguard import SafetyRules
 from .scenarios import Scenario
-from .sim import Backend, Simulation, sumo_version
+from .simulation import Backend, Simulation, sumo_version
 
 Progress = Callable[[float, float], None]  # (simulated seconds done, total)
 

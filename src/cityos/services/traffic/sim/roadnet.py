@@ -18,7 +18,7 @@ XML and builds a geo-referenced ``.net.xml``:
 :func:`district_demand` writes car and motorbike flows between the network's fringe edges for
 one hour, on routes computed with sumolib and scaled so that the busiest stretch carries
 :data:`BUSIEST_LOAD` of its street's ``capacity_vph``. :func:`district_scenario` builds both
-and returns the traffic service's :class:`~cityos.services.traffic.scenarios.Scenario`.
+and returns the traffic service's :class:`~cityos.services.traffic.sim.scenarios.Scenario`.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from shapely.geometry import LineString, Point
 from cityos.twin.geo import M_PER_DEG_LAT, LonLat, m_per_deg_lon
 from cityos.twin.streets import STREETS, Street
 
-from .errors import NetworkFileError, TrafficError
+from ..errors import NetworkFileError, TrafficError
 from .layout import read_network
 from .scenarios import Scenario, sumo_binary
 

@@ -38,12 +38,12 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import quoteattr
 
-from .errors import NetworkFileError, TrafficError
+from ..errors import NetworkFileError, TrafficError
+from ..gtfs import METRES_PER_DEGREE, StopTime, gtfs_time
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ORIGIN = (104.92, 11.56)  # lon, lat of a network's (0, 0) when it has no projection
-METRES_PER_DEGREE = 111_320.0
 BUS_TYPE = "cityos_bus"
 STOP_LENGTH_M = 20.0
 AGENCY_ID = "cityos"
@@ -77,17 +77,6 @@ class BusStop:
     @property
     def edge_id(self) -> str:
         return self.lane_id.rsplit("_", 1)[0]
-
-
-@dataclass(frozen=True, slots=True)
-class StopTime:
-    """One scheduled call; times in seconds since the service day's midnight (= SUMO time)."""
-
-    stop_id: str
-    sequence: int
-    arrival: int
-    departure: int
-    dist_m: float  # distance along the line's path where the bus halts (shape_dist_traveled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -710,12 +699,6 @@ class _LineBuilder:
 # --------------------------------------------------------------------------- GTFS
 
 
-def gtfs_time(seconds: float) -> str:
-    """GTFS HH:MM:SS; hours run past 24 for service after midnight, as the spec allows."""
-    s = int(round(seconds))
-    return f"{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
-
-
 def _csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
@@ -866,37 +849,6 @@ def _takes_as_df(func: Any) -> bool:
     import inspect
 
     return "as_df" in inspect.signature(func).parameters
-
-
-def read_schedules(path: Path) -> dict[str, tuple[StopTime, ...]]:
-    """trip id -> stop times, read back from a GTFS feed with gtfs-kit (any feed, not only ours)."""
-    import gtfs_kit
-
-    feed = gtfs_kit.read_feed(Path(path), dist_units="m")
-    frame = feed.stop_times.sort_values(["trip_id", "stop_sequence"])
-    has_dist = "shape_dist_traveled" in frame.columns
-    out: dict[str, list[StopTime]] = {}
-    for row in frame.itertuples(index=False):
-        dist = float(row.shape_dist_traveled) if has_dist else math.nan
-        out.setdefault(str(row.trip_id), []).append(
-            StopTime(
-                stop_id=str(row.stop_id),
-                sequence=int(row.stop_sequence),
-                arrival=parse_gtfs_time(str(row.arrival_time)),
-                departure=parse_gtfs_time(str(row.departure_time)),
-                dist_m=dist,
-            )
-        )
-    return {trip: tuple(times) for trip, times in out.items()}
-
-
-def parse_gtfs_time(text: str) -> int:
-    """Seconds since the service day's midnight from GTFS H:MM:SS (hours may pass 24)."""
-    try:
-        h, m, s = (int(part) for part in text.strip().split(":"))
-    except ValueError as exc:
-        raise TrafficError(f"not a GTFS time (HH:MM:SS): {text!r}") from exc
-    return h * 3600 + m * 60 + s
 
 
 # --------------------------------------------------------------------------- SUMO

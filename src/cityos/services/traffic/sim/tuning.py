@@ -11,7 +11,7 @@ fresh process (libsumo keeps state between runs in one process), ``jobs`` at a t
 
 No learning framework and no GPU: a tuning of one RESCO scenario takes minutes on the
 2-core machine (the wall time is kept with the result). Tuned settings ship as JSON in
-``tuned/<network>.json``; :func:`tuned_params` reads them back and
+``controllers/tuned/<network>.json``; :func:`~..controllers.presets.tuned_params` reads them back and
 :func:`~cityos.services.traffic.controllers.make_controller` applies them when told the
 network.
 """
@@ -30,11 +30,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .controllers.cityos import CityOSParams
-from .errors import TrafficError
+from ..controllers.cityos import CityOSParams
+from ..errors import TrafficError
 from .scenarios import Scenario
-
-TUNED_DIR = Path(__file__).with_name("tuned")
 
 # Searched ranges; the other parameters (short links, pairs) keep their defaults.
 SPACE: dict[str, tuple[float, float]] = {
@@ -77,32 +75,12 @@ class TuneResult:
         return path
 
 
-def tuned_params(network: str) -> dict[str, float]:
-    """The shipped tuned setting for ``network`` (empty when it was never tuned)."""
-    path = TUNED_DIR / f"{network}.json"
-    return read_params(path) if path.is_file() else {}
-
-
-def read_params(path: Path) -> dict[str, float]:
-    """A setting as :meth:`TuneResult.write` writes it (or a plain JSON object of them)."""
-    try:
-        data = json.loads(path.read_text())
-        params = data.get("params", data) if isinstance(data, dict) else None
-        if not isinstance(params, dict):
-            raise ValueError("expected a JSON object of parameters")
-        options = {str(k): float(v) for k, v in params.items()}
-        CityOSParams(**options)  # unknown names fail here, not mid-run
-    except (OSError, ValueError, TypeError) as exc:
-        raise TrafficError(f"tuned parameters in {path} are unreadable: {exc}") from exc
-    return options
-
-
 Job = tuple[Scenario, int, dict[str, float]]  # scenario, seed, setting
 
 
 def _run_hour(job: Job) -> float:
     """One simulated hour in this (fresh) process: the mean delay it produced."""
-    from .controllers import make_controller
+    from ..controllers import make_controller
     from .runner import run_scenario
 
     scenario, seed, params = job
@@ -140,7 +118,7 @@ def tune(
     batch of (scenario, seed, params) hours and returns their delays; by default each runs
     in a fresh process, ``jobs`` at a time.
     """
-    from .sim import sumo_version
+    from .simulation import sumo_version
 
     scenario.check_files()  # a missing or corrupt network fails before any process starts
     if budget < (0 if prior else 1):
@@ -163,7 +141,7 @@ def tune(
         # a fresh process per hour, forked from a server that has imported CityOS once
         # (and libsumo, which holds no simulation until an hour starts it)
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__, "cityos.services.traffic.runner", "libsumo"])
+        context.set_forkserver_preload([__name__, "cityos.services.traffic.sim.runner", "libsumo"])
         pool = ProcessPoolExecutor(jobs, mp_context=context, max_tasks_per_child=1)
 
         def evaluate(batch: list[Job]) -> list[float]:

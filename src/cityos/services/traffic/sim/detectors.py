@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
+from ..model import SignalLayout
 from .layout import NetworkInfo
-from .model import SignalLayout
 
 MIN_DETECTOR_M = 0.5
 
