@@ -134,6 +134,7 @@ def test_both_clients_behave_the_same(client: Any) -> None:
         "line": "L1",
     }
     assert client.upsert([bus(BUS7, delay=31), bus(BUS9, delay=90)]) == [BUS9]
+    assert client.upsert([]) == []
     assert client.get(BUS7, fmt="keyValues") == {"id": BUS7, "type": "Bus", "delay": 31}
 
     # query: type, q, limit and offset (over HTTP in pages of 2)

@@ -139,6 +139,8 @@ class HttpHubClient:
     def upsert(self, entities: list[dict[str, Any]], *, replace: bool = True) -> list[str]:
         """Create, or replace (``replace=False``: update, keeping other attributes); the
         ids created. An entity the hub refuses raises its error (the others are written)."""
+        if not entities:  # the hub refuses an empty batch; in process it writes nothing
+            return []
         params = {} if replace else {"options": "update"}
         r = self._request("POST", "/entityOperations/upsert", body=entities, params=params)
         if r.status_code == 207:
