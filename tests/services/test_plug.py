@@ -27,7 +27,7 @@ import typer
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from cityos.services.base import Service
+from cityos.services.base import Check, Service
 
 cli = typer.Typer(help="The example service.", no_args_is_help=True)
 
@@ -80,6 +80,7 @@ SERVICE = Service(
     tasks=(beat,),
     health=lambda ctx: {"status": "ok", "greeting": ctx.settings.greeting},
     settings=ExampleSettings,
+    diagnostics=lambda ctx: [Check("greeting", bool(ctx.settings.greeting), ctx.settings.greeting)],
 )
 '''
 
@@ -112,6 +113,9 @@ PROBE = textwrap.dedent(
     greet = runner.invoke(cli_app, ["example", "greet", "--name", "plug"])
     out["greet"] = [greet.exit_code, greet.output]
     out["docs"] = runner.invoke(cli_app, ["services", "--markdown"]).output
+    out["settings"] = runner.invoke(cli_app, ["services", "--settings"]).output
+    doctor = runner.invoke(cli_app, ["doctor", "--json", "--database-url", "sqlite:///" + {db!r}])
+    out["doctor"] = [f for f in json.loads(doctor.stdout) if f["part"] == "example"]
     print("RESULT " + json.dumps(out))
     """
 )
@@ -119,9 +123,8 @@ PROBE = textwrap.dedent(
 
 def _probe(tmp_path: Path, pythonpath: Path | None) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITYOS_")}
-    env.pop("PYTHONPATH", None)
-    if pythonpath is not None:
-        env["PYTHONPATH"] = str(pythonpath)
+    if pythonpath is not None:  # before the caller's own PYTHONPATH, if any
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(pythonpath), env.get("PYTHONPATH")]))
     env["EXAMPLE_MARK"] = str(tmp_path / "task.log")
     env["CITYOS_EXAMPLE_GREETING"] = "sua s'dei"
     code = PROBE.format(db=str(tmp_path / f"hub-{pythonpath is not None}.db"))
@@ -160,7 +163,9 @@ def test_an_installed_service_plugs_in_with_no_edit_to_cityos(tmp_path: Path, si
     assert out["route"] == [200, {"hello": "world"}]
     assert "/services/example/hello" in out["openapi"]
     assert "/services/traffic/gtfs" in out["openapi"]  # the built-in one is still there
-    assert out["health"]["services"] == {"example": {"status": "ok", "greeting": "sua s'dei"}}
+    assert out["health"]["services"]["example"] == {"status": "ok", "greeting": "sua s'dei"}
+    # the built-in parts report through the same plug
+    assert {"audit", "devices", "identity"} <= set(out["health"]["services"])
     assert " example " in out["help"] and " traffic " in out["help"]
     assert out["greet"] == [0, "hello, plug\n"]
     assert (
@@ -168,6 +173,13 @@ def test_an_installed_service_plugs_in_with_no_edit_to_cityos(tmp_path: Path, si
     )  # run by the lifespan, cancelled at the end
     assert "| `example` | `WeatherObserved` | — | — | `/services/example/hello` |" in out["docs"]
     assert "| `traffic` |" in out["docs"]
+    assert (
+        "| `services.example.greeting` | `CITYOS_EXAMPLE_GREETING` | `str` | `hello` |"
+        in out["settings"]
+    )
+    assert out["doctor"] == [
+        {"part": "example", "check": "greeting", "ok": True, "detail": "sua s'dei", "hint": ""}
+    ]
 
 
 def test_without_the_package_there_is_no_example_service(tmp_path: Path) -> None:
@@ -175,11 +187,12 @@ def test_without_the_package_there_is_no_example_service(tmp_path: Path) -> None
     assert out["route"][0] == 404
     assert "/services/example/hello" not in out["openapi"]
     assert "/services/traffic/gtfs" in out["openapi"]
-    assert "services" not in out["health"]
+    assert "example" not in out["health"]["services"]
     assert " example " not in out["help"] and " traffic " in out["help"]
     assert out["greet"][0] != 0
     assert out["task"] == ""
     assert "`example`" not in out["docs"] and "| `traffic` |" in out["docs"]
+    assert "example" not in out["settings"] and out["doctor"] == []
 
 
 def test_the_docs_list_the_registered_services() -> None:
@@ -199,7 +212,7 @@ def test_a_broken_entry_point_is_one_line_naming_it(tmp_path: Path, site: Path) 
         "[cityos.services]\nexample = cityos_example_service:NOT_THERE\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITYOS_")}
-    env["PYTHONPATH"] = str(site)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
     proc = subprocess.run(
         [sys.executable, "-c", "from cityos.cli import main; main()", "--help"],
         env=env,
@@ -220,7 +233,7 @@ def test_an_entry_point_that_is_not_a_service_is_refused(tmp_path: Path, site: P
         "[cityos.services]\nexample = cityos_example_service:routes\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("CITYOS_")}
-    env["PYTHONPATH"] = str(site)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
     proc = subprocess.run(
         [sys.executable, "-c", "from cityos.cli import main; main()", "db", "--help"],
         env=env,
@@ -232,5 +245,5 @@ def test_an_entry_point_that_is_not_a_service_is_refused(tmp_path: Path, site: P
     assert proc.returncode == 1
     assert proc.stderr.strip() == (
         "error: service entry point 'example' = 'cityos_example_service:routes' "
-        "(group cityos.services) is a function, not a cityos.services.base.Service"
+        "(group cityos.services) is a function, not a cityos.plug.Service"
     )

@@ -51,7 +51,27 @@ def assert_problem(r, status: int) -> dict:
 def test_health_names_the_engine_and_the_worker(client) -> None:
     r = client.get("/health")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok", "engine": "sqlite", "worker": os.getpid()}
+    body = r.json()
+    assert {k: body[k] for k in ("status", "engine", "worker")} == {
+        "status": "ok",
+        "engine": "sqlite",
+        "worker": os.getpid(),
+    }
+    # each built-in part reports its own, through the plug
+    parts = body["services"]
+    assert parts["devices"] == {"status": "ok", "mqtt": {"status": "off"}}
+    assert parts["identity"]["auth_required"] is False
+    assert parts["audit"]["status"] == "ok" and parts["audit"]["entries"] >= 0
+
+
+def test_health_is_degraded_when_a_part_is(tmp_path) -> None:
+    """A broker that never answers: the devices part says so, and so does the whole."""
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/h.db", mqtt_url="mqtt://127.0.0.1:9")
+    with TestClient(create_app(settings)) as c:
+        body = c.get("/health").json()
+    assert body["status"] == "degraded"
+    assert body["services"]["devices"]["status"] == "degraded"
+    assert body["services"]["devices"]["mqtt"]["status"] == "connecting"
 
 
 def test_version_names_cityos_and_the_ngsi_ld_release(client) -> None:

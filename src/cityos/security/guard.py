@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -25,7 +26,7 @@ from cityos.hub.tenancy import TENANT_HEADERS, TenantConflict, decide_tenant, te
 from cityos.security.audit import AuditLog
 from cityos.security.detect import Detector, cause_of, refused  # detection
 from cityos.security.identity import authenticator, credentials_of
-from cityos.security.policy import EXAMPLE_ROLES, Policy
+from cityos.security.policy import EXAMPLE_ROLES, Policy, with_part_roles
 from cityos.security.principal import AuthError, Principal
 from cityos.security.scope import Forbidden, as_caller, as_hub
 
@@ -329,9 +330,15 @@ async def _problem(send: Send, err: NgsiLdError) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def load_policy(hub: Hub) -> Policy:
+def load_policy(
+    hub: Hub, parts: Mapping[str, tuple[Iterable[str], Iterable[str]]] | None = None
+) -> Policy:
     """The rules in ``CITYOS_POLICY_PATH`` (a bad file stops the server with the reason),
-    else the example roles."""
+    else the example roles; with a default role per registered part (``parts``: name ->
+    the entity types it reads and writes; see :func:`with_part_roles`)."""
     ctx = core_context()
     path = hub.settings.policy_path
-    return Policy.load(path, ctx) if path else Policy(EXAMPLE_ROLES, ctx)
+    policy = Policy.load(path, ctx) if path else Policy(EXAMPLE_ROLES, ctx)
+    if parts:
+        policy = Policy(with_part_roles(policy.doc, parts), ctx)
+    return policy

@@ -20,7 +20,7 @@ Rules file::
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -236,6 +236,33 @@ def _strings(rule: dict[str, Any], key: str, where: str, default: Any = "*") -> 
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise PolicyError(f"{where}: {key!r} must be a non-empty list of strings")
     return value
+
+
+def part_role(name: str) -> str:
+    """The role a registered part's own credentials carry (``cityos keys create --role``)."""
+    return f"service:{name}"
+
+
+def with_part_roles(
+    doc: dict[str, Any], declared: Mapping[str, tuple[Iterable[str], Iterable[str]]]
+) -> dict[str, Any]:
+    """The rules plus, for each registered part that declares entity types, its default
+    role: read, aggregate and subscribe what it declares it reads; read, write and
+    subscribe what it writes; nothing else. A role the rules already name is theirs and is
+    kept as written (a city narrows or widens a part's grant in its own file)."""
+    roles = dict(doc.get("roles") or {})
+    for name, (reads, writes) in declared.items():
+        role = part_role(name)
+        if role in roles:
+            continue
+        rules = []
+        if reads := sorted(set(reads) - set(writes)):
+            rules.append({"types": reads, "actions": ["read", "aggregate", "subscribe"]})
+        if writes := sorted(set(writes)):
+            rules.append({"types": writes, "actions": ["read", "aggregate", "write", "subscribe"]})
+        if rules:
+            roles[role] = rules
+    return {**doc, "roles": roles}
 
 
 # The roles CityOS ships as examples (docs/security.md); a city adapts them in its file.

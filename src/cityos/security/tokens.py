@@ -99,6 +99,10 @@ class JwksKeys:
     def source(self) -> str:
         return self.url or self.path
 
+    def keys(self) -> dict[str, PyJWK]:
+        """The current key set, fetched on first use (IdentityUnavailable if it cannot be)."""
+        return self._current()
+
     def key_for(self, kid: str | None, alg: str) -> PyJWK:
         """The key a token with this header must verify with; AuthError if there is none."""
         keys = self._current()

@@ -1,6 +1,6 @@
 """The services this installation runs, found through the ``cityos.services`` entry points.
 
-Each entry point names a :class:`~cityos.services.base.Service` object (the built-in
+Each entry point names a :class:`~cityos.plug.Service` object (the built-in
 traffic service is registered the same way, in pyproject.toml); the web app, the OpenAPI
 document, the CLI and ``/health`` loop over :func:`services`. See docs/services/README.md.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 from functools import cache
 from importlib.metadata import entry_points
 
-from cityos.services.base import Service
+from cityos.plug import Service
 
 GROUP = "cityos.services"
 
@@ -22,7 +22,7 @@ class ServiceLoadError(Exception):
 
 @cache
 def services() -> tuple[Service, ...]:
-    """Every registered service, sorted by name; loaded once per process."""
+    """Every registered part, in start order (stage, then name); loaded once per process."""
     found: dict[str, Service] = {}
     for ep in entry_points(group=GROUP):
         where = f"entry point {ep.name!r} = {ep.value!r} (group {GROUP})"
@@ -35,7 +35,7 @@ def services() -> tuple[Service, ...]:
             ) from exc
         if not isinstance(service, Service):
             raise ServiceLoadError(
-                f"service {where} is a {type(service).__name__}, not a cityos.services.base.Service"
+                f"service {where} is a {type(service).__name__}, not a cityos.plug.Service"
             )
         if service.name in found:
             if found[service.name] is service:  # the same distribution seen twice on the path
@@ -44,7 +44,7 @@ def services() -> tuple[Service, ...]:
                 f"service {where}: another service is already named {service.name!r}"
             )
         found[service.name] = service
-    return tuple(found[name] for name in sorted(found))
+    return tuple(sorted(found.values(), key=lambda s: (s.stage, s.name)))
 
 
 def describe(service: Service) -> dict[str, object]:
@@ -54,28 +54,34 @@ def describe(service: Service) -> dict[str, object]:
         "reads": list(service.reads),
         "writes": list(service.writes),
         "kpis": list(service.kpis),
-        "paths": sorted(service.openapi),
-        "cli": f"cityos {service.name}" if service.cli is not None else None,
+        "paths": sorted(service.openapi_paths()),
+        "cli": [f"cityos {group}" for group in service.cli_groups()],
         "tasks": len(service.tasks),
         "health": service.health is not None,
+        "settings": service.settings is not None,
+        "diagnostics": service.diagnostics is not None,
     }
 
 
 def markdown(registered: tuple[Service, ...]) -> str:
     """The registered services as a Markdown table (docs/services/README.md)."""
 
+    def yes(declared: object) -> str:
+        return "yes" if declared is not None else "no"
+
     def cell(items: list[str]) -> str:
         return ", ".join(f"`{item}`" for item in items) or "—"
 
     lines = [
-        "| service | reads | writes | KPIs | paths | CLI | tasks | health |",
-        "|---|---|---|---|---|---|---|---|",
+        "| service | reads | writes | KPIs | paths | CLI | tasks | health | settings | doctor |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for service in registered:
-        cli = [f"cityos {service.name}"] if service.cli is not None else []
+    for service in sorted(registered, key=lambda s: s.name):
+        cli = [f"cityos {group}" for group in service.cli_groups()]
         lines.append(
             f"| `{service.name}` | {cell(list(service.reads))} | {cell(list(service.writes))} "
-            f"| {cell(list(service.kpis))} | {cell(sorted(service.openapi))} | {cell(cli)} "
-            f"| {len(service.tasks)} | {'yes' if service.health is not None else 'no'} |"
+            f"| {cell(list(service.kpis))} | {cell(sorted(service.openapi_paths()))} | {cell(cli)} "
+            f"| {len(service.tasks)} | {yes(service.health)} | {yes(service.settings)} "
+            f"| {yes(service.diagnostics)} |"
         )
     return "\n".join(lines) + "\n"

@@ -13,7 +13,7 @@ import dataclasses
 from typing import Any
 
 from cityos.config import Settings, coerce
-from cityos.services.base import Service
+from cityos.plug import Service
 
 
 def env_name(service: str, field: str) -> str:
@@ -57,6 +57,10 @@ def _default(f: dataclasses.Field[Any]) -> str:
     return f"`{value}`" if not isinstance(value, list) else ", ".join(f"`{v}`" for v in value)
 
 
+def _type_name(kind: object) -> str:
+    return kind.__name__ if isinstance(kind, type) else str(kind)
+
+
 def markdown(registered: tuple[Service, ...]) -> str:
     """Each registered service's settings as a Markdown table (docs/configuration.md)."""
     out: list[str] = []
@@ -73,7 +77,7 @@ def markdown(registered: tuple[Service, ...]) -> str:
             help_text = str(f.metadata.get("help", "")).replace("|", "\\|")
             out.append(
                 f"| `services.{service.name}.{f.name}` | `{env_name(service.name, f.name)}` "
-                f"| `{f.type}` | {_default(f)} | {help_text} |"
+                f"| `{_type_name(f.type)}` | {_default(f)} | {help_text} |"
             )
         out.append("")
     if not out:

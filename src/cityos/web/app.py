@@ -19,7 +19,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 import cityos
 from cityos.config import Settings
-from cityos.devices import api as device_api
 from cityos.devices.agent import Agent
 from cityos.hub import api
 from cityos.hub.api.common import json_response, problem
@@ -28,7 +27,6 @@ from cityos.hub.delivery import Deliverer
 from cityos.hub.errors import BadRequestData, InvalidRequest, ResourceNotFound
 from cityos.hub.retention import RetentionRule, retention_rules, run_retention
 from cityos.security import audit as audit_api
-from cityos.security import identity
 from cityos.security.detect import Detector
 from cityos.security.guard import AuditRecorder, Guard, load_policy
 from cityos.security.headers import harden
@@ -113,19 +111,20 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
         return json_response(openapi_document())
 
     registered = services()  # the cityos.services entry points; a bad one stops here
-    contexts = contexts_for(registered, hub)  # their settings: a bad one stops here
 
     async def health(request: Request) -> Response:
         body: dict[str, Any] = {"status": "ok", "engine": hub.store.engine, "worker": os.getpid()}
         reports = {s.name: s.health for s in registered if s.health is not None}
-        if reports:  # each service's own health, under services.<name>
+        if reports:  # each part's own health, under services.<name>
             body["services"] = {}
             for name, report in reports.items():
                 try:
                     body["services"][name] = await asyncio.to_thread(report, contexts[name])
-                except Exception as exc:  # one service's failure is reported, not raised
+                except Exception as exc:  # one part's failure is reported, not raised
                     log.exception("health of service %s failed", name)
                     body["services"][name] = {"status": "error", "detail": str(exc)}
+            if any(r.get("status", "ok") != "ok" for r in body["services"].values()):
+                body["status"] = "degraded"
         return JSONResponse(body)
 
     async def version(request: Request) -> Response:
@@ -133,19 +132,19 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
 
     routes: list[Any] = [
         *api.routes(),
-        *device_api.routes(),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
         Route("/version", version, methods=["GET"]),
-        *identity.routes(),
-        *audit_api.routes(),
+        # every registered part's routes: the IoT agent, identity, audit, the services
         *(route for service in registered for route in service.routes()),
     ]
     audit_log = audit_api.AuditLog(
         hub.store, key_path=settings.audit_key_path, anchor_path=settings.audit_anchor_path
     )
     recorder = AuditRecorder(audit_log)
-    policy = load_policy(hub)  # a bad rules file stops the server here, with the reason
+    # the roles' rules, with a role per registered part for its own credentials (what it
+    # declares it reads and writes); a bad rules file stops the server here, with the reason
+    policy = load_policy(hub, {s.name: (s.reads, s.writes) for s in registered})
     # detection: requests (through the door) and device measures; bad ranges stop here
     detector = Detector(hub) if settings.detect else None
 
@@ -162,47 +161,25 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
             allow_private=notify_private,  # hardening: SSRF guard (cityos.hub.netguard)
         )
         delivery = asyncio.create_task(deliverer.run_forever())
-        auditing = [
-            asyncio.create_task(recorder.run()),
-            asyncio.create_task(audit_api.run_signer(audit_log, settings.audit_sign_interval_s)),
-        ]
-        detecting = asyncio.create_task(detector.run()) if detector else None  # detection
-        app.state.agent.start()  # devices: counters flushed to Device entities, command expiry
-        mqtt_ingest = None
-        if settings.mqtt_url:
-            from cityos.devices.mqtt import MqttIngest
-
-            mqtt_ingest = MqttIngest(
-                app.state.agent, settings.mqtt_url, shared_group=settings.mqtt_shared_group or None
-            )
-            mqtt_ingest.start()
-        app.state.mqtt_ingest = mqtt_ingest
         task = None
         if settings.retention and settings.retention_interval_s > 0:
             rules = retention_rules(hub)  # bad rules stop the server here, with the reason
             task = asyncio.create_task(_retention_loop(hub, rules, settings.retention_interval_s))
-        service_tasks = [  # each service's background tasks, started and stopped with the app
+        # each part's background tasks, started in stage order (audit, identity, devices,
+        # then the services) and stopped in reverse, each awaited: the devices' last flush
+        # happens before detection's last events and the audit log's last records
+        service_tasks = [
             asyncio.create_task(start(contexts[s.name]), name=f"service:{s.name}")
             for s in registered
             for start in s.tasks
         ]
         yield
-        for service_task in service_tasks:
+        for service_task in reversed(service_tasks):
             service_task.cancel()
-        for service_task in service_tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await service_task
         if task is not None:
             task.cancel()
-        if mqtt_ingest is not None:
-            mqtt_ingest.stop()
-        await asyncio.to_thread(app.state.agent.stop)  # a last flush of the device counters
-        if detecting is not None:  # detection: the last events of this worker
-            detecting.cancel()
-            await asyncio.to_thread(detector.process)
-        for task in auditing:
-            task.cancel()
-        await asyncio.to_thread(recorder.flush)  # the last records of this worker
         delivery.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await delivery
@@ -215,13 +192,17 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
         lifespan=lifespan,
     )
     app.state.hub = hub
-    app.state.services = contexts  # name -> ServiceContext, for the services' own routes
     app.state.agent = Agent(hub)
     app.state.agent.detector = detector  # detection
+    app.state.mqtt_ingest = None
     app.state.detector = detector
     app.router.redirect_slashes = False
     app.state.audit = audit_log
+    app.state.recorder = recorder
     app.state.policy = policy
+    # name -> ServiceContext: its tasks, health and own routes find their client there
+    contexts = contexts_for(registered, hub, app.state)
+    app.state.services = contexts
     # the door (cityos.security.guard): authentication, tenant binding, roles, audit —
     # inside the path normalisation so it judges the path the router will see
     install_access()  # the hub's access check (cityos.hub.access) by these rules

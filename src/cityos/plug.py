@@ -1,0 +1,110 @@
+"""The plug: what every part of CityOS that plugs in declares about itself.
+
+A city service (``services/<name>``) and each built-in part (devices, identity, audit)
+is a :class:`Service` found through the ``cityos.services`` entry-point group (see
+:mod:`cityos.services.registry` and docs/services/README.md); the web app, the OpenAPI
+document, the CLI, ``/health`` and ``cityos doctor`` take what they need from it, so a
+package installed beside CityOS adds a service with no edit to CityOS. This module sits
+beside the settings, below every part that declares itself, and imports none of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Check:
+    """One diagnostic of ``cityos doctor``: what was checked, whether it holds, and if not,
+    what to do about it (one line each)."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+    hint: str = ""
+
+
+@dataclass
+class ServiceContext:
+    """What a running service is handed by CityOS (its tasks, health and diagnostics get it).
+
+    - ``client``: a :class:`cityos.hub.client.HubClient` for the default tenant (in process
+      under ``cityos serve``; ``client.for_tenant(name)`` for another). A service reaches the
+      hub only through it.
+    - ``settings``: an instance of the service's ``settings`` dataclass, read from the
+      ``[services.<name>]`` table of cityos.toml and ``CITYOS_<NAME>_<FIELD>`` variables;
+      None when it declares none.
+    - ``core``: CityOS's own :class:`cityos.config.Settings` (read, never changed).
+    """
+
+    name: str
+    client: Any
+    settings: Any = None
+    core: Any = None
+    # built-in parts only (devices, identity, audit): the web application's state, where
+    # the door and they share the IoT agent, the audit log and the detector. A service
+    # under services/ never uses it (tests/test_layers.py checks).
+    app: Any = None
+
+
+def _no_routes() -> list[Any]:
+    return []
+
+
+@dataclass(frozen=True)
+class Service:
+    """A service's face to the rest of CityOS.
+
+    - ``name``: its name; its routes live under ``/services/<name>/`` and its CLI group is
+      ``cityos <name>``.
+    - ``reads`` / ``writes``: the entity types it reads and writes in the hub.
+    - ``routes``: a callable returning its Starlette routes, mounted by the web app.
+    - ``kpis``: the names of the indicators it reports.
+    - ``cli``: a ``typer.Typer`` mounted as ``cityos <name>``, or a mapping of group name to
+      ``typer.Typer`` for a part with several groups (identity: users, token, keys); or None.
+    - ``openapi``: path -> OpenAPI path item, for the paths its routes answer (or a
+      callable returning that, built when the document is first asked for); merged into
+      ``/openapi.json``.
+    - ``tasks``: callables ``(ServiceContext) -> awaitable``, each started as a background
+      task by the web app's lifespan (``cityos serve``) and cancelled when it stops.
+    - ``health``: a callable ``(ServiceContext) -> dict``, reported by ``/health`` under
+      ``services.<name>``; or None.
+    - ``settings``: a dataclass whose fields (each with a default and ``metadata["help"]``)
+      are the service's settings: ``[services.<name>]`` in cityos.toml,
+      ``CITYOS_<NAME>_<FIELD>`` in the environment; docs/configuration.md is generated
+      from it. None: no settings.
+    - ``diagnostics``: a callable ``(ServiceContext) -> iterable of Check``, run by
+      ``cityos doctor``; or None.
+    - ``stage``: parts start in ascending stage (then name) and stop in reverse; the
+      built-ins use 0–20 (audit first up, last down), services keep the default.
+    """
+
+    name: str
+    reads: tuple[str, ...] = ()
+    writes: tuple[str, ...] = ()
+    routes: Callable[[], list[Any]] = _no_routes
+    kpis: tuple[str, ...] = ()
+    cli: Any = None  # typer.Typer | None (typer is not imported here)
+    openapi: Mapping[str, dict[str, Any]] | Callable[[], Mapping[str, dict[str, Any]]] = field(
+        default_factory=dict
+    )
+    tasks: tuple[Callable[[ServiceContext], Awaitable[Any]], ...] = ()
+    health: Callable[[ServiceContext], dict[str, Any]] | None = None
+    settings: type | None = None
+    diagnostics: Callable[[ServiceContext], Iterable[Check]] | None = None
+    stage: int = 100
+    builtin: bool = False  # a part of CityOS itself: its context carries the app state
+
+    def openapi_paths(self) -> dict[str, dict[str, Any]]:
+        """Its OpenAPI path items."""
+        return dict(self.openapi() if callable(self.openapi) else self.openapi)
+
+    def cli_groups(self) -> dict[str, Any]:
+        """Its CLI groups: group name -> ``typer.Typer``."""
+        if self.cli is None:
+            return {}
+        if isinstance(self.cli, Mapping):
+            return dict(self.cli)
+        return {self.name: self.cli}
