@@ -3,6 +3,7 @@ so this is where CI checks them), and the hub, loaded on its own, loads nothing 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -43,3 +44,36 @@ def test_the_hub_loads_nothing_above_it() -> None:
     loaded = run.stdout.split()
     above = [m for m in loaded if m.split(".")[:2] in [["cityos", x] for x in ABOVE_THE_HUB]]
     assert above == []
+
+
+def test_a_service_is_handed_its_client_not_the_app(tmp_path: Path) -> None:
+    """What an import check cannot see, at run time: under `cityos serve` a service's
+    context carries a HubClient and its settings; only CityOS's own parts (devices,
+    identity, audit) also get the app state they share with the door."""
+    from cityos.config import Settings
+    from cityos.hub.client import HubClient
+    from cityos.services.registry import services
+    from cityos.web.app import create_app
+
+    app = create_app(Settings(database_url=f"sqlite:///{tmp_path}/l.db"))
+    contexts = app.state.services
+    assert set(contexts) == {s.name for s in services()}
+    for service in services():
+        ctx = contexts[service.name]
+        assert isinstance(ctx.client, HubClient)
+        assert ctx.app is (app.state if service.builtin else None), service.name
+    builtin = {s.name for s in services() if s.builtin}
+    assert builtin == {"audit", "devices", "identity"}  # no service under services/
+
+
+def test_no_service_reads_the_app_state_but_its_own_context() -> None:
+    """A service's routes find their client at ``request.app.state.services[<name>]``;
+    nothing under services/ reaches for the hub, the agent or the audit log there."""
+    pattern = re.compile(r"app\.state\.(?!services\[)|state\.hub\b|hub_of\(")
+    hits = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in sorted((ROOT / "src" / "cityos" / "services").rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if pattern.search(line) and not line.lstrip().startswith(("#", ":class:", '"""'))
+    ]
+    assert hits == []
