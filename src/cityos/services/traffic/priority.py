@@ -18,15 +18,12 @@ only the seconds it actually gives.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .gtfs_rt import BusPosition
 from .model import Decision, Observation, SignalLayout
-
-log = logging.getLogger("cityos.services.traffic.priority")
 
 
 @dataclass(frozen=True, slots=True)

@@ -156,6 +156,28 @@ class Wiring:
     bus_device: dict[str, str] = field(default_factory=dict)  # trip id -> device id
 
 
+def provision_buses(
+    agent: Agent, tenant: str, plan: Any, wiring: Wiring, context: str | None = None
+) -> None:
+    """One device per scheduled bus (its trip, in ``plan.trips`` of a
+    :class:`~.sim.transit.TransitPlan`): its on-board unit."""
+    if agent.doc(agent.GROUP, tenant, BUS_KEY) is None:
+        agent.add_group(tenant, _group(BUS_GROUP, context))
+    for trip in plan.trips:
+        device = _device("bus", trip.trip_id)
+        _put_device(
+            agent,
+            tenant,
+            {
+                "device_id": device,
+                "apikey": BUS_KEY,
+                "entity_name": vehicle_entity(trip.trip_id),
+                "static_attributes": [{"name": "name", "type": "Text", "value": trip.trip_id}],
+            },
+        )
+        wiring.bus_device[trip.trip_id] = device
+
+
 def wiring_for(layouts: dict[str, SignalLayout]) -> Wiring:
     """Which device and entity stand for each signal and measured lane group of
     ``layouts`` (derived from the ids alone: the same layouts give the same wiring)."""

@@ -49,17 +49,11 @@ from ..model import Alert
 from ..priority import BusPriority
 from ..signalguard import SafetyRules
 from ..signalservice import (
-    BUS_GROUP,
-    BUS_KEY,
     ORIGIN,
     SIM_DAY,
     HubSignalService,
-    Wiring,
-    _device,
-    _group,
-    _put_device,
     provision,
-    vehicle_entity,
+    provision_buses,
 )
 from .buses import OnBoardUnits
 from .cabinet import Cabinet
@@ -67,27 +61,6 @@ from .runner import Progress, RunResult, run_result
 from .scenarios import Scenario
 from .simulation import Backend, Simulation
 from .transit import TransitPlan
-
-
-def provision_buses(
-    agent: Agent, tenant: str, plan: TransitPlan, wiring: Wiring, context: str | None = None
-) -> None:
-    """One device per scheduled bus (its trip): its on-board unit."""
-    if agent.doc(agent.GROUP, tenant, BUS_KEY) is None:
-        agent.add_group(tenant, _group(BUS_GROUP, context))
-    for trip in plan.trips:
-        device = _device("bus", trip.trip_id)
-        _put_device(
-            agent,
-            tenant,
-            {
-                "device_id": device,
-                "apikey": BUS_KEY,
-                "entity_name": vehicle_entity(trip.trip_id),
-                "static_attributes": [{"name": "name", "type": "Text", "value": trip.trip_id}],
-            },
-        )
-        wiring.bus_device[trip.trip_id] = device
 
 
 @dataclass
