@@ -43,6 +43,9 @@ class ServiceContext:
     client: Any
     settings: Any = None
     core: Any = None
+    # the part's own running state, shared by its tasks, health and routes (what a task
+    # last did, for /health); lives as long as the app
+    state: dict[str, Any] = field(default_factory=dict)
     # built-in parts only (devices, identity, audit): the web application's state, where
     # the door and they share the IoT agent, the audit log and the detector. A service
     # under services/ never uses it (tests/test_layers.py checks).

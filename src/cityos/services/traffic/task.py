@@ -39,17 +39,10 @@ class Status:
     last_decision: float | None = None  # wall clock (time.time()) of the last command written
 
 
-# one Status per running context (several apps may run in one process, as in tests)
-_STATUS: dict[int, tuple[Any, Status]] = {}
-
-
 def status_of(ctx: Any) -> Status:
-    """The task's status for ``ctx`` (a fresh one if its task has not started)."""
-    entry = _STATUS.get(id(ctx))
-    if entry is None or entry[0] is not ctx:
-        entry = (ctx, Status())
-        _STATUS[id(ctx)] = entry
-    return entry[1]
+    """The task's status, kept in the context's own state (a fresh one before it starts)."""
+    status: Status = ctx.state.setdefault("status", Status())
+    return status
 
 
 def now_seconds() -> float:
