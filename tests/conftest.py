@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import re
@@ -240,3 +241,63 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.sumo)
         if module in SLOW or name in SLOW:
             item.add_marker(pytest.mark.slow)
+
+
+# -- a real `cityos serve` ------------------------------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(env: dict[str, str], *args: str, timeout_s: float = 30) -> Iterator[str]:
+    """`cityos serve` in its own process on a free port, with ``env`` over this one's (a
+    CITYOS_DATABASE_URL at least); its base URL once /health answers. Stopped with SIGINT
+    (killed after 10 s) when the block ends; what it printed is in a failed start's message."""
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    import httpx
+
+    port = free_port()
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "cityos.cli", "serve", "--port", str(port), *args],
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                try:
+                    if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    out.seek(0)
+                    raise AssertionError(f"cityos serve did not start: {out.read().decode()}")
+                time.sleep(0.1)
+            yield base
+        finally:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@pytest.fixture(scope="session")
+def serve_hub() -> object:
+    """:func:`serving`, for tests: ``with serve_hub({"CITYOS_DATABASE_URL": …}) as url:``."""
+    return serving

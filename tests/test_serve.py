@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 
 import httpx
 
@@ -18,66 +16,41 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_serve_answers_ngsi_ld_over_http(tmp_path) -> None:
-    port = free_port()
-    env = {**os.environ, "CITYOS_DATABASE_URL": f"sqlite:///{tmp_path}/served.db"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cityos.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-            assert time.monotonic() < deadline, "server did not start in 30 s"
-            time.sleep(0.2)
-        with httpx.Client(base_url=f"{base}/ngsi-ld/v1") as c:
-            body = {
+def test_serve_answers_ngsi_ld_over_http(tmp_path, serve_hub) -> None:
+    db = {"CITYOS_DATABASE_URL": f"sqlite:///{tmp_path}/served.db"}
+    with serve_hub(db) as base, httpx.Client(base_url=f"{base}/ngsi-ld/v1") as c:
+        body = {
+            "id": "urn:ngsi-ld:AirQualityObserved:wat-phnom",
+            "type": "AirQualityObserved",
+            "pm25": {"type": "Property", "value": 41.5},
+            "location": {
+                "type": "GeoProperty",
+                "value": {"type": "Point", "coordinates": [104.923, 11.5762]},
+            },
+        }
+        r = c.post("/entities/", json=body)
+        assert r.status_code == 201 and r.headers["Location"].endswith("wat-phnom")
+        r = c.get(
+            "/entities",
+            params={
+                "type": "AirQualityObserved",
+                "q": "pm25>35",
+                "georel": "near;maxDistance==500",
+                "geometry": "Point",
+                "coordinates": "[104.923,11.576]",
+                "options": "keyValues",
+            },
+        )
+        assert r.status_code == 200
+        assert r.json() == [
+            {
                 "id": "urn:ngsi-ld:AirQualityObserved:wat-phnom",
                 "type": "AirQualityObserved",
-                "pm25": {"type": "Property", "value": 41.5},
-                "location": {
-                    "type": "GeoProperty",
-                    "value": {"type": "Point", "coordinates": [104.923, 11.5762]},
-                },
+                "pm25": 41.5,
+                "location": {"type": "Point", "coordinates": [104.923, 11.5762]},
             }
-            r = c.post("/entities/", json=body)
-            assert r.status_code == 201 and r.headers["Location"].endswith("wat-phnom")
-            r = c.get(
-                "/entities",
-                params={
-                    "type": "AirQualityObserved",
-                    "q": "pm25>35",
-                    "georel": "near;maxDistance==500",
-                    "geometry": "Point",
-                    "coordinates": "[104.923,11.576]",
-                    "options": "keyValues",
-                },
-            )
-            assert r.status_code == 200
-            assert r.json() == [
-                {
-                    "id": "urn:ngsi-ld:AirQualityObserved:wat-phnom",
-                    "type": "AirQualityObserved",
-                    "pm25": 41.5,
-                    "location": {"type": "Point", "coordinates": [104.923, 11.5762]},
-                }
-            ]
-            assert c.get("/entities/urn:ngsi-ld:Nothing:1").status_code == 404
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        ]
+        assert c.get("/entities/urn:ngsi-ld:Nothing:1").status_code == 404
 
 
 def test_serve_with_an_unreachable_database_says_so_in_one_line(tmp_path) -> None:

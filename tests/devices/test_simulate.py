@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 
 import httpx
@@ -31,34 +27,14 @@ def test_simulator_paces_and_addresses_devices() -> None:
         simulate(lambda t, p: None, apikey="k", devices=0, rate=1, seconds=1)
 
 
-def test_simulate_into_a_served_hub(tmp_path, mosquitto) -> None:
+def test_simulate_into_a_served_hub(tmp_path, mosquitto, serve_hub) -> None:
     host, mport = mosquitto
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
     env = {
-        **os.environ,
         "CITYOS_DATABASE_URL": f"sqlite:///{tmp_path}/sim.db",
         "CITYOS_MQTT_URL": f"mqtt://{host}:{mport}",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cityos.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
     apikey = f"sim{int(time.time() * 1000)}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+    with serve_hub(env) as url:
         group = {
             "services": [
                 {
@@ -122,12 +98,6 @@ def test_simulate_into_a_served_hub(tmp_path, mosquitto) -> None:
         assert r.exit_code == 0, r.output
         r = runner.invoke(app, ["devices", "list", "--url", url, "--json"])
         assert "sim-3" not in {d["device_id"] for d in json.loads(r.stdout)["devices"]}
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_missing_at_hub_names_the_group_then_the_devices() -> None:

@@ -7,11 +7,6 @@ in the hub's process and in its own.
 from __future__ import annotations
 
 import inspect
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -40,47 +35,13 @@ CTX = {"Bus": "https://example.org/Bus", "delay": "https://example.org/delay"}
 BUS7, BUS8, BUS9 = (f"urn:ngsi-ld:Bus:{n}" for n in (7, 8, 9))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def served(tmp_path_factory: pytest.TempPathFactory, serve_hub: Any) -> Iterator[str]:
     """A `cityos serve` process on a free port with its own SQLite database; its URL."""
     db = tmp_path_factory.mktemp("served") / "remote.db"
-    port = free_port()
-    env = {
-        **os.environ,
-        "CITYOS_DATABASE_URL": f"sqlite:///{db}",
-        "CITYOS_NOTIFY_POLL_S": "0.05",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cityos.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-            assert time.monotonic() < deadline, "server did not start in 30 s"
-            time.sleep(0.2)
+    env = {"CITYOS_DATABASE_URL": f"sqlite:///{db}", "CITYOS_NOTIFY_POLL_S": "0.05"}
+    with serve_hub(env) as base:
         yield base
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 @pytest.fixture(params=["in-process", "http"])

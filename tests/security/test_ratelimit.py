@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -193,43 +190,15 @@ def test_rate_settings_load_from_the_environment() -> None:
 # -- a real server ------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def served(tmp_path) -> Iterator[str]:
-    port = _free_port()
+def served(tmp_path, serve_hub) -> Iterator[str]:
     env = {
-        **os.environ,
         "CITYOS_DATABASE_URL": f"sqlite:///{tmp_path}/served.db",
         "CITYOS_RATE_PER_S": "1",
         "CITYOS_RATE_BURST": "2",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cityos.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"cityos serve did not start: {proc.stderr.read()!r}")
-            time.sleep(0.1)
+    with serve_hub(env) as base:
         yield base
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
 
 
 def test_served_hub_answers_429_over_the_network(served: str) -> None:
