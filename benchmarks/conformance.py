@@ -1,0 +1,168 @@
+"""ETSI's NGSI-LD conformance suite against CityOS, on one engine: the figures of
+docs/conformance.md.
+
+Starts a fresh ``cityos serve`` (a new SQLite file, or a new PostgreSQL database), runs
+the suite with ``../shared/conformance/etsi-run`` (which says where the suite comes from;
+it is never copied into the project and CI cannot download it), and records the result
+per area and every failed test with its message in
+``benchmarks/results/conformance-<engine>.json``. Usage::
+
+    .venv/bin/python benchmarks/conformance.py --suite SUITE_DIR [--engine sqlite|postgresql]
+        [--dist-ops] [--runner ../shared/conformance/etsi-run] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PG = "postgresql://postgres@127.0.0.1:5432"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def database(engine: str, work: Path) -> str:
+    if engine == "sqlite":
+        return f"sqlite:///{work}/conformance.db"
+    import psycopg
+
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS cityos_conformance")
+        conn.execute("CREATE DATABASE cityos_conformance")
+    return f"{PG}/cityos_conformance"
+
+
+def serve(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """The broker as the suite needs it: contexts from its local server (127.0.0.1:8890),
+    notifications to its receivers on 127.0.0.1, no rate limit, no attack detection."""
+    env = {
+        **os.environ,
+        "CITYOS_DATABASE_URL": url,
+        "CITYOS_CONTEXT_ALLOW_HOSTS": "127.0.0.1",
+        "CITYOS_CONTEXT_ALLOW_PRIVATE_HOSTS": "127.0.0.1",
+        "CITYOS_RATE_PER_S": "0",
+        "CITYOS_DETECT": "false",
+    }
+    cityos = Path(sys.executable).parent / "cityos"
+    proc = subprocess.Popen(
+        [str(cityos), "serve", "--port", str(port)],
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    for _ in range(150):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise SystemExit(f"cityos serve did not start; see {log}")
+
+
+def count(output: Path) -> dict[str, Any]:
+    """Per area (two and four levels under TP/NGSI-LD) and the failures with messages."""
+    rows: list[tuple[list[str], str, str, str]] = []
+
+    def walk(suite: ET.Element, names: list[str]) -> None:
+        names = names + [suite.get("name") or ""]
+        for test in suite.findall("test"):
+            status = test.find("status")
+            assert status is not None
+            rows.append((names[1:], test.get("name") or "", status.get("status") or "",
+                         (status.text or "").strip()))  # fmt: skip
+        for child in suite.findall("suite"):
+            walk(child, names)
+
+    top = ET.parse(output).getroot().find("suite")
+    assert top is not None
+    walk(top, [])
+    areas: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for names, _, status, _ in rows:
+        areas["/".join(names[:2])][status] += 1
+    passed = sum(1 for r in rows if r[2] == "PASS")
+    return {
+        "passed": passed,
+        "run": len(rows),
+        "rate": round(100 * passed / len(rows), 1) if rows else 0.0,
+        "areas": {
+            a: {"passed": c["PASS"], "failed": c["FAIL"], "skipped": c["SKIP"]}
+            for a, c in sorted(areas.items())
+        },  # fmt: skip
+        "failures": [
+            {"folder": "/".join(n), "test": t, "message": m.splitlines()[0][:300] if m else ""}
+            for n, t, s, m in rows
+            if s == "FAIL"
+        ],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--suite", required=True, type=Path, help="a tree of ETSI's suite")
+    ap.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
+    ap.add_argument("--dist-ops", action="store_true", help="run only the distributed tests")
+    ap.add_argument("--runner", type=Path, default=ROOT.parent / "shared/conformance/etsi-run")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    if not (args.suite / "TP" / "NGSI-LD").is_dir():
+        raise SystemExit(f"{args.suite} holds no TP/NGSI-LD: see {args.runner}'s header")
+    name = f"conformance-{args.engine}" + ("-dist-ops" if args.dist_ops else "")
+    out = args.out or ROOT / "benchmarks" / "results" / f"{name}.json"
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        port = free_port()
+        proc = serve(database(args.engine, work), port, work / "serve.log")
+        started = time.monotonic()
+        try:
+            extra = ["--include", "dist-ops"] if args.dist_ops else []
+            subprocess.run(
+                [str(args.runner), str(args.suite), str(work / "out"), *extra],
+                env={**os.environ, "NGSILD_URL": f"http://127.0.0.1:{port}/ngsi-ld/v1"},
+                check=False,
+            )
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+        result = count(work / "out" / "output.xml")
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+        capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    record = {
+        "engine": args.engine,
+        "commit": commit + ("+changes" if dirty else ""),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": " ".join(["benchmarks/conformance.py", *sys.argv[1:]]),
+        "minutes": round((time.monotonic() - started) / 60, 1),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        **result,
+    }
+    out.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"{args.engine}: {result['passed']} of {result['run']} passed ({result['rate']} %)")
+    for area, c in record["areas"].items():
+        print(f"  {area}: {c['passed']} / {c['passed'] + c['failed'] + c['skipped']}")
+
+
+if __name__ == "__main__":
+    main()
