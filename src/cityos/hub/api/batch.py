@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from cityos.hub.access import restrict_query, visible_all
 from cityos.hub.api.common import (
+    GEOJSON,
     _media,
     endpoint,
     entity_response,
@@ -26,6 +27,7 @@ from cityos.hub.api.common import (
     response_media,
     tenant_of,
 )
+from cityos.hub.api.linked import render_joined
 from cityos.hub.api.params import expand_name, render_options, type_param
 from cityos.hub.entities import BatchResult
 from cityos.hub.errors import BadRequestData, NgsiLdError, TooManyResults
@@ -40,6 +42,7 @@ from cityos.hub.representation import (
     parse_entity,
     parse_types,
     render_entity,
+    render_geojson_collection,
 )
 from cityos.hub.representation.names import check_uri
 
@@ -182,7 +185,7 @@ async def batch_delete(request: Request) -> Response:
 async def batch_query(request: Request) -> Response:
     """POST /entityOperations/query: the Query data type in the body (clause 5.2.23)."""
     tenant = tenant_of(request, read=True)
-    media = response_media(request)
+    media = response_media(request, geo=True)
     body = await read_body(request)
     if not isinstance(body, dict) or body.get("type") != "Query":
         raise BadRequestData('the body must be a Query object: {"type": "Query", ...}')
@@ -234,5 +237,14 @@ async def batch_query(request: Request) -> Response:
     opts = render_options(request, ctx)
     result = hub_of(request).store.query(tenant, restrict_query(query))
     headers = {"NGSILD-Results-Count": str(result.count)} if query.count else {}
-    out = [render_entity(e, ctx, **opts.kwargs()) for e in visible_all(result.entities)]
+    found = visible_all(result.entities)
+    if media == GEOJSON:
+        geo = render_geojson_collection(found, ctx, geoproperty=opts.geoproperty, **opts.kwargs())
+        return entity_response(request, geo, media, headers=headers)
+    if opts.join:
+        out = render_joined(request, tenant, found, ctx, opts)
+    else:
+        out = [render_entity(e, ctx, **opts.kwargs()) for e in found]
+    if opts.pick or opts.omit:  # an entity left with no member is not listed
+        out = [e for e in out if e]
     return entity_response(request, out, media, headers=headers)

@@ -27,6 +27,7 @@ from cityos.hub.api.common import (
     tenant_of,
     validate_uri,
 )
+from cityos.hub.api.linked import render_joined
 from cityos.hub.api.params import entity_query, render_options
 from cityos.hub.entities import UpdateResult
 from cityos.hub.errors import BadRequestData, ResourceNotFound
@@ -95,10 +96,21 @@ async def retrieve_entity(request: Request) -> Response:
     entity = visible(hub_of(request).entities.retrieve(tenant, eid))
     if entity is None:  # not the caller's to see: as if it did not exist
         raise ResourceNotFound(f"entity {eid} not found")
+    if opts.attrs is not None and not opts.attrs & set(entity.get("attrs", {})):
+        raise ResourceNotFound(f"entity {eid} has none of the attributes asked for")
     if media == GEOJSON:
         feature = render_geojson_feature(entity, ctx, geoproperty=opts.geoproperty, **opts.kwargs())
         return entity_response(request, feature, GEOJSON)
-    return entity_response(request, render_entity(entity, ctx, **opts.kwargs()), media)
+    if opts.join:
+        body: Any = render_joined(request, tenant, [entity], ctx, opts)
+        shown = body[0]
+        if opts.join == "inline":
+            body = shown
+    else:
+        body = shown = render_entity(entity, ctx, **opts.kwargs())
+    if not shown:  # pick/omit left no member (clause 4.21)
+        raise ResourceNotFound(f"entity {eid} has no member left after pick/omit")
+    return entity_response(request, body, media)
 
 
 @endpoint
@@ -115,8 +127,14 @@ async def query_entities(request: Request) -> Response:
         headers["NGSILD-Results-Count"] = str(result.count)
     if media == GEOJSON:
         body = render_geojson_collection(found, ctx, geoproperty=opts.geoproperty, **opts.kwargs())
+    elif opts.join:
+        body = render_joined(request, tenant, found, ctx, opts)
+        if opts.pick or opts.omit:  # an entity left with no member is not listed
+            body = [e for e in body if e]
     else:
         body = [render_entity(e, ctx, **opts.kwargs()) for e in found]
+        if opts.pick or opts.omit:  # an entity left with no member is not listed
+            body = [e for e in body if e]
     return entity_response(request, body, media, headers=headers)
 
 

@@ -15,13 +15,15 @@ from cityos.hub.api.common import (
     options_of,
     validate_uri,
 )
-from cityos.hub.errors import BadRequestData, TooManyResults
+from cityos.hub.errors import BadRequestData, InvalidRequest, TooManyResults
 from cityos.hub.ldcontext import Context
 from cityos.hub.model import DEFAULT_GEOPROPERTY, MAX_NAME_BYTES, check_size
 from cityos.hub.query.geo import parse_geo_query
 from cityos.hub.query.model import EntityQuery, TypeExpr
 from cityos.hub.query.q import expand_q, expand_types, parse_q, parse_scope_q, parse_type_expr
 from cityos.hub.query.regex import client_regex
+from cityos.hub.representation.join import JOINS
+from cityos.hub.representation.projection import Projection, parse_projection
 
 FORMATS = {
     "normalized": "normalized",
@@ -48,12 +50,66 @@ def names_param(request: Request, name: str, ctx: Context) -> list[str] | None:
     return [expand_name(ctx, term, f"parameter {name}: attribute") for term in terms]
 
 
-def terms_param(request: Request, name: str) -> set[str] | None:
-    """``pick``/``omit``: terms as written (compared before compaction), size-checked."""
-    terms = csv_param(request, name)
-    if terms is None:
+def projection_param(request: Request, name: str) -> Projection | None:
+    """``pick``/``omit``: a projection of terms as written (compared before compaction),
+    nested per Relationship for linked entities; malformed is BadRequestData (400)."""
+    raw = request.query_params.getlist(name)
+    if not raw:
         return None
-    return {check_size(t, MAX_NAME_BYTES, f"parameter {name}: attribute") for t in terms}
+    proj = parse_projection(",".join(raw), name)
+    for term in _all_terms(proj):
+        check_size(term, MAX_NAME_BYTES, f"parameter {name}: attribute")
+    return proj
+
+
+def _all_terms(proj: Projection) -> list[str]:
+    return [*proj.members, *(t for sub in proj.nested.values() for t in _all_terms(sub))]
+
+
+def check_pick_omit(
+    pick: Projection | None, omit: Projection | None, attrs: list[str] | None
+) -> None:
+    """``pick`` and ``omit`` exclude ``attrs``, and may not name the same member."""
+    if (pick or omit) and attrs:
+        raise BadRequestData(f"{'pick' if pick else 'omit'} and attrs cannot be used together")
+    omitted = {m for m in omit or () if omit and m not in omit.nested}
+    if pick and (both := set(pick) & omitted):
+        raise BadRequestData(f"{', '.join(sorted(both))} both picked and omitted")
+
+
+def format_of(request: Request) -> str:
+    """The representation: ``format`` wins over a format in ``options`` (clause 6.3.7); an
+    unknown option or format is InvalidRequest."""
+    opts = options_of(request)
+    fmt_param = request.query_params.get("format")
+    if fmt_param is not None:
+        if fmt_param not in FORMATS:
+            raise InvalidRequest(f"unknown format {fmt_param!r}")
+        opts = {o for raw in request.query_params.getlist("options") for o in raw.split(",")}
+        opts = {o.strip() for o in opts if o.strip()}
+    unknown = opts - set(FORMATS) - {"sysAttrs", "count"}  # options=count: see entity_query
+    if unknown:
+        raise InvalidRequest(f"unknown option(s): {', '.join(sorted(unknown))}")
+    if fmt_param is not None:
+        return FORMATS[fmt_param]
+    chosen = {FORMATS[o] for o in opts if o in FORMATS}
+    if len(chosen) > 1:
+        raise BadRequestData(f"conflicting representation options: {', '.join(sorted(opts))}")
+    return chosen.pop() if chosen else "normalized"
+
+
+def join_param(request: Request) -> tuple[str | None, int]:
+    """``join`` (inline, flat, or @none) and ``joinLevel`` (default 1)."""
+    join = request.query_params.get("join")
+    if join is not None and join not in (*JOINS, "@none"):
+        raise BadRequestData(f"parameter join must be inline, flat or @none, not {join!r}")
+    level = int_param(request, "joinLevel", 1, low=1)
+    if level > MAX_JOIN_LEVEL:
+        raise BadRequestData(f"joinLevel {level} is over the maximum of {MAX_JOIN_LEVEL}")
+    return (None if join == "@none" else join), level
+
+
+MAX_JOIN_LEVEL = 10
 
 
 def type_param(raw: str, ctx: Context, what: str = "parameter type") -> TypeExpr:
@@ -66,10 +122,12 @@ class RenderOptions:
     fmt: str = "normalized"
     sys_attrs: bool = False
     attrs: set[str] | None = None  # expanded IRIs
-    pick: set[str] | None = None  # terms as the client wrote them
-    omit: set[str] | None = None
+    pick: Projection | None = None  # terms as the client wrote them
+    omit: Projection | None = None
     lang: str | None = None
     geoproperty: str = DEFAULT_GEOPROPERTY
+    join: str | None = None  # inline | flat
+    join_level: int = 1
 
     def kwargs(self) -> dict[str, Any]:
         return {
@@ -83,26 +141,18 @@ class RenderOptions:
 
 
 def render_options(request: Request, ctx: Context) -> RenderOptions:
+    fmt = format_of(request)
     opts = options_of(request)
-    fmt = "normalized"
-    chosen = [FORMATS[o] for o in opts if o in FORMATS]
-    if len(set(chosen)) > 1:
-        raise BadRequestData(f"conflicting representation options: {', '.join(sorted(opts))}")
-    if chosen:
-        fmt = chosen[0]
-    unknown = opts - set(FORMATS) - {"sysAttrs", "count"}  # options=count: see entity_query
-    if unknown:
-        raise BadRequestData(f"unknown option(s): {', '.join(sorted(unknown))}")
     attrs = names_param(request, "attrs", ctx)
-    pick = terms_param(request, "pick")
-    omit = terms_param(request, "omit")
-    if pick and omit:
-        raise BadRequestData("pick and omit cannot be used together")
-    if pick and attrs:
-        raise BadRequestData("pick and attrs cannot be used together")
+    pick = projection_param(request, "pick")
+    omit = projection_param(request, "omit")
+    check_pick_omit(pick, omit, attrs)
+    join, join_level = join_param(request)
     geoprop = request.query_params.get("geometryProperty")
     return RenderOptions(
         fmt=fmt,
+        join=join,
+        join_level=join_level,
         sys_attrs="sysAttrs" in opts,
         attrs=set(attrs) if attrs else None,
         pick=pick or None,
@@ -169,7 +219,8 @@ def entity_query(request: Request, ctx: Context, *, require_filter: bool = True)
             query.scope,
         )
     ) or bool(pick)
-    if require_filter and not has_filter:
+    # local=true (clause 6.3.18): only this broker's entities, so no filter is needed
+    if require_filter and not has_filter and not flag(request, "local"):
         raise BadRequestData(
             "a query needs at least one of type, id, idPattern, attrs, q, geoQ or scopeQ"
         )

@@ -50,7 +50,10 @@ class _Selector:
 
     def __init__(self, ctx: Any, pick: Iterable[str] | None, omit: Iterable[str] | None):
         self.pick = None if pick is None else self._resolve(ctx, pick)
-        self.omit = set() if omit is None else self._resolve(ctx, omit)
+        # ``omit=locatedAt{name}`` omits within the linked entity, not locatedAt itself
+        nested = getattr(omit, "nested", {})
+        omitted = None if omit is None else [t for t in omit if t not in nested]
+        self.omit = set() if omitted is None else self._resolve(ctx, omitted)
 
     @staticmethod
     def _resolve(ctx: Any, terms: Iterable[str]) -> set[str]:
