@@ -43,7 +43,8 @@ def test_in_process_client_and_subscription(tmp_path) -> None:
         # the same entity, through the HTTP API with the same context, reads the same
         assert client.get("urn:ngsi-ld:Bus:7", fmt="keyValues")["delay"] == 120
         assert [e["id"] for e in client.query(type="Bus", q="delay>100")] == ["urn:ngsi-ld:Bus:7"]
-        assert http.get(f"/ngsi-ld/v1/subscriptions/{sid}").json()["timesSent"] >= 1
+        sub = http.get(f"/ngsi-ld/v1/subscriptions/{sid}").json()
+        assert sub["notification"]["timesSent"] >= 1
         client.unsubscribe(sid)
         assert http.get(f"/ngsi-ld/v1/subscriptions/{sid}").status_code == 404
         with pytest.raises(ResourceNotFound):

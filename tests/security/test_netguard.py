@@ -335,7 +335,7 @@ def strict_hub(tmp_path) -> Iterator[TestClient]:
 def _failure_reason(client: TestClient, sub_id: str) -> str:
     def reason() -> str | None:
         sub = client.get(f"{BASE}/subscriptions/{sub_id}").json()
-        return sub.get("lastFailureReason")
+        return sub["notification"].get("lastFailureReason")
 
     return _wait(reason)
 
@@ -391,7 +391,7 @@ def test_delivery_to_a_name_that_resolves_private_fails_with_the_reason(
         reason = _failure_reason(strict_hub, sub_id)
         assert reason.startswith("endpoint refused: rebind.test resolves to 127.0.0.1"), reason
         assert "loopback" in reason and "CITYOS_NOTIFY_ALLOW_PRIVATE=true" in reason
-        sub = strict_hub.get(f"{BASE}/subscriptions/{sub_id}").json()
+        sub = strict_hub.get(f"{BASE}/subscriptions/{sub_id}").json()["notification"]
         assert sub["status"] == "failed" and sub["timesFailed"] == 1
     assert site.hits == []
 

@@ -262,8 +262,12 @@ class Deliverer:
         """Build and send one notification; any exception is a failed attempt, not a crash."""
         try:
             payload = _merged(run)
-            if extra:
-                payload = {**payload, **extra}
+            if extra:  # JSON-LD: the @context on the notification and on each entity in
+                # data, so every entity is a JSON-LD document by itself (clause 5.3.2)
+                data = [
+                    {**e, **extra} if isinstance(e, dict) else e for e in payload.get("data", [])
+                ]
+                payload = {**payload, **extra, "data": data}
             return await self._post(uri, payload, headers)
         except Exception as exc:
             return False, _reason(exc)

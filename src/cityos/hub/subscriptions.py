@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,6 +30,7 @@ from cityos.hub.query.model import EntityQuery, GeoQuery, QExpr, ScopeExpr, Type
 from cityos.hub.query.q import expand_q, parse_q, parse_scope_q
 from cityos.hub.query.regex import client_regex
 from cityos.hub.representation import is_uri, render_entity
+from cityos.hub.representation.names import check_datetime
 from cityos.hub.store.base import Store
 
 FORMATS = {"normalized", "keyValues", "concise", "simplified"}
@@ -43,6 +45,15 @@ TRIGGERS = {
 # Without notificationTrigger a subscription hears of creations and changes, not deletions.
 DEFAULT_TRIGGERS = frozenset(
     {"entityCreated", "entityUpdated", "attributeCreated", "attributeUpdated"}
+)
+# Delivery's bookkeeping, shown under ``notification`` (clause 5.2.14), never written by clients.
+NOTIFICATION_STATUS_FIELDS = (
+    "timesSent",
+    "timesFailed",
+    "lastNotification",
+    "lastSuccess",
+    "lastFailure",
+    "lastFailureReason",
 )
 STATUS_FIELDS = (
     "status",
@@ -69,6 +80,8 @@ def parse_subscription(
     connects to anyway (cityos.hub.netguard), names included."""
     if not isinstance(body, dict):
         raise BadRequestData("a subscription must be a JSON object")
+    if sub_id is None and "id" in body and (not isinstance(body["id"], str) or not body["id"]):
+        raise BadRequestData("a subscription id, when given, must be a non-empty URI")
     sid = sub_id or body.get("id") or f"urn:ngsi-ld:Subscription:{uuid.uuid4()}"
     if isinstance(sid, str):  # the ids' limit (docs/api.md, "Limits"), before it is stored
         check_size(sid, MAX_ID_BYTES, "subscription id")
@@ -123,6 +136,7 @@ def parse_subscription(
         not isinstance(attrs, list) or not all(isinstance(a, str) for a in attrs)
     ):
         raise BadRequestData("notification.attributes must be a list of attribute names")
+    _check_projection(notification)
     interval = body.get("timeInterval")
     if interval is not None:
         if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
@@ -148,17 +162,48 @@ def parse_subscription(
     if "isActive" in body and not isinstance(body["isActive"], bool):
         raise BadRequestData("isActive must be true or false")
     doc = {k: v for k, v in body.items() if k not in STATUS_FIELDS and k != "@context"}
+    if "expiresAt" in body:  # clause 5.8.1/5.8.2: a date in the past is BadRequestData
+        doc["expiresAt"] = check_datetime(body["expiresAt"], "expiresAt")
+        if doc["expiresAt"] <= now_iso():
+            raise BadRequestData(f"expiresAt {body['expiresAt']!r} is in the past")
     doc["id"] = sid
     doc["type"] = "Subscription"
-    doc.setdefault("isActive", True)
-    doc["notification"] = {**notification, "format": fmt}
+    doc["notification"] = {
+        k: v for k, v in notification.items() if k not in NOTIFICATION_STATUS_FIELDS
+    } | {"format": fmt}
     doc["@context"] = ctx.source
-    doc.setdefault("status", "active" if doc["isActive"] else "paused")
+    doc.setdefault("status", "active" if doc.get("isActive", True) else "paused")
     doc.setdefault("timesSent", 0)
     doc.setdefault("timesFailed", 0)
     doc.setdefault("createdAt", now_iso())
     doc["modifiedAt"] = now_iso()
     return doc
+
+
+def subscription_status(sub: dict[str, Any]) -> str:
+    """The subscription's own status (clause 5.2.12): paused, expired or active."""
+    if not sub.get("isActive", True):
+        return "paused"
+    expires = sub.get("expiresAt")
+    if sub.get("status") == "expired" or (expires and now_iso() >= expires):
+        return "expired"
+    return "active"
+
+
+def _check_projection(notification: dict[str, Any]) -> None:
+    """``pick``/``omit`` (v1.8): lists of member names; neither goes with ``attributes``,
+    and no member is both picked and omitted (clause 5.2.14)."""
+    for key in ("pick", "omit"):
+        value = notification.get(key)
+        if value is not None and (
+            not isinstance(value, list) or not value or not all(isinstance(a, str) for a in value)
+        ):
+            raise BadRequestData(f"notification.{key} must be a non-empty list of member names")
+        if value is not None and notification.get("attributes") is not None:
+            raise BadRequestData(f"notification.{key} cannot be combined with attributes")
+    both = set(notification.get("pick") or ()) & set(notification.get("omit") or ())
+    if both:
+        raise BadRequestData(f"{', '.join(sorted(both))} both picked and omitted")
 
 
 def _check_endpoint_address(uri: str, allow_private: bool) -> None:
@@ -310,26 +355,50 @@ class Matcher:
         return fired and self.selects(new)
 
     def payload(self, hits: list[tuple[Entity | None, Entity | None]]) -> dict[str, Any]:
-        fmt = self.sub["notification"].get("format", "normalized")
-        fmt = "keyValues" if fmt == "simplified" else fmt
-        show = bool(self.sub["notification"].get("showChanges")) and fmt == "normalized"
         now = now_iso()
-        data = []
-        for old, new in hits:
-            if new is None:  # a deleted entity: who it was and when it went
-                assert old is not None
-                gone = render_entity({**old, "attrs": {}}, self.ctx, fmt=fmt)
-                data.append({"id": gone["id"], "type": gone["type"], "deletedAt": now})
-            else:
-                shown = _with_previous(old, new) if show else new
-                data.append(render_entity(shown, self.ctx, fmt=fmt, attrs=self.attrs))
         return {
             "id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}",
             "type": "Notification",
             "subscriptionId": self.sub["id"],
             "notifiedAt": now,
-            "data": data,
+            "data": [self._entity(old, new, now) for old, new in hits],
         }
+
+    def _entity(self, old: Entity | None, new: Entity | None, now: str) -> dict[str, Any]:
+        """One entity of ``data`` (clause 5.8.6): as it stands; an attribute deleted (with
+        ``attributeDeleted``) shown with the NGSI-LD Null; a deleted entity as its id, type
+        and ``deletedAt``, its attributes as Nulls too with ``showChanges``; and with
+        ``showChanges`` every changed instance carries its previous payload."""
+        note = self.sub["notification"]
+        fmt = note.get("format", "normalized")
+        fmt = "keyValues" if fmt == "simplified" else fmt
+        show = bool(note.get("showChanges")) and fmt == "normalized"
+        render = partial(
+            render_entity,
+            ctx=self.ctx,
+            fmt=fmt,
+            sys_attrs=bool(note.get("sysAttrs")),
+            attrs=self.attrs,
+            pick=note.get("pick"),
+            omit=note.get("omit"),
+        )
+        if new is None:  # deleted: who it was and when it went
+            assert old is not None
+            gone_attrs = (
+                {a: [_nulled(i, gone=True) for i in insts] for a, insts in old["attrs"].items()}
+                if show
+                else {}
+            )
+            out = render({**old, "attrs": gone_attrs, "deletedAt": now})
+            out["deletedAt"] = now
+            return _with_previous(out, old, gone_attrs, self.ctx) if show else out
+        attrs = dict(new["attrs"])
+        if old is not None and "attributeDeleted" in self.triggers:
+            for attr, insts in old.get("attrs", {}).items():
+                if attr not in attrs:
+                    attrs[attr] = [_nulled(i, gone=False) for i in insts]
+        out = render({**new, "attrs": attrs})
+        return _with_previous(out, old, attrs, self.ctx) if show and old is not None else out
 
     def throttled(self, now: float) -> bool:
         """True while within ``throttling`` seconds of this subscription's last notification."""
@@ -418,28 +487,63 @@ class SubscriptionIndex:
 
 PERIODIC_MAX_ENTITIES = 1000  # per selector and notification; a bigger set wants a query
 
+NGSI_LD_NULL = "urn:ngsi-ld:null"
+# each attribute type's payload member, and the member that carries its previous payload
+_PAYLOAD_KEY = {
+    "Relationship": "object",
+    "LanguageProperty": "languageMap",
+    "JsonProperty": "json",
+    "VocabProperty": "vocab",
+    "ListProperty": "valueList",
+    "ListRelationship": "objectList",
+}
 _PREVIOUS = {
     "value": "previousValue",
     "object": "previousObject",
     "languageMap": "previousLanguageMap",
+    "json": "previousJson",
+    "vocab": "previousVocab",
+    "valueList": "previousValueList",
+    "objectList": "previousObjectList",
 }
 
 
-def _with_previous(old: Entity | None, new: Entity) -> Entity:
-    """``showChanges``: each changed instance carries its previous payload."""
-    if old is None:
-        return new
-    attrs = {}
-    for attr, instances in new["attrs"].items():
+def _nulled(inst: dict[str, Any], *, gone: bool) -> dict[str, Any]:
+    """A deleted instance as notified: its type and the NGSI-LD Null as payload (a deleted
+    attribute's languageMap is ``{"@none": Null}``; a deleted entity's the bare Null)."""
+    key = _PAYLOAD_KEY.get(str(inst.get("type")), "value")
+    null: Any = {"@none": NGSI_LD_NULL} if key == "languageMap" and not gone else NGSI_LD_NULL
+    out = {"type": inst.get("type"), key: null}
+    if "datasetId" in inst:
+        out["datasetId"] = inst["datasetId"]
+    return out
+
+
+def _with_previous(
+    rendered: dict[str, Any], old: Entity, attrs: dict[str, Any], ctx: Context
+) -> dict[str, Any]:
+    """``showChanges``: each changed instance of the rendered (normalized) entity carries
+    its previous payload, matched by ``datasetId``; added after rendering, since previous
+    payloads are not members an instance is stored with."""
+    for attr, instances in attrs.items():
+        term = ctx.compact_iri(attr)
+        shown = rendered.get(term)
+        if shown is None:
+            continue
         before = {i.get("datasetId"): i for i in old.get("attrs", {}).get(attr, [])}
-        out = []
-        for inst in instances:
+        items = shown if isinstance(shown, list) else [shown]
+        for inst, item in zip(instances, items, strict=False):
             prev = before.get(inst.get("datasetId"))
-            if prev is not None and prev != inst:
-                inst = dict(inst)
-                for key, previous_key in _PREVIOUS.items():
-                    if key in prev:
-                        inst[previous_key] = prev[key]
-            out.append(inst)
-        attrs[attr] = out
-    return {**new, "attrs": attrs}
+            if prev is None or prev == inst or not isinstance(item, dict):
+                continue
+            key = _PAYLOAD_KEY.get(str(prev.get("type")), "value")
+            if key in prev:
+                value = prev[key]
+                if key == "vocab":
+                    value = (
+                        [ctx.compact_iri(v) for v in value]
+                        if isinstance(value, list)
+                        else ctx.compact_iri(value)
+                    )
+                item[_PREVIOUS[key]] = value
+    return rendered

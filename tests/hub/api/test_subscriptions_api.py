@@ -116,6 +116,11 @@ def flow(n: int, intensity: int) -> dict:
     }
 
 
+def notice(client, sub_id: str) -> dict:
+    """The subscription's notification member: delivery's status and counters (5.2.14)."""
+    return client.get(f"{BASE}/subscriptions/{sub_id}").json()["notification"]
+
+
 def test_crud_pairs(live, receiver) -> None:
     r = live.post(
         f"{BASE}/subscriptions", json=subscription(receiver.url, id="urn:ngsi-ld:Subscription:s1")
@@ -130,7 +135,10 @@ def test_crud_pairs(live, receiver) -> None:
         == 409
     )
     got = live.get(f"{BASE}/subscriptions/urn:ngsi-ld:Subscription:s1").json()
-    assert got["status"] == "active" and got["timesSent"] == 0 and got["q"] == "intensity>500"
+    assert got["status"] == "active" and got["q"] == "intensity>500"
+    assert got["notification"]["timesSent"] == 0  # counters under notification (5.2.14)
+    assert "status" not in got["notification"]  # ok/failed only once one was sent
+    assert "createdAt" not in got and "isActive" not in got  # sysAttrs / not written
     assert [s["id"] for s in live.get(f"{BASE}/subscriptions").json()] == [
         "urn:ngsi-ld:Subscription:s1"
     ]
@@ -183,11 +191,12 @@ def test_matching_changes_are_notified(live, receiver) -> None:
     assert second["intensity"] == 700
     sub_id = receiver.received[0][1]["subscriptionId"]
     deadline = time.monotonic() + 5
-    while live.get(f"{BASE}/subscriptions/{sub_id}").json()["timesSent"] < len(receiver.received):
+    while notice(live, sub_id)["timesSent"] < len(receiver.received):
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    status = live.get(f"{BASE}/subscriptions/{sub_id}").json()
-    assert status["lastSuccess"] and status["status"] == "active"
+    status = notice(live, sub_id)
+    assert status["lastSuccess"] and status["lastNotification"] and status["status"] == "ok"
+    assert live.get(f"{BASE}/subscriptions/{sub_id}").json()["status"] == "active"
     assert status["timesSent"] == len(receiver.received)  # notifications, not changes
 
 
@@ -200,10 +209,10 @@ def test_failing_endpoint_is_retried_then_marked_failed(live, receiver) -> None:
     live.post(f"{BASE}/entities", json=flow(1, 900))
     receiver.wait(2)  # the first try and one retry (max 2 attempts in this hub)
     deadline = time.monotonic() + 5
-    while live.get(f"{BASE}/subscriptions/urn:ngsi-ld:Subscription:f").json()["status"] != "failed":
+    while notice(live, "urn:ngsi-ld:Subscription:f").get("status") != "failed":
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    status = live.get(f"{BASE}/subscriptions/urn:ngsi-ld:Subscription:f").json()
+    status = notice(live, "urn:ngsi-ld:Subscription:f")
     assert status["timesFailed"] == 2 and status["lastFailure"] and status["timesSent"] == 0
 
 
@@ -231,7 +240,7 @@ def test_mqtt_endpoint_publishes_to_the_broker(live, mosquitto) -> None:
                 "no MQTT notification",
                 {
                     k: v
-                    for k, v in live.get(f"{BASE}/subscriptions").json()[0].items()
+                    for k, v in live.get(f"{BASE}/subscriptions").json()[0]["notification"].items()
                     if k.startswith(("lastFailureReason", "status"))
                 },
             )
@@ -322,7 +331,7 @@ def test_periodic_subscription_sends_the_current_state(live, receiver) -> None:
         assert time.monotonic() < deadline
     sub_id = r.headers["Location"].rsplit("/", 1)[1]
     deadline = time.monotonic() + 5  # the status is written just after the webhook answers
-    while live.get(f"{BASE}/subscriptions/{sub_id}").json()["timesSent"] < 2:
+    while notice(live, sub_id)["timesSent"] < 2:
         assert time.monotonic() < deadline
         time.sleep(0.05)
     mixed = subscription(receiver.url, timeInterval=5)  # watchedAttributes: change-driven
@@ -430,14 +439,143 @@ def test_any_exception_sending_is_a_failed_attempt_not_a_hot_loop(live, caplog) 
     caplog.set_level("INFO", logger="cityos.delivery")
     live.post(f"{BASE}/entities", json=flow(7, 900))
     deadline = time.monotonic() + 10
-    while live.get(f"{BASE}/subscriptions/{sid}").json()["status"] != "failed":
+    while notice(live, sid).get("status") != "failed":
         assert time.monotonic() < deadline, live.get(f"{BASE}/subscriptions/{sid}").json()
         time.sleep(0.05)
-    status = live.get(f"{BASE}/subscriptions/{sid}").json()
+    status = notice(live, sid)
     assert status["timesFailed"] == 2 and status["timesSent"] == 0 and status["lastFailure"]
     assert "IDNA" in status["lastFailureReason"] or "A-label" in status["lastFailureReason"]
     time.sleep(0.5)  # ten poll intervals: a hot loop would have tried (and logged) again
-    assert live.get(f"{BASE}/subscriptions/{sid}").json()["timesFailed"] == 2
+    assert notice(live, sid)["timesFailed"] == 2
     mine = [r for r in caplog.records if r.name == "cityos.delivery"]
     assert len(mine) == 2, [r.getMessage() for r in mine]  # failing, then given up
     assert not any(r.exc_info for r in mine)  # no traceback per attempt
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"id": ""},  # an empty id is not "no id"
+        {"expiresAt": "2001-01-01T00:00:00Z"},  # in the past (clause 5.8.1)
+        {"expiresAt": "tomorrow"},
+        {
+            "notification": {
+                "endpoint": {"uri": "http://127.0.0.1:9/n"},
+                "pick": ["id"],
+                "omit": ["id"],
+            }
+        },
+        {
+            "notification": {
+                "endpoint": {"uri": "http://127.0.0.1:9/n"},
+                "pick": ["id"],
+                "attributes": ["id"],
+            }
+        },
+        {
+            "notification": {
+                "endpoint": {"uri": "http://127.0.0.1:9/n"},
+                "omit": ["id"],
+                "attributes": ["id"],
+            }
+        },
+    ],
+)
+def test_invalid_subscriptions_are_400_and_write_nothing(live, bad) -> None:
+    r = live.post(f"{BASE}/subscriptions", json={**subscription("http://127.0.0.1:9/n"), **bad})
+    assert r.status_code == 400, r.text
+    assert r.json()["type"] == "https://uri.etsi.org/ngsi-ld/errors/BadRequestData"
+    assert live.get(f"{BASE}/subscriptions").json() == []
+
+
+def test_update_to_an_expiry_in_the_past_is_400(live) -> None:
+    sid = "urn:ngsi-ld:Subscription:exp"
+    body = subscription("http://127.0.0.1:9/n", id=sid, expiresAt="2099-01-01T00:00:00Z")
+    assert live.post(f"{BASE}/subscriptions", json=body).status_code == 201
+    r = live.patch(f"{BASE}/subscriptions/{sid}", json={"expiresAt": "2001-01-01T00:00:00Z"})
+    assert r.status_code == 400 and r.json()["type"].endswith("BadRequestData")
+    got = live.get(f"{BASE}/subscriptions/{sid}", params={"options": "sysAttrs"}).json()
+    assert got["expiresAt"] == "2099-01-01T00:00:00.000000Z" and got["createdAt"]
+    # another member changes; the stored expiry is kept, not judged again
+    assert live.patch(f"{BASE}/subscriptions/{sid}", json={"q": "intensity>1"}).status_code == 204
+    assert live.get(f"{BASE}/subscriptions/{sid}").json()["q"] == "intensity>1"
+
+
+def _building(n: int) -> dict:
+    return {
+        "id": f"urn:ngsi-ld:Building:{n}",
+        "type": "Building",
+        "name": {"type": "Property", "value": "Central Market"},
+        "locatedAt": {"type": "Relationship", "object": "urn:ngsi-ld:City:PP"},
+        "tags": {"type": "JsonProperty", "json": {"a": 1}},
+    }
+
+
+def _watch(uri: str, **notification) -> dict:
+    return {
+        "type": "Subscription",
+        "entities": [{"type": "Building"}],
+        "notificationTrigger": ["attributeDeleted", "attributeUpdated", "entityDeleted"],
+        "notification": {"endpoint": {"uri": uri}, **notification},
+    }
+
+
+def test_deleted_attribute_is_notified_as_null_with_its_previous_value(live, receiver) -> None:
+    assert live.post(f"{BASE}/entities", json=_building(1)).status_code == 201
+    sub = _watch(receiver.url, showChanges=True, sysAttrs=True)
+    assert live.post(f"{BASE}/subscriptions", json=sub).status_code == 201
+    eid = "urn:ngsi-ld:Building:1"
+    assert live.delete(f"{BASE}/entities/{eid}/attrs/name").status_code == 204
+    (got,) = receiver.wait_entities(1)
+    assert got["name"] == {
+        "type": "Property",
+        "value": "urn:ngsi-ld:null",
+        "previousValue": "Central Market",
+    }
+    assert got["locatedAt"]["object"] == "urn:ngsi-ld:City:PP"
+    assert "previousObject" not in got["locatedAt"]  # unchanged: no previous payload
+    r = live.patch(
+        f"{BASE}/entities/{eid}/attrs", json={"tags": {"type": "JsonProperty", "json": {"a": 2}}}
+    )
+    assert r.status_code == 204
+    updated = receiver.wait_entities(2)[1]
+    assert updated["tags"]["json"] == {"a": 2} and updated["tags"]["previousJson"] == {"a": 1}
+    assert updated["tags"]["modifiedAt"]  # sysAttrs
+    assert live.delete(f"{BASE}/entities/{eid}").status_code == 204
+    gone = receiver.wait_entities(3)[2]
+    assert gone["deletedAt"] and gone["createdAt"]  # sysAttrs
+    assert gone["locatedAt"] == {
+        "type": "Relationship",
+        "object": "urn:ngsi-ld:null",
+        "previousObject": "urn:ngsi-ld:City:PP",
+    }
+    assert gone["tags"] == {
+        "type": "JsonProperty",
+        "json": "urn:ngsi-ld:null",
+        "previousJson": {"a": 2},
+    }
+
+
+def test_deleted_entity_without_show_changes_is_id_type_and_deleted_at(live, receiver) -> None:
+    assert live.post(f"{BASE}/entities", json=_building(2)).status_code == 201
+    sub = _watch(receiver.url, format="keyValues")
+    assert live.post(f"{BASE}/subscriptions", json=sub).status_code == 201
+    assert live.delete(f"{BASE}/entities/urn:ngsi-ld:Building:2/attrs/name").status_code == 204
+    assert receiver.wait_entities(1)[0]["name"] == "urn:ngsi-ld:null"  # keyValues
+    assert live.delete(f"{BASE}/entities/urn:ngsi-ld:Building:2").status_code == 204
+    gone = receiver.wait_entities(2)[1]
+    assert set(gone) == {"id", "type", "deletedAt"}
+
+
+def test_json_ld_notification_carries_a_context_per_entity_and_pick(live, receiver) -> None:
+    sub = _watch(receiver.url, pick=["id", "name"])
+    sub["notification"]["endpoint"]["accept"] = "application/ld+json"
+    sub["notificationTrigger"] = ["entityCreated"]
+    assert live.post(f"{BASE}/subscriptions", json=sub).status_code == 201
+    assert live.post(f"{BASE}/entities", json=_building(3)).status_code == 201
+    receiver.wait(1)
+    headers, body = receiver.received[0]
+    assert "Link" not in headers and body["@context"]
+    (entity,) = body["data"]
+    assert entity["@context"] == body["@context"]
+    assert set(entity) == {"id", "name", "@context"}  # picked: no type, no other attribute

@@ -21,6 +21,7 @@ from cityos.hub.api.common import (
     int_param,
     json_response,
     location,
+    options_of,
     path_param,
     read_body,
     resolve_context,
@@ -29,15 +30,37 @@ from cityos.hub.api.common import (
     validate_uri,
 )
 from cityos.hub.errors import AlreadyExists, BadRequestData, ResourceNotFound
-from cityos.hub.subscriptions import STATUS_FIELDS, parse_subscription
+from cityos.hub.subscriptions import (
+    NOTIFICATION_STATUS_FIELDS,
+    STATUS_FIELDS,
+    parse_subscription,
+    subscription_status,
+)
 
 BASE = "/ngsi-ld/v1/subscriptions"
 
 
-def _out(doc: dict[str, Any], media: str) -> dict[str, Any]:
+def _out(doc: dict[str, Any], media: str, *, sys_attrs: bool = False) -> dict[str, Any]:
     """The subscription as the caller is shown it (no owner record; another's endpoint
-    credentials redacted), with its @context where the media type wants it."""
-    body = {k: v for k, v in subscription_for_caller(doc).items() if k != "@context"}
+    credentials redacted), with its @context where the media type wants it.
+
+    Delivery's counters are kept at the top of the stored document (one cheap update per
+    notification) but shown where clause 5.2.14 puts them, under ``notification``, with
+    ``notification.status`` ok/failed; the top-level ``status`` is the subscription's own
+    (active, paused, expired). ``createdAt``/``modifiedAt`` only with ``options=sysAttrs``."""
+    shown = subscription_for_caller(doc)
+    hidden = {"@context", *STATUS_FIELDS, *NOTIFICATION_STATUS_FIELDS}
+    if not sys_attrs:
+        hidden |= {"createdAt", "modifiedAt"}
+    body = {k: v for k, v in shown.items() if k not in hidden}
+    body["status"] = subscription_status(doc)
+    notification = dict(shown.get("notification") or {})
+    for key in NOTIFICATION_STATUS_FIELDS:
+        if key in doc:
+            notification[key] = doc[key]
+    if "lastNotification" in doc:
+        notification["status"] = "failed" if doc.get("status") == "failed" else "ok"
+    body["notification"] = notification
     if media == JSONLD:
         body["@context"] = doc.get("@context")
     return body
@@ -68,6 +91,7 @@ async def list_subscriptions(request: Request) -> Response:
     media = response_media(request)
     limit = int_param(request, "limit", hub_of(request).settings.default_page_size)
     offset = int_param(request, "offset", 0)
+    sys_attrs = "sysAttrs" in options_of(request)
     subs = [
         doc
         for _, doc in hub_of(request).store.list_subscriptions(tenant)
@@ -75,7 +99,7 @@ async def list_subscriptions(request: Request) -> Response:
     ]
     page = subs[offset : offset + limit]
     return json_response(
-        [_out(d, media) for d in page],
+        [_out(d, media, sys_attrs=sys_attrs) for d in page],
         media_type=media,
         headers={"NGSILD-Results-Count": str(len(subs))},
     )
@@ -100,7 +124,8 @@ def _no_owner(body: Any) -> Any:
 async def retrieve_subscription(request: Request) -> Response:
     tenant = tenant_of(request, read=True)
     media = response_media(request)
-    return json_response(_out(_get(request, tenant), media), media_type=media)
+    sys_attrs = "sysAttrs" in options_of(request)
+    return json_response(_out(_get(request, tenant), media, sys_attrs=sys_attrs), media_type=media)
 
 
 @endpoint
@@ -122,12 +147,18 @@ async def update_subscription(request: Request) -> Response:
     merged.update({k: v for k, v in body.items() if k != "@context" and k not in STATUS_FIELDS})
     if "isActive" in body:
         merged["status"] = "active" if body["isActive"] else "paused"
+    kept_expiry = None if "expiresAt" in body else merged.pop("expiresAt", None)
     doc = scope_subscription(
         parse_subscription(
             merged, ctx, sub_id=current["id"], allow_private=hub.settings.notify_private_allowed()
         ),
         ctx,
     )
+    if kept_expiry is not None:  # only a new expiresAt is judged against the clock
+        doc["expiresAt"] = kept_expiry
+    for key in NOTIFICATION_STATUS_FIELDS:  # an update does not reset delivery's counters
+        if key in current:
+            doc[key] = current[key]
     if OWNER_KEY in current:  # an update, even an administrator's, keeps the owner
         doc[OWNER_KEY] = current[OWNER_KEY]
     hub.store.put_subscription(tenant, doc)
