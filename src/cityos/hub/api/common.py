@@ -13,6 +13,7 @@ import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from cityos.hub.api.queryparams import check_query_params
 from cityos.hub.core import Hub
 from cityos.hub.errors import (
     BadRequestData,
@@ -96,6 +97,7 @@ def endpoint(fn: Handler) -> Handler:
     @wraps(fn)
     async def wrapper(request: Request) -> Response:
         try:
+            check_query_params(fn.__name__, request)  # an unknown parameter: 400 first
             # remote @context: fetched off the event loop (issue 11)
             if (link := request.headers.get("link")) and hasattr(request.app.state, "hub"):
                 await prepare_request(hub_of(request).contexts, link)
