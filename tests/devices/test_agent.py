@@ -283,3 +283,52 @@ def test_provisioning_is_all_or_nothing(client) -> None:
     assert client.post("/iot/services", json=groups, headers=SERVICE).status_code == 400
     listed = client.get("/iot/services", headers=SERVICE).json()["services"]
     assert "g-ok" not in [g["apikey"] for g in listed]
+
+
+def test_devices_send_without_fiware_service_the_api_key_names_the_service(client) -> None:
+    """Real UltraLight/JSON devices send no fiware-service header: the API key's service
+    group names the tenant, as FIWARE's IoT Agents (and MQTT here) do."""
+    provision(client)
+    text = {"Content-Type": "text/plain"}
+    r = client.post(
+        "/iot/d", params={"k": "air-key", "i": "aq-wat-phnom"}, content=b"p|12", headers=text
+    )
+    assert r.status_code == 200, r.text
+    r = client.post("/iot/json", params={"k": "air-key", "i": "aq-market"}, json={"p": 7})
+    assert r.status_code == 200, r.text
+    ngsi = {"NGSILD-Tenant": "phnompenh"}
+    for eid, pm in (("wat-phnom", 12), ("aq-market", 7)):
+        kv = client.get(
+            f"/ngsi-ld/v1/entities/urn:ngsi-ld:AirQualityObserved:{eid}",
+            params={"options": "keyValues"},
+            headers=ngsi,
+        ).json()
+        assert kv["pm25"] == pm
+    # nothing leaked into the default tenant
+    r = client.get("/ngsi-ld/v1/entities", params={"type": "AirQualityObserved"})
+    assert r.status_code in (200, 404) and (r.status_code == 404 or r.json() == [])
+    r = client.post("/iot/d", params={"k": "nobody", "i": "x"}, content=b"p|1", headers=text)
+    assert r.status_code == 404 and "unknown API key" in r.json()["detail"]
+    r = client.post("/iot/d", params={"k": "k" * 2000, "i": "x"}, content=b"p|1", headers=text)
+    assert r.status_code == 400 and "1024" in r.json()["detail"].replace(",", "")
+
+
+def test_an_api_key_of_two_services_needs_the_header(client) -> None:
+    provision(client)
+    other = {"fiware-service": "siemreap"}
+    group = {"services": [{"apikey": "air-key", "entity_type": "AirQualityObserved"}]}
+    assert client.post("/iot/services", json=group, headers=other).status_code == 201
+    r = client.post(
+        "/iot/d",
+        params={"k": "air-key", "i": "aq-wat-phnom"},
+        content=b"p|12",
+        headers={"Content-Type": "text/plain"},
+    )
+    assert r.status_code == 400 and "fiware-service" in r.json()["detail"]
+    r = client.post(
+        "/iot/d",
+        params={"k": "air-key", "i": "aq-wat-phnom"},
+        content=b"p|12",
+        headers={**SERVICE, "Content-Type": "text/plain"},
+    )
+    assert r.status_code == 200, r.text

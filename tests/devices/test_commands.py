@@ -150,6 +150,14 @@ def test_command_sent_answered_and_never_looped(hub_factory, wait_for) -> None:
         assert r.status_code == 200, r.text
         kv = entity(client, LAMP2)
         assert kv["dim_status"] == "OK" and kv["dim_info"] == {"level": 40, "done": True}
+        # devices answer without fiware-service too: the API key names the service
+        r = client.post(
+            "/iot/json/commands",
+            params={"k": "lamp-key", "i": "lamp-2"},
+            json={"dim": {"level": 41}},
+        )
+        assert r.status_code == 200, r.text
+        assert entity(client, LAMP2)["dim_info"] == {"level": 41}
 
         # measures and status writes never trigger a command; the same value again does
         r = client.post(

@@ -28,7 +28,8 @@ from cityos.hub.errors import (
     UnsupportedMediaType,
 )
 from cityos.hub.jsonbody import parse_json
-from cityos.hub.tenancy import tenant_of_headers
+from cityos.hub.model import MAX_ID_BYTES, check_size
+from cityos.hub.tenancy import tenant_of_headers, tenant_values
 
 
 def _agent(request: Request) -> Agent:
@@ -38,6 +39,26 @@ def _agent(request: Request) -> Agent:
 def _tenant(request: Request) -> str:
     """``fiware-service`` (or ``NGSILD-Tenant``): one decision for every layer."""
     return tenant_of_headers(request.scope["headers"])
+
+
+def _device_tenant(request: Request, apikey: str) -> str:
+    """The tenant of a device's own message. The door's decision when it ran (it checked
+    the device's credential in that tenant); else the tenant the headers name; else, as
+    FIWARE's IoT Agents do for devices that send no ``fiware-service`` (UltraLight over
+    HTTP, like MQTT here), the service whose group owns the API key. A key owned by several
+    services is ambiguous: 400, name the service."""
+    state = request.scope.get("state") or {}
+    if "principal" in state:
+        return state["tenant"]
+    if tenant_values(request.scope["headers"]):
+        return _tenant(request)
+    owners = _agent(request).tenants_for(apikey)
+    if len(owners) > 1:
+        raise BadRequestData(
+            f"API key {apikey[:64]!r} belongs to {len(owners)} services:"
+            " send fiware-service to name one"
+        )
+    return owners[0] if owners else ""
 
 
 def _items(body: Any, key: str) -> list[Any]:
@@ -124,7 +145,8 @@ def _keys(request: Request) -> tuple[str, str]:
     k, i = request.query_params.get("k"), request.query_params.get("i")
     if not k or not i:
         raise BadRequestData("give the API key as k= and the device id as i=")
-    return k, i
+    # the identifiers' limits (docs/api.md, "Limits"), before any lookup or counter
+    return check_size(k, MAX_ID_BYTES, "API key k"), check_size(i, MAX_ID_BYTES, "device id i")
 
 
 async def _admitted(request: Request, tenant: str, apikey: str, device_id: str) -> bytes:
@@ -150,8 +172,8 @@ def _malformed(agent: Agent, tenant: str, device_id: str, what: str, exc: Except
 async def ingest_ultralight(request: Request) -> Response:
     """POST /iot/d?k=<apikey>&i=<device_id> with ``t|25.1|h|60`` (text/plain), or a command
     result ``<device_id>@<command>|<result>``."""
-    tenant = _tenant(request)
     apikey, device_id = _keys(request)
+    tenant = _device_tenant(request, apikey)
     agent = _agent(request)
     raw = await _admitted(request, tenant, apikey, device_id)
     try:
@@ -187,8 +209,8 @@ async def _json_message(request: Request, tenant: str, apikey: str, device_id: s
 @endpoint
 async def ingest_json(request: Request) -> Response:
     """POST /iot/json?k=<apikey>&i=<device_id> with ``{"t": 25.1, "h": 60}``."""
-    tenant = _tenant(request)
     apikey, device_id = _keys(request)
+    tenant = _device_tenant(request, apikey)
     body = await _json_message(request, tenant, apikey, device_id)
     timestamp = body.pop("TimeInstant", None)
     _agent(request).ingest(tenant, apikey, device_id, body, timestamp)
@@ -198,8 +220,8 @@ async def ingest_json(request: Request) -> Response:
 @endpoint
 async def json_command_result(request: Request) -> Response:
     """POST /iot/json/commands?k=<apikey>&i=<device_id> with ``{"<command>": <result>}``."""
-    tenant = _tenant(request)
     apikey, device_id = _keys(request)
+    tenant = _device_tenant(request, apikey)
     body = await _json_message(request, tenant, apikey, device_id)
     _agent(request).command_result(tenant, apikey, device_id, body)
     return Response(status_code=200)

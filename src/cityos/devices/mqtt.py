@@ -49,8 +49,8 @@ def parse(agent: Agent, topic: str, payload: bytes) -> tuple[list[Measure], int]
     apikey, device_id, kind = parts[1], parts[2], parts[3]
     tenants = agent.tenants_for(apikey)
     if not tenants:
-        # no tenant owns the key, so no device can be charged with it (over HTTP the
-        # fiware-service header names the tenant and the device's counters show it)
+        # no tenant owns the key, so no device can be charged with it (over HTTP a
+        # fiware-service header may name the tenant and the device's counters show it)
         agent.unknown_key_messages += 1
         return [], 0
     if not agent.admit(tenants, apikey, device_id, len(payload)):
