@@ -124,6 +124,9 @@ def _copy(entity: Entity) -> Entity:
 
 
 def _is_null_instance(inst: Instance) -> bool:
+    """An instance written with ``urn:ngsi-ld:null`` as its payload: a deletion (4.5.2)."""
+    if inst.get("languageMap") == {"@none": NULL}:
+        return True
     return any(inst.get(k) == NULL for k in ("value", "object", "languageMap", "json", "vocab"))
 
 
@@ -451,11 +454,16 @@ class EntityService:
                 raise BadRequestData(
                     f"attribute {attr} is a {current[idx].get('type')}, not a {members['type']}"
                 )
-            merged = _merge_members(current[idx], members, now)
-            current[idx] = merged
+            if _is_null_instance(members):  # the instance is deleted
+                change = _history(new, attr, current.pop(idx), "delete", now)
+                if not current:
+                    del new["attrs"][attr]
+            else:
+                current[idx] = _merge_members(current[idx], members, now)
+                change = _history(new, attr, current[idx], "update", now)
             new["modifiedAt"] = now
             tx.update(new)
-            tx.add_history([_history(new, attr, merged, "update", now)])
+            tx.add_history([change])
 
     def delete_attr(
         self,

@@ -95,12 +95,36 @@ def test_retrieve_flat_two_levels_each_entity_once(town) -> None:
     assert ids[2:] == ["urn:c:1", "urn:k:1"]
 
 
-def test_flat_retrieve_is_an_array_and_missing_target_is_left_out(client) -> None:
+def test_missing_target_is_left_out(client) -> None:
     _make(client, "urn:b:9", "Building", locatedAt=rel("urn:c:nowhere"))
-    r = _get(client, "/entities/urn:b:9", join="flat")
-    assert r.json() == [{"id": "urn:b:9", "type": "Building", "locatedAt": rel("urn:c:nowhere")}]
+    r = _get(client, "/entities/urn:b:9", join="flat")  # nothing linked: the entity alone
+    assert r.json() == {"id": "urn:b:9", "type": "Building", "locatedAt": rel("urn:c:nowhere")}
     r = _get(client, "/entities/urn:b:9", join="inline")
     assert "entity" not in r.json()["locatedAt"]
+
+
+def test_flat_retrieve_is_an_array(town) -> None:
+    r = _get(town, "/entities/urn:b:1", join="flat", pick="id,locatedAt{id}")
+    assert r.json() == [{"id": "urn:b:1", "locatedAt": rel("urn:c:1")}, {"id": "urn:c:1"}]
+
+
+def test_batch_query_join_in_the_body(town) -> None:
+    body = {"type": "Query", "entities": [{"type": "Building"}], "join": "inline"}
+    r = town.post(
+        f"{BASE}/entityOperations/query",
+        params={"options": "keyValues"},
+        content=json.dumps(body),
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()[0]["locatedAt"]["id"] == "urn:c:1"
+    body = {**body, "joinLevel": 0}
+    r = town.post(
+        f"{BASE}/entityOperations/query",
+        content=json.dumps(body),
+        headers={"Content-Type": "application/json"},
+    )
+    assert r.status_code == 400
 
 
 def test_join_stops_at_join_level(town) -> None:
@@ -122,6 +146,7 @@ def test_join_stops_at_join_level(town) -> None:
         {"pick": "name}"},
         {"omit": "name", "attrs": "name"},
         {"pick": "name", "omit": "name"},
+        {"pick": "name", "omit": "type"},
     ],
 )
 def test_malformed_join_pick_omit_400(town, params) -> None:

@@ -27,8 +27,15 @@ from cityos.hub.api.common import (
     response_media,
     tenant_of,
 )
+from cityos.hub.api.entities import with_geo_context
 from cityos.hub.api.linked import render_joined
-from cityos.hub.api.params import expand_name, render_options, type_param
+from cityos.hub.api.params import (
+    MAX_JOIN_LEVEL,
+    RenderOptions,
+    expand_name,
+    render_options,
+    type_param,
+)
 from cityos.hub.entities import BatchResult
 from cityos.hub.errors import BadRequestData, NgsiLdError, TooManyResults
 from cityos.hub.ldcontext import Context
@@ -44,6 +51,7 @@ from cityos.hub.representation import (
     render_entity,
     render_geojson_collection,
 )
+from cityos.hub.representation.join import JOINS
 from cityos.hub.representation.names import check_uri
 
 
@@ -181,6 +189,23 @@ async def batch_delete(request: Request) -> Response:
     return _result(result, errors, Response(status_code=204), request.url.path)
 
 
+def _query_join(body: dict[str, Any], opts: RenderOptions) -> None:
+    """The Query's own ``join``/``joinLevel`` members (clause 5.2.23), over the URL's."""
+    if "join" in body:
+        if body["join"] not in (*JOINS, "@none"):
+            raise BadRequestData(f"join must be inline, flat or @none, not {body['join']!r}")
+        opts.join = None if body["join"] == "@none" else body["join"]
+    if "joinLevel" in body:
+        level = body["joinLevel"]
+        if (
+            isinstance(level, bool)
+            or not isinstance(level, int)
+            or not 1 <= level <= MAX_JOIN_LEVEL
+        ):
+            raise BadRequestData(f"joinLevel must be an integer from 1 to {MAX_JOIN_LEVEL}")
+        opts.join_level = level
+
+
 @endpoint
 async def batch_query(request: Request) -> Response:
     """POST /entityOperations/query: the Query data type in the body (clause 5.2.23)."""
@@ -235,12 +260,13 @@ async def batch_query(request: Request) -> Response:
             f"limit {query.limit} is over the maximum page size of {settings.max_page_size}"
         )
     opts = render_options(request, ctx)
+    _query_join(body, opts)
     result = hub_of(request).store.query(tenant, restrict_query(query))
     headers = {"NGSILD-Results-Count": str(result.count)} if query.count else {}
     found = visible_all(result.entities)
     if media == GEOJSON:
         geo = render_geojson_collection(found, ctx, geoproperty=opts.geoproperty, **opts.kwargs())
-        return entity_response(request, geo, media, headers=headers)
+        return entity_response(request, with_geo_context(request, geo), media, headers=headers)
     if opts.join:
         out = render_joined(request, tenant, found, ctx, opts)
     else:

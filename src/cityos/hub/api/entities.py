@@ -13,6 +13,7 @@ from cityos.hub.api.common import (
     JSON,
     JSONLD,
     MERGE_PATCH,
+    context_url_for_response,
     endpoint,
     entity_response,
     flag,
@@ -75,6 +76,12 @@ def update_result_response(result: UpdateResult, ctx: Context) -> Response:
     return json_response(body, 207)
 
 
+def with_geo_context(request: Request, body: dict[str, Any]) -> dict[str, Any]:
+    """A GeoJSON Feature or FeatureCollection with the caller's @context as a member
+    (clause 4.5.16): plain GeoJSON readers ignore it, JSON-LD readers need it."""
+    return {**body, "@context": context_url_for_response(request)}
+
+
 @endpoint
 async def create_entity(request: Request) -> Response:
     tenant = tenant_of(request, read=False)
@@ -100,11 +107,11 @@ async def retrieve_entity(request: Request) -> Response:
         raise ResourceNotFound(f"entity {eid} has none of the attributes asked for")
     if media == GEOJSON:
         feature = render_geojson_feature(entity, ctx, geoproperty=opts.geoproperty, **opts.kwargs())
-        return entity_response(request, feature, GEOJSON)
+        return entity_response(request, with_geo_context(request, feature), GEOJSON)
     if opts.join:
         body: Any = render_joined(request, tenant, [entity], ctx, opts)
         shown = body[0]
-        if opts.join == "inline":
+        if opts.join == "inline" or len(body) == 1:  # flat with nothing linked: the entity
             body = shown
     else:
         body = shown = render_entity(entity, ctx, **opts.kwargs())
@@ -127,6 +134,7 @@ async def query_entities(request: Request) -> Response:
         headers["NGSILD-Results-Count"] = str(result.count)
     if media == GEOJSON:
         body = render_geojson_collection(found, ctx, geoproperty=opts.geoproperty, **opts.kwargs())
+        body = with_geo_context(request, body)
     elif opts.join:
         body = render_joined(request, tenant, found, ctx, opts)
         if opts.pick or opts.omit:  # an entity left with no member is not listed
@@ -215,8 +223,11 @@ async def partial_attr_update(request: Request) -> Response:
     eid = _entity_id(request)
     body = _body_object(await read_body(request), "an attribute fragment")
     ctx = resolve_context(request, body)
-    attr = ctx.expand_term(path_param(request, "attr"))
-    members = parse_partial_instance(body, ctx)
+    term = path_param(request, "attr")
+    attr = ctx.expand_term(term)
+    # an application/ld+json body carries its @context (read above), not a sub-attribute
+    fragment = {k: v for k, v in body.items() if k != "@context"}
+    members = parse_partial_instance(fragment, ctx, name=term)
     hub_of(request).entities.partial_update_attr(tenant, eid, attr, members)
     return Response(status_code=204)
 

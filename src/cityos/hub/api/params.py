@@ -69,12 +69,10 @@ def _all_terms(proj: Projection) -> list[str]:
 def check_pick_omit(
     pick: Projection | None, omit: Projection | None, attrs: list[str] | None
 ) -> None:
-    """``pick`` and ``omit`` exclude ``attrs``, and may not name the same member."""
-    if (pick or omit) and attrs:
-        raise BadRequestData(f"{'pick' if pick else 'omit'} and attrs cannot be used together")
-    omitted = {m for m in omit or () if omit and m not in omit.nested}
-    if pick and (both := set(pick) & omitted):
-        raise BadRequestData(f"{', '.join(sorted(both))} both picked and omitted")
+    """``pick``, ``omit`` and ``attrs`` exclude each other (BadRequestData)."""
+    given = [name for name, v in (("pick", pick), ("omit", omit), ("attrs", attrs)) if v]
+    if len(given) > 1:
+        raise BadRequestData(f"{' and '.join(given)} cannot be used together")
 
 
 def format_of(request: Request) -> str:
@@ -128,6 +126,7 @@ class RenderOptions:
     geoproperty: str = DEFAULT_GEOPROPERTY
     join: str | None = None  # inline | flat
     join_level: int = 1
+    datasets: set[str | None] | None = None  # datasetId filter; None: the default instance
 
     def kwargs(self) -> dict[str, Any]:
         return {
@@ -137,6 +136,7 @@ class RenderOptions:
             "pick": self.pick,
             "omit": self.omit,
             "lang": self.lang,
+            "datasets": self.datasets,
         }
 
 
@@ -148,11 +148,15 @@ def render_options(request: Request, ctx: Context) -> RenderOptions:
     omit = projection_param(request, "omit")
     check_pick_omit(pick, omit, attrs)
     join, join_level = join_param(request)
+    datasets = csv_param(request, "datasetId")
     geoprop = request.query_params.get("geometryProperty")
     return RenderOptions(
         fmt=fmt,
         join=join,
         join_level=join_level,
+        datasets=None
+        if datasets is None
+        else {None if d == "@none" else validate_uri(d, "datasetId") for d in datasets},
         sys_attrs="sysAttrs" in opts,
         attrs=set(attrs) if attrs else None,
         pick=pick or None,

@@ -82,7 +82,7 @@ async def type_info(request: Request) -> Response:
             kinds[u.attr].add(u.attr_type)
     body = {
         "id": iri,
-        "type": "EntityTypeInformation",
+        "type": "EntityTypeInfo",  # clause 5.2.26; the core @context term
         "typeName": ctx.compact_iri(iri),
         "entityCount": res.count,
         "attributeDetails": [

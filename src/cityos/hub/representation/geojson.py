@@ -38,6 +38,7 @@ def render_geojson_feature(
     pick: Iterable[str] | None = None,
     omit: Iterable[str] | None = None,
     lang: str | None = None,
+    datasets: set[str | None] | None = None,
 ) -> dict[str, Any]:
     """One entity as a GeoJSON Feature (``geoproperty`` is an expanded IRI)."""
     properties = render_entity(
@@ -49,6 +50,7 @@ def render_geojson_feature(
         pick=pick,
         omit=omit,
         lang=lang,
+        datasets=datasets,
     )
     feature: dict[str, Any] = {}
     if "id" in properties:

@@ -42,11 +42,14 @@ def join_entities(
     pick: _Sel = None,
     omit: _Sel = None,
     lang: str | None = None,
+    datasets: set[str | None] | None = None,
 ) -> list[dict[str, Any]]:
     """``entities`` rendered with their linked entities (``join`` is inline or flat)."""
     if join not in JOINS:
         raise ValueError(f"unknown join {join!r}")
-    joiner = _Joiner(ctx, fetch, {"fmt": fmt, "sys_attrs": sys_attrs, "lang": lang})
+    joiner = _Joiner(
+        ctx, fetch, {"fmt": fmt, "sys_attrs": sys_attrs, "lang": lang, "datasets": datasets}
+    )
     roots = [(e, pick, omit) for e in entities]
     if join == "inline":
         return joiner.inline(roots, level, attrs)

@@ -42,6 +42,8 @@ from cityos.hub.representation.names import (
     parse_scope,
 )
 
+NGSI_LD_NULL = "urn:ngsi-ld:null"  # clause 4.5.2: a value that deletes what it targets
+
 
 class TermExpander(Protocol):
     def expand_term(self, term: str) -> str: ...
@@ -240,7 +242,7 @@ class _Parser:
         if value is None:
             raise self.fail(path, f"{key!r} must not be null")
         if key == "value":
-            if attr_type == "GeoProperty":
+            if attr_type == "GeoProperty" and value != NGSI_LD_NULL:  # null: a deletion
                 if not isinstance(value, dict):
                     raise self.fail(
                         path, f"GeoProperty value must be a GeoJSON geometry, got {kind(value)}"

@@ -81,12 +81,14 @@ def render_entity(
     pick: Iterable[str] | None = None,
     omit: Iterable[str] | None = None,
     lang: str | None = None,
+    datasets: set[str | None] | None = None,
 ) -> dict[str, Any]:
     """One stored entity in the representation the client asked for.
 
     ``attrs`` (expanded IRIs) projects the attributes; ``pick``/``omit`` (terms, or
     ``id``/``type``/``scope``/``createdAt``/``modifiedAt``) select top-level members, and
-    may drop ``id`` and ``type`` too (v1.8). ``lang`` turns every LanguageProperty into a
+    may drop ``id`` and ``type`` too (v1.8). ``datasets`` keeps only the instances with
+    these datasetIds (None: the default instance). ``lang`` turns every LanguageProperty into a
     Property holding the best-matching text and its ``lang``.
     """
     if fmt not in FORMATS:
@@ -107,6 +109,8 @@ def render_entity(
         if attrs is not None and iri not in attrs:
             continue
         term = ctx.compact_iri(iri)
+        if datasets is not None:
+            instances = [i for i in instances if i.get("datasetId") in datasets]
         if not instances or not select.keeps(term, iri):
             continue
         out[term] = render_attribute(instances, ctx, fmt=fmt, sys_attrs=sys_attrs, lang=lang)

@@ -1,0 +1,76 @@
+"""Representation choices of retrieve and query (v1.8): the datasetId filter, GeoJSON's
+@context member, the EntityTypeInfo type name; request/response pairs on both engines."""
+
+from __future__ import annotations
+
+import json
+
+BASE = "/ngsi-ld/v1"
+JSON_CT = {"Content-Type": "application/json"}
+CORE = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
+
+
+def _create(client) -> None:
+    body = {
+        "id": "urn:b:1",
+        "type": "Building",
+        "name": [
+            {"type": "Property", "value": "Eiffel Tower"},
+            {"type": "Property", "value": "Tour Eiffel", "datasetId": "urn:ds:fr"},
+            {"type": "Property", "value": "Eiffelturm", "datasetId": "urn:ds:de"},
+        ],
+        "location": {"type": "GeoProperty", "value": {"type": "Point", "coordinates": [2, 48]}},
+    }
+    r = client.post(f"{BASE}/entities", content=json.dumps(body), headers=JSON_CT)
+    assert r.status_code == 201
+
+
+def _query(client, **params):
+    r = client.get(f"{BASE}/entities", params={"type": "Building", **params})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_dataset_id_filters_instances(client) -> None:
+    _create(client)
+    got = _query(client, datasetId="urn:ds:fr")[0]
+    assert got["name"] == {"type": "Property", "value": "Tour Eiffel", "datasetId": "urn:ds:fr"}
+    assert "location" not in got
+    got = _query(client, datasetId="@none", attrs="name")[0]
+    assert got == {
+        "id": "urn:b:1",
+        "type": "Building",
+        "name": {"type": "Property", "value": "Eiffel Tower"},
+    }
+    got = _query(client, datasetId="urn:ds:fr,urn:ds:de")[0]
+    assert {i["datasetId"] for i in got["name"]} == {"urn:ds:fr", "urn:ds:de"}
+    got = _query(client, datasetId="urn:ds:none", attrs="name")[0]
+    assert got == {"id": "urn:b:1", "type": "Building"}
+    r = client.get(f"{BASE}/entities/urn:b:1", params={"datasetId": "urn:ds:de"})
+    assert r.json()["name"]["value"] == "Eiffelturm"
+    r = client.get(f"{BASE}/entities/urn:b:1", params={"datasetId": "not a uri"})
+    assert r.status_code == 400
+
+
+def test_geojson_carries_the_context(client) -> None:
+    _create(client)
+    geo = {"Accept": "application/geo+json"}
+    r = client.get(f"{BASE}/entities/urn:b:1", headers=geo)
+    assert r.status_code == 200
+    assert r.json()["@context"] == CORE
+    assert r.json()["geometry"] == {"type": "Point", "coordinates": [2, 48]}
+    r = client.get(f"{BASE}/entities", params={"type": "Building"}, headers=geo)
+    assert r.json()["type"] == "FeatureCollection" and r.json()["@context"] == CORE
+    query = {"type": "Query", "entities": [{"type": "Building"}]}
+    r = client.post(
+        f"{BASE}/entityOperations/query", content=json.dumps(query), headers={**geo, **JSON_CT}
+    )
+    assert r.status_code == 200, r.text
+    assert [f["id"] for f in r.json()["features"]] == ["urn:b:1"]
+
+
+def test_type_details_are_entity_type_info(client) -> None:
+    _create(client)
+    r = client.get(f"{BASE}/types/Building")
+    assert r.status_code == 200
+    assert r.json()["type"] == "EntityTypeInfo"
