@@ -141,6 +141,7 @@ PINNED_ACTIONS = {
     ("POST", "/ngsi-ld/v1/entityOperations/delete"): "delete",
     ("POST", "/ngsi-ld/v1/entityOperations/query"): "read",
     ("GET", "/ngsi-ld/v1/temporal/entities"): "read",
+    ("POST", "/ngsi-ld/v1/temporal/entityOperations/query"): "read",
     ("POST", "/ngsi-ld/v1/temporal/entities"): "write",
     ("GET", "/ngsi-ld/v1/temporal/entities/{entity_id}"): "read",
     ("DELETE", "/ngsi-ld/v1/temporal/entities/{entity_id}"): "delete",
@@ -183,6 +184,8 @@ def test_every_route_is_judged_by_its_pinned_action() -> None:
         assert action_of(method, template.format(**PARAMS), "") == action, (method, template)
     temporal = f"{PREFIX}/temporal/entities/{PARAMS['entity_id']}"
     assert action_of("GET", temporal, "aggrMethods=avg&aggrPeriodDuration=PT1H") == "aggregate"
+    post = f"{PREFIX}/temporal/entityOperations/query"
+    assert action_of("POST", post, "aggrMethods=avg&aggrPeriodDuration=PT1H") == "aggregate"
     assert action_of("HEAD", f"{PREFIX}/jsonldContexts", "") == "read"
 
 

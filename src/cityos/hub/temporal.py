@@ -1,10 +1,10 @@
-"""The NGSI-LD temporal representation of an entity, built from the hub's history rows.
+"""The temporal API's model: time windows, ISO durations, history rows as each attribute's
+instances on a time property, and aggregation (GS CIM 009 clause 4.5.19: ``aggrMethods``
+over ``aggrPeriodDuration`` buckets, ``[value, start, end]`` triples).
 
-Three shapes (GS CIM 009 clause 4.5.9–4.5.19): normalized (every attribute an array of its
-past instances), simplified (``options=temporalValues``: ``values`` as ``[value, time]``
-pairs) and aggregated (``aggrMethods`` over ``aggrPeriodDuration`` buckets:
-``[value, start, end]`` triples). Pure functions over :class:`HistoryRow`; the routes in
-:mod:`cityos.hub.api.temporal` choose the rows.
+Pure functions over :class:`HistoryRow`; the routes in :mod:`cityos.hub.api.temporal` choose
+the rows, :mod:`cityos.hub.representation.temporal` writes the instances out and
+:mod:`cityos.hub.temporal_page` cuts a response to the broker's instance limit.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from typing import Any
 
 import orjson
 
-from cityos.hub.errors import BadRequestData
+from cityos.hub.errors import BadRequestData, ResourceNotFound
 from cityos.hub.model import VALUE_KEY, to_hub_time
+from cityos.hub.representation.names import is_uri
+from cityos.hub.representation.temporal import INSTANCE_ID_PREFIX, Point, display_time
 from cityos.hub.store.base import HistoryRow
 
 AGGREGATIONS = ("totalCount", "distinctCount", "sum", "avg", "min", "max", "stddev", "sumsq")
@@ -28,6 +30,9 @@ _DURATION = re.compile(
     r"^P(?:(?P<w>\d+(?:\.\d+)?)W)?(?:(?P<d>\d+(?:\.\d+)?)D)?"
     r"(?:T(?:(?P<h>\d+(?:\.\d+)?)H)?(?:(?P<m>\d+(?:\.\d+)?)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
 )
+
+
+TIME_PROPERTIES = ("observedAt", "createdAt", "modifiedAt", "deletedAt")
 
 
 @dataclass(frozen=True)
@@ -43,9 +48,9 @@ def parse_window(
     timerel: str | None, time_at: str | None, end_time_at: str | None, timeproperty: str | None
 ) -> TimeWindow:
     prop = timeproperty or "observedAt"
-    if prop not in ("observedAt", "modifiedAt", "createdAt"):
+    if prop not in TIME_PROPERTIES:
         raise BadRequestData(
-            f"timeproperty must be observedAt, modifiedAt or createdAt, not {prop!r}"
+            f"timeproperty must be one of {', '.join(TIME_PROPERTIES)}, not {prop!r}"
         )
     if timerel is None:
         if time_at or end_time_at:
@@ -91,60 +96,6 @@ def parse_duration(text: str) -> timedelta:
     )
 
 
-def _row_time(row: HistoryRow, time_property: str) -> str | None:
-    return row.observed_at if time_property == "observedAt" else row.recorded_at
-
-
-def _payload(inst: dict[str, Any]) -> Any:
-    return inst.get(VALUE_KEY.get(inst.get("type", "Property"), "value"))
-
-
-def temporal_entity(
-    entity_id: str,
-    entity_type: Any,
-    rows: list[HistoryRow],
-    compact: Any,
-    *,
-    window: TimeWindow,
-    last_n: int | None = None,
-    simplified: bool = False,
-    aggr_methods: list[str] | None = None,
-    aggr_period: timedelta | None = None,
-) -> dict[str, Any]:
-    """The temporal representation of one entity; ``compact`` maps an IRI to a term."""
-    by_attr: dict[str, list[HistoryRow]] = defaultdict(list)
-    for row in rows:
-        if row.op in ("create", "update") and _row_time(row, window.time_property) is not None:
-            by_attr[row.attr].append(row)
-    out: dict[str, Any] = {"id": entity_id, "type": entity_type}
-    for attr, attr_rows in by_attr.items():
-        attr_rows.sort(key=lambda r: _row_time(r, window.time_property) or "")
-        if last_n is not None:
-            attr_rows = attr_rows[-last_n:]
-        term = compact(attr)
-        kind = attr_rows[-1].instance.get("type", "Property")
-        if aggr_methods:
-            out[term] = {"type": kind, **_aggregate(attr_rows, window, aggr_methods, aggr_period)}
-        elif simplified:
-            key = (
-                "values"
-                if kind in ("Property", "GeoProperty")
-                else {
-                    "Relationship": "objects",
-                    "LanguageProperty": "languageMaps",
-                }.get(kind, "values")
-            )
-            out[term] = {
-                "type": kind,
-                key: [
-                    [_payload(r.instance), _row_time(r, window.time_property)] for r in attr_rows
-                ],
-            }
-        else:
-            out[term] = [_instance(r, compact) for r in attr_rows]
-    return out
-
-
 def history_entity(entity_id: str, rows: list[HistoryRow]) -> dict[str, Any] | None:
     """The entity an edit of history is about when only its history is left (it was
     deleted): its id and the types its rows recorded, so the same rules apply to it."""
@@ -154,53 +105,59 @@ def history_entity(entity_id: str, rows: list[HistoryRow]) -> dict[str, Any] | N
     return {"id": entity_id, "type": types, "attrs": {}}
 
 
-INSTANCE_ID_PREFIX = "urn:ngsi-ld:attribute:instance:"
-
-
-def instance_urn(instance_id: int | None) -> str | None:
-    return None if instance_id is None else f"{INSTANCE_ID_PREFIX}{instance_id}"
-
-
 def parse_instance_urn(text: str) -> int:
+    """The hub's number of an instance; a URI it did not issue names no instance here (404),
+    anything else is not an instanceId at all (400)."""
     if text.startswith(INSTANCE_ID_PREFIX) and text[len(INSTANCE_ID_PREFIX) :].isdigit():
         return int(text[len(INSTANCE_ID_PREFIX) :])
-    raise BadRequestData(f"instanceId {text!r} is not one this hub issued ({INSTANCE_ID_PREFIX}N)")
+    if is_uri(text):
+        raise ResourceNotFound(f"no instance {text} ({INSTANCE_ID_PREFIX}N are this hub's)")
+    raise BadRequestData(f"instanceId {text!r} is not a URI")
 
 
-def _instance(row: HistoryRow, compact: Any) -> dict[str, Any]:
-    inst = {}
-    for key, value in row.instance.items():
-        inst[key if key in _MEMBERS else compact(key)] = value
-    if row.instance_id is not None:
-        inst["instanceId"] = instance_urn(row.instance_id)
-    return inst
+def to_points(
+    rows: list[HistoryRow], time_property: str, dataset_ids: list[str] | None = None
+) -> dict[str, list[Point]]:
+    """History rows as each attribute's instances on the chosen time property, oldest first.
+
+    ``deletedAt`` gives the deletions (at the hub's time of the change), the others the
+    values written; ``dataset_ids`` keeps those datasets only (``@none``: the default one).
+    """
+    out: dict[str, list[Point]] = {}
+    for row in rows:
+        if dataset_ids is not None and (row.dataset_id or "@none") not in dataset_ids:
+            continue
+        if time_property == "deletedAt":
+            if row.op != "delete":
+                continue
+            out.setdefault(row.attr, []).append(Point(row.recorded_at, row, deleted=True))
+            continue
+        if row.op not in ("create", "update"):
+            continue
+        time = row.observed_at if time_property == "observedAt" else row.recorded_at
+        if time is not None:
+            out.setdefault(row.attr, []).append(Point(time, row))
+    for points in out.values():
+        points.sort(key=lambda p: p.time)
+    return out
 
 
-_MEMBERS = frozenset(
-    {
-        "type",
-        "value",
-        "object",
-        "languageMap",
-        "json",
-        "vocab",
-        "valueList",
-        "objectList",
-        "datasetId",
-        "observedAt",
-        "unitCode",
-        "createdAt",
-        "modifiedAt",
-        "objectType",
-    }
-)
+def payload(inst: dict[str, Any]) -> Any:
+    return inst.get(VALUE_KEY.get(inst.get("type", "Property"), "value"))
+
+
+def aggregate(
+    points: list[Point], window: TimeWindow, methods: list[str], period: timedelta | None
+) -> dict[str, list[list[Any]]]:
+    """``[value, start, end]`` per bucket of ``period`` (the whole window when none)."""
+    return _aggregate([(p.time, payload(p.row.instance)) for p in points], window, methods, period)
 
 
 def _aggregate(
-    rows: list[HistoryRow], window: TimeWindow, methods: list[str], period: timedelta | None
+    series: list[tuple[str, Any]], window: TimeWindow, methods: list[str], period: timedelta | None
 ) -> dict[str, list[list[Any]]]:
-    times = [_row_time(r, window.time_property) or "" for r in rows]
-    if not rows:
+    times = [t for t, _ in series]
+    if not series:
         return {m: [] for m in methods}
     first = _dt(window.after or times[0])
     last = _dt(window.before) if window.before else _dt(times[-1]) + timedelta(microseconds=1)
@@ -208,9 +165,9 @@ def _aggregate(
         period if period and period.total_seconds() > 0 else (last - first) or timedelta(seconds=1)
     )
     buckets: dict[int, list[Any]] = defaultdict(list)
-    for row, t in zip(rows, times, strict=True):
+    for t, value in series:
         index = int((_dt(t) - first) / step)
-        buckets[index].append(_payload(row.instance))
+        buckets[index].append(value)
     out: dict[str, list[list[Any]]] = {m: [] for m in methods}
     for index in sorted(buckets):
         start = first + index * step
@@ -257,4 +214,4 @@ def _dt(text: str) -> datetime:
 
 @lru_cache(maxsize=4096)
 def _iso(dt: datetime) -> str:
-    return dt.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
+    return display_time(dt.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z")

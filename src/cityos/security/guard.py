@@ -55,11 +55,9 @@ def action_of(method: str, path: str, query: str) -> str:
         return "read" if method in ("GET", "HEAD") else "administer"
     if "/subscriptions" in path:
         return "subscribe"
-    if path.endswith("/entityOperations/query"):
-        return "read"
-    if method in ("GET", "HEAD"):
+    if path.endswith("/entityOperations/query") or method in ("GET", "HEAD"):
         if "/temporal/" in path and "aggrMethods" in parse_qs(query):
-            return "aggregate"
+            return "aggregate"  # the temporal reads, by URL or by a POSTed query
         return "read"
     if method == "DELETE" or path.endswith("/entityOperations/delete"):
         return "delete"

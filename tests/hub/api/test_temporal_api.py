@@ -48,7 +48,7 @@ def test_normalized_history_with_time_window(client) -> None:
     body = r.json()
     assert body["id"] == eid and body["type"] == "AirQualityObserved"
     assert [i["value"] for i in body["pm25"]] == [30.0, 40.0, 50.0, 20.0]
-    assert body["pm25"][0]["observedAt"] == "2026-11-30T01:00:00.000000Z"
+    assert body["pm25"][0]["observedAt"] == "2026-11-30T01:00:00Z"
     assert "location" not in body
     r = client.get(
         f"{BASE}/temporal/entities/{eid}",
@@ -76,10 +76,10 @@ def test_temporal_values_and_aggregations(client) -> None:
     assert r.json()["pm25"] == {
         "type": "Property",
         "values": [
-            [30.0, "2026-11-30T01:00:00.000000Z"],
-            [40.0, "2026-11-30T01:05:00.000000Z"],
-            [50.0, "2026-11-30T01:10:00.000000Z"],
-            [20.0, "2026-11-30T01:20:00.000000Z"],
+            [30.0, "2026-11-30T01:00:00Z"],
+            [40.0, "2026-11-30T01:05:00Z"],
+            [50.0, "2026-11-30T01:10:00Z"],
+            [20.0, "2026-11-30T01:20:00Z"],
         ],
     }
     r = client.get(
@@ -97,8 +97,8 @@ def test_temporal_values_and_aggregations(client) -> None:
     assert r.status_code == 200, r.text
     agg = r.json()["pm25"]
     assert agg["avg"] == [
-        [40.0, "2026-11-30T01:00:00.000000Z", "2026-11-30T01:15:00.000000Z"],
-        [20.0, "2026-11-30T01:15:00.000000Z", "2026-11-30T01:30:00.000000Z"],
+        [40.0, "2026-11-30T01:00:00Z", "2026-11-30T01:15:00Z"],
+        [20.0, "2026-11-30T01:15:00Z", "2026-11-30T01:30:00Z"],
     ]
     assert [v for v, _, _ in agg["max"]] == [50.0, 20.0]
     assert [v for v, _, _ in agg["totalCount"]] == [3, 1]
@@ -135,7 +135,7 @@ def test_temporal_errors(client) -> None:
         {"options": "aggregatedValues"},
         {"aggrMethods": "avg", "aggrPeriodDuration": "P1M"},
         {"lastN": "0"},
-        {"timeproperty": "deletedAt"},
+        {"timeproperty": "validAt"},
     ):
         r = client.get(url, params=params)
         assert r.status_code == 400, (params, r.text)

@@ -36,6 +36,12 @@ ROUTES = [
     ("/entityOperations/query", "POST", batch.batch_query, "Query entities (POST)"),
     ("/temporal/entities", "GET", temporal.query_temporal, "Query the history of entities"),
     (
+        "/temporal/entityOperations/query",
+        "POST",
+        temporal.query_temporal_post,
+        "Query the history of entities (POST)",
+    ),
+    (
         "/temporal/entities",
         "POST",
         temporal.create_temporal,

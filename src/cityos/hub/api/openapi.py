@@ -40,7 +40,7 @@ _QUERY_PARAMS = {
     "timerel": "before | after | between",
     "timeAt": "ISO 8601 date-time",
     "endTimeAt": "ISO 8601 date-time (timerel=between)",
-    "timeproperty": "observedAt (default) | modifiedAt | createdAt",
+    "timeproperty": "observedAt (default) | modifiedAt | createdAt | deletedAt",
     "lastN": "only the last N instances of each attribute",
     "aggrMethods": "totalCount, distinctCount, sum, avg, min, max, stddev, sumsq",
     "aggrPeriodDuration": "ISO 8601 duration of an aggregation bucket (PT15M, P1D)",
@@ -104,9 +104,15 @@ _PARAMS_BY_OP = {
         "lastN",
         "aggrMethods",
         "aggrPeriodDuration",
+        "datasetId",
+        "pick",
+        "omit",
     ],
     ("/temporal/entities/{entity_id}", "GET"): [
         "attrs",
+        "datasetId",
+        "pick",
+        "omit",
         "options",
         "timerel",
         "timeAt",
@@ -116,12 +122,23 @@ _PARAMS_BY_OP = {
         "aggrMethods",
         "aggrPeriodDuration",
     ],
+    ("/temporal/entityOperations/query", "POST"): [
+        "limit",
+        "offset",
+        "count",
+        "options",
+        "datasetId",
+        "aggrMethods",
+        "aggrPeriodDuration",
+    ],
     ("/subscriptions", "GET"): ["limit", "offset"],
     ("/types", "GET"): ["details"],
     ("/attributes", "GET"): ["details"],
     ("/jsonldContexts", "GET"): ["details", "kind"],
 }
 
+# over the broker's instance limit a temporal read is cut (clause 6.3.10)
+_TEMPORAL_PAGES = {"200": "The history", "206": "Part of it: Content-Range says which"}
 _SUCCESS = {
     ("/entities", "POST"): {"201": "Created; Location names the entity"},
     ("/entities/{entity_id}/attrs", "POST"): {"204": "All appended", "207": "Some not appended"},
@@ -139,6 +156,9 @@ _SUCCESS = {
     ("/subscriptions", "POST"): {"201": "Created; Location names it"},
     ("/entityOperations/query", "POST"): {"200": "The entities"},
     ("/temporal/entities", "POST"): {"201": "Created; Location names it", "204": "Added"},
+    ("/temporal/entities", "GET"): _TEMPORAL_PAGES,
+    ("/temporal/entities/{entity_id}", "GET"): _TEMPORAL_PAGES,
+    ("/temporal/entityOperations/query", "POST"): _TEMPORAL_PAGES,
 }
 
 _PROBLEM = {
@@ -362,6 +382,26 @@ _BODIES: dict[tuple[str, str], Any] = {
         },
         "additionalProperties": False,
     },
+    ("/temporal/entityOperations/query", "POST"): {
+        "type": "object",
+        "required": ["type", "entities"],
+        "properties": {
+            "type": {"const": "Query"},
+            "entities": _ENTITY_SELECTORS,
+            "attrs": {"type": "array", "maxItems": 3, "items": _NAME},
+            "temporalQ": {
+                "type": "object",
+                "properties": {
+                    "timerel": {"enum": ["before", "after"]},
+                    "timeAt": _DATETIME,
+                    "lastN": {"type": "integer", "minimum": 1, "maximum": 1000},
+                },
+                "required": ["timerel", "timeAt"],
+                "additionalProperties": False,
+            },
+        },
+        "additionalProperties": False,
+    },
     ("/temporal/entities", "POST"): _temporal(entity=True),
     ("/temporal/entities/{entity_id}/attrs", "POST"): _temporal(entity=False),
     ("/temporal/entities/{entity_id}/attrs/{attr}/{instance_id}", "PATCH"): {
@@ -418,7 +458,7 @@ _QUERY_SCHEMAS: dict[str, Any] = {
     "deleteAll": _FLAG,
     "details": _FLAG,
     "kind": {"enum": ["Hosted", "Cached", "ImplicitlyCreated"]},
-    "timeproperty": {"enum": ["observedAt", "modifiedAt", "createdAt"]},
+    "timeproperty": {"enum": ["observedAt", "modifiedAt", "createdAt", "deletedAt"]},
     "lastN": {"type": "integer", "minimum": 1, "maximum": 1000},
     "timeAt": _DATETIME,
     "aggrMethods": {
@@ -436,6 +476,7 @@ _OPTIONS: dict[tuple[str, str], list[str]] = {
     ("/entityOperations/query", "POST"): ["keyValues", "concise", "sysAttrs", "normalized"],
     ("/temporal/entities", "GET"): ["temporalValues", "sysAttrs"],
     ("/temporal/entities/{entity_id}", "GET"): ["temporalValues", "sysAttrs"],
+    ("/temporal/entityOperations/query", "POST"): ["temporalValues", "sysAttrs"],
 }
 # Parameters that only make sense together, or exclude each other, are documented but not
 # offered as free parameters: omit (with pick), the geo-query triple, timerel's pair.
