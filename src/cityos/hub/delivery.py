@@ -69,8 +69,10 @@ def _request_parts(tenant: str, sub: dict[str, Any]) -> tuple[str, dict[str, str
     # in the body for JSON-LD, as a Link header for plain JSON
     context = sub.get("@context") or CORE_CONTEXT_URL
     extra: dict[str, Any] = {}
-    if media == "application/ld+json":
-        extra["@context"] = context
+    if media == "application/ld+json":  # a list of one URL is that URL
+        extra["@context"] = (
+            context[0] if isinstance(context, list) and len(context) == 1 else context
+        )
     elif media == "application/json":
         headers["Link"] = (
             f'<{_link_target(context)}>; rel="http://www.w3.org/ns/json-ld#context";'

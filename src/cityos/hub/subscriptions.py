@@ -42,10 +42,9 @@ TRIGGERS = {
     "attributeUpdated",
     "attributeDeleted",
 }
-# Without notificationTrigger a subscription hears of creations and changes, not deletions.
-DEFAULT_TRIGGERS = frozenset(
-    {"entityCreated", "entityUpdated", "attributeCreated", "attributeUpdated"}
-)
+# Without notificationTrigger (clause 5.2.12): attributes created and updated, which an
+# entity's creation is too; deletions are heard of only when asked for.
+DEFAULT_TRIGGERS = ("attributeCreated", "attributeUpdated")
 # Delivery's bookkeeping, shown under ``notification`` (clause 5.2.14), never written by clients.
 NOTIFICATION_STATUS_FIELDS = (
     "timesSent",
@@ -159,6 +158,13 @@ def parse_subscription(
         raise BadRequestData("throttling must be a number of seconds >= 0")
     if not isinstance(notification.get("showChanges", False), bool):
         raise BadRequestData("notification.showChanges must be true or false")
+    datasets = body.get("datasetId")
+    if datasets is not None and (
+        not isinstance(datasets, list)
+        or not datasets
+        or not all(isinstance(d, str) and (d == "@none" or is_uri(d)) for d in datasets)
+    ):
+        raise BadRequestData("datasetId must be a non-empty list of URIs (or @none)")
     if "isActive" in body and not isinstance(body["isActive"], bool):
         raise BadRequestData("isActive must be true or false")
     doc = {k: v for k, v in body.items() if k not in STATUS_FIELDS and k != "@context"}
@@ -172,6 +178,7 @@ def parse_subscription(
         k: v for k, v in notification.items() if k not in NOTIFICATION_STATUS_FIELDS
     } | {"format": fmt}
     doc["@context"] = ctx.source
+    doc.setdefault("notificationTrigger", list(DEFAULT_TRIGGERS))
     doc.setdefault("status", "active" if doc.get("isActive", True) else "paused")
     doc.setdefault("timesSent", 0)
     doc.setdefault("timesFailed", 0)
@@ -263,7 +270,7 @@ class Matcher:
     scope: ScopeExpr | None
     geo: GeoQuery | None
     attrs: set[str] | None
-    triggers: frozenset[str] = DEFAULT_TRIGGERS
+    triggers: frozenset[str] = frozenset(DEFAULT_TRIGGERS)
     last_sent: float = float("-inf")  # for throttling, in this process
 
     @classmethod
@@ -336,15 +343,12 @@ class Matcher:
             if self.watched is not None and not self.watched & new["attrs"].keys():
                 return False
             return self.selects(new)
-        before, after = old.get("attrs", {}), new["attrs"]
-        created = after.keys() - before.keys()
-        deleted = before.keys() - after.keys()
-        updated = {a for a in after.keys() & before.keys() if before[a] != after[a]}
+        created, deleted, updated = _instance_changes(old, new)
         if self.watched is not None:
             created, deleted, updated = (
-                created & self.watched,
-                deleted & self.watched,
-                updated & self.watched,
+                {k for k in created if k[0] in self.watched},
+                {k for k in deleted if k[0] in self.watched},
+                {k for k in updated if k[0] in self.watched},
             )
         fired = (
             ("entityUpdated" in self.triggers and bool(created | deleted | updated))
@@ -384,19 +388,27 @@ class Matcher:
         )
         if new is None:  # deleted: who it was and when it went
             assert old is not None
-            gone_attrs = (
-                {a: [_nulled(i, gone=True) for i in insts] for a, insts in old["attrs"].items()}
-                if show
-                else {}
-            )
-            out = render({**old, "attrs": gone_attrs, "deletedAt": now})
+            gone: dict[str, Any] = {}
+            if show or "attributeDeleted" in self.triggers:  # its attributes, as Nulls
+                gone = {
+                    a: _gone_attribute(insts, whole_entity=True)
+                    for a, insts in old["attrs"].items()
+                    if self.watched is None or show or a in self.watched
+                }
+            out = render({**old, "attrs": gone, "deletedAt": now})
             out["deletedAt"] = now
-            return _with_previous(out, old, gone_attrs, self.ctx) if show else out
+            return _with_previous(out, old, gone, self.ctx) if show else out
         attrs = dict(new["attrs"])
         if old is not None and "attributeDeleted" in self.triggers:
             for attr, insts in old.get("attrs", {}).items():
-                if attr not in attrs:
-                    attrs[attr] = [_nulled(i, gone=False) for i in insts]
+                if attr not in attrs:  # the whole attribute went
+                    attrs[attr] = _gone_attribute(insts, whole_entity=False)
+                    continue
+                kept = {i.get("datasetId") for i in attrs[attr]}
+                dropped = [i for i in insts if i.get("datasetId") not in kept]
+                if dropped:  # an instance went (DELETE …/attrs/{attr}?datasetId=)
+                    attrs[attr] = attrs[attr] + [_nulled(i, gone=False) for i in dropped]
+        attrs = _only_datasets(attrs, self.sub.get("datasetId"))
         out = render({**new, "attrs": attrs})
         return _with_previous(out, old, attrs, self.ctx) if show and old is not None else out
 
@@ -506,6 +518,47 @@ _PREVIOUS = {
     "valueList": "previousValueList",
     "objectList": "previousObjectList",
 }
+
+
+def _only_datasets(attrs: dict[str, Any], datasets: list[str] | None) -> dict[str, Any]:
+    """The subscription's ``datasetId`` member (v1.8): only instances of those datasets
+    (``@none``: the default instance) are notified."""
+    if not datasets:
+        return attrs
+    wanted = set(datasets)
+    out = {}
+    for attr, insts in attrs.items():
+        kept = [i for i in insts if i.get("datasetId", "@none") in wanted]
+        if kept:
+            out[attr] = kept
+    return out
+
+
+def _instance_changes(
+    old: Entity, new: Entity
+) -> tuple[set[tuple[str, Any]], set[tuple[str, Any]], set[tuple[str, Any]]]:
+    """(created, deleted, updated) attribute instances, each as (attribute, datasetId): an
+    instance is an attribute in its own right (clause 4.5.5), so deleting one of several
+    is an attribute deletion."""
+    before = {
+        (a, i.get("datasetId")): i for a, insts in old.get("attrs", {}).items() for i in insts
+    }
+    after = {(a, i.get("datasetId")): i for a, insts in new["attrs"].items() for i in insts}
+    created = after.keys() - before.keys()
+    deleted = before.keys() - after.keys()
+    updated = {k for k in after.keys() & before.keys() if before[k] != after[k]}
+    return created, deleted, updated
+
+
+def _gone_attribute(instances: list[dict[str, Any]], *, whole_entity: bool) -> list[dict[str, Any]]:
+    """A deleted attribute as notified: one Null instance (its datasetId only when it had a
+    single instance), whatever number of instances it had."""
+    if len(instances) == 1:
+        return [_nulled(instances[0], gone=whole_entity)]
+    first = next((i for i in instances if "datasetId" not in i), instances[0])
+    nulled = _nulled(first, gone=whole_entity)
+    nulled.pop("datasetId", None)
+    return [nulled]
 
 
 def _nulled(inst: dict[str, Any], *, gone: bool) -> dict[str, Any]:

@@ -56,10 +56,11 @@ def _out(doc: dict[str, Any], media: str, *, sys_attrs: bool = False) -> dict[st
     body["status"] = subscription_status(doc)
     notification = dict(shown.get("notification") or {})
     for key in NOTIFICATION_STATUS_FIELDS:
-        if key in doc:
+        if doc.get(key):  # a counter at 0, a date never set: not shown
             notification[key] = doc[key]
-    if "lastNotification" in doc:
-        notification["status"] = "failed" if doc.get("status") == "failed" else "ok"
+    if "lastNotification" in doc:  # ok/failed: how the latest attempt went
+        failed = doc.get("lastFailure", "") > doc.get("lastSuccess", "")
+        notification["status"] = "failed" if failed else "ok"
     body["notification"] = notification
     if media == JSONLD:
         body["@context"] = doc.get("@context")
