@@ -78,6 +78,24 @@ def _is_absolute_iri(value: str) -> bool:
     return bool(_ABSOLUTE_IRI.match(value))
 
 
+def check_context_url(url: str) -> str:
+    """``url`` unless no HTTP client could ask for it (a bad port, a broken IPv6 literal, a
+    host that is not one): then BadRequestData, before any lookup or fetch, so a malformed
+    @context URL is the client's 400, never the hub's 500."""
+    if url in CORE_CONTEXT_ALIASES:
+        return url
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # ValueError for a port that is not a number in range
+        if parts.scheme in ("http", "https"):
+            httpx.URL(url)  # what the fetch would parse; InvalidURL is not a ValueError
+    except (ValueError, httpx.InvalidURL) as exc:
+        raise BadRequestData(
+            f"invalid @context: {url[:200]!r} is not a valid URL ({exc})"
+        ) from None
+    return url
+
+
 @dataclass(frozen=True, slots=True)
 class TermDef:
     """One term definition. ``iri`` None means the term is explicitly mapped to null."""
@@ -566,6 +584,7 @@ class ContextResolver:
         """The JSON-LD document (a dict with "@context") served for ``url``."""
         if url in CORE_CONTEXT_ALIASES:
             return core_document()
+        check_context_url(url)
         with self._lock:
             doc = self._documents.get(url)
         if doc is not None:
@@ -664,6 +683,7 @@ class ContextResolver:
     def _process_url(self, active: _Active, url: str, depth: int, stack: tuple[str, ...]) -> None:
         if not _is_absolute_iri(url):
             raise BadRequestData(f"invalid @context: {url!r} is not an absolute URL")
+        check_context_url(url)
         if depth >= self.max_depth or url in stack:
             raise BadRequestData(
                 f"invalid @context: remote contexts nest deeper than {self.max_depth} "

@@ -43,3 +43,20 @@ def test_known_parameters_still_pass(client) -> None:
     assert r.status_code == 200 and r.headers["NGSILD-Results-Count"] == "1"
     assert client.get(f"{BASE}/types", params={"details": "true"}).status_code == 200
     assert client.get(f"{BASE}/subscriptions", params={"limit": 1}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:99999/c.jsonld", "http://127.0.0.1:bad/c", "http://[::1/c"]
+)
+def test_a_malformed_context_url_is_400_and_writes_nothing(client, url) -> None:
+    """Not a URL any client could fetch: the client's error, before any lookup (was a 500
+    from httpx.InvalidURL / urlsplit's ValueError)."""
+    ld = {"Content-Type": "application/ld+json"}
+    r = client.post(f"{BASE}/entities", json={**ENTITY, "@context": url}, headers=ld)
+    assert r.status_code == 400 and "not a valid URL" in r.json()["detail"], r.text
+    link = f'<{url}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
+    r = client.post(f"{BASE}/entities", json=ENTITY, headers={"Link": link})
+    assert r.status_code == 400, r.text
+    r = client.get(f"{BASE}/entities", params={"type": "Building"}, headers={"Link": link})
+    assert r.status_code == 400, r.text
+    assert client.get(f"{BASE}/entities", params={"type": "Building"}).json() == []
