@@ -67,7 +67,7 @@ def _request_parts(tenant: str, sub: dict[str, Any]) -> tuple[str, dict[str, str
     headers = {"Content-Type": media}
     # the receiver reads the terms with the subscription's own @context (clause 5.3.2):
     # in the body for JSON-LD, as a Link header for plain JSON
-    context = sub.get("@context") or CORE_CONTEXT_URL
+    context = sub.get("jsonldContext") or sub.get("@context") or CORE_CONTEXT_URL
     extra: dict[str, Any] = {}
     if media == "application/ld+json":  # a list of one URL is that URL
         extra["@context"] = (

@@ -158,6 +158,11 @@ def parse_subscription(
         raise BadRequestData("throttling must be a number of seconds >= 0")
     if not isinstance(notification.get("showChanges", False), bool):
         raise BadRequestData("notification.showChanges must be true or false")
+    jsonld_context = body.get("jsonldContext")
+    if jsonld_context is not None and (
+        not isinstance(jsonld_context, str) or not re.match(r"^https?://[^/\s]+", jsonld_context)
+    ):
+        raise BadRequestData("jsonldContext must be the http(s) URL of a JSON-LD @context")
     datasets = body.get("datasetId")
     if datasets is not None and (
         not isinstance(datasets, list)
@@ -271,6 +276,7 @@ class Matcher:
     geo: GeoQuery | None
     attrs: set[str] | None
     triggers: frozenset[str] = frozenset(DEFAULT_TRIGGERS)
+    out_ctx: Context | None = None  # jsonldContext: the terms notifications are written in
     last_sent: float = float("-inf")  # for throttling, in this process
 
     @classmethod
@@ -296,6 +302,7 @@ class Matcher:
             geo=_geo(sub["geoQ"], ctx) if "geoQ" in sub else None,
             attrs={ctx.expand_term(a) for a in attrs} if attrs else None,
             triggers=frozenset(sub.get("notificationTrigger") or DEFAULT_TRIGGERS),
+            out_ctx=resolver.resolve(sub["jsonldContext"]) if sub.get("jsonldContext") else None,
         )
 
     @property
@@ -379,7 +386,7 @@ class Matcher:
         show = bool(note.get("showChanges")) and fmt == "normalized"
         render = partial(
             render_entity,
-            ctx=self.ctx,
+            ctx=self.out_ctx or self.ctx,
             fmt=fmt,
             sys_attrs=bool(note.get("sysAttrs")),
             attrs=self.attrs,
@@ -397,7 +404,7 @@ class Matcher:
                 }
             out = render({**old, "attrs": gone, "deletedAt": now})
             out["deletedAt"] = now
-            return _with_previous(out, old, gone, self.ctx) if show else out
+            return _with_previous(out, old, gone, self.out_ctx or self.ctx) if show else out
         attrs = dict(new["attrs"])
         if old is not None and "attributeDeleted" in self.triggers:
             for attr, insts in old.get("attrs", {}).items():
@@ -410,7 +417,9 @@ class Matcher:
                     attrs[attr] = attrs[attr] + [_nulled(i, gone=False) for i in dropped]
         attrs = _only_datasets(attrs, self.sub.get("datasetId"))
         out = render({**new, "attrs": attrs})
-        return _with_previous(out, old, attrs, self.ctx) if show and old is not None else out
+        if not show or old is None:
+            return out
+        return _with_previous(out, old, attrs, self.out_ctx or self.ctx)
 
     def throttled(self, now: float) -> bool:
         """True while within ``throttling`` seconds of this subscription's last notification."""

@@ -614,3 +614,35 @@ def test_json_ld_notification_carries_a_context_per_entity_and_pick(live, receiv
     (entity,) = body["data"]
     assert entity["@context"] == body["@context"]
     assert set(entity) == {"id", "name", "@context"}  # picked: no type, no other attribute
+
+
+def test_jsonld_context_member_is_checked_and_used_for_notifications(live, receiver) -> None:
+    core = "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
+    mine = {
+        "@context": {"Building": "https://example.org/Building", "name": "https://example.org/name"}
+    }
+    sub = _watch(receiver.url)
+    sub["notification"]["endpoint"]["accept"] = "application/ld+json"
+    sub["notificationTrigger"] = ["entityCreated"]
+    for bad, status in (("unknownContext", 400), ("https://nowhere.invalid/c.jsonld", 503)):
+        r = live.post(
+            f"{BASE}/subscriptions",
+            json={**sub, **mine, "jsonldContext": bad},
+            headers={"Content-Type": "application/ld+json"},
+        )
+        assert r.status_code == status, r.text
+    assert live.get(f"{BASE}/subscriptions").json() == []
+    r = live.post(
+        f"{BASE}/subscriptions",
+        json={**sub, **mine, "jsonldContext": core},
+        headers={"Content-Type": "application/ld+json"},
+    )
+    assert r.status_code == 201, r.text
+    entity = {**_building(5), **mine}
+    r = live.post(f"{BASE}/entities", json=entity, headers={"Content-Type": "application/ld+json"})
+    assert r.status_code == 201, r.text
+    receiver.wait(1)
+    (got,) = receiver.received[0][1]["data"]
+    assert got["@context"] == core  # the subscription's jsonldContext, not its @context
+    assert got["type"] == "https://example.org/Building"  # terms of the core context only
+    assert got["https://example.org/name"]["value"] == "Central Market"

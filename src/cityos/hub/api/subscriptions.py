@@ -19,6 +19,7 @@ from cityos.hub.api.common import (
     endpoint,
     hub_of,
     int_param,
+    is_uri,
     json_response,
     location,
     options_of,
@@ -30,6 +31,7 @@ from cityos.hub.api.common import (
     validate_uri,
 )
 from cityos.hub.errors import AlreadyExists, BadRequestData, ResourceNotFound
+from cityos.hub.ldcontext import check_context_url
 from cityos.hub.subscriptions import (
     NOTIFICATION_STATUS_FIELDS,
     STATUS_FIELDS,
@@ -73,6 +75,7 @@ async def create_subscription(request: Request) -> Response:
     body = _no_owner(await read_body(request))
     ctx = resolve_context(request, body)
     hub = hub_of(request)
+    await _check_jsonld_context(request, body)
     doc = scope_subscription(
         parse_subscription(body, ctx, allow_private=hub.settings.notify_private_allowed()), ctx
     )
@@ -114,6 +117,19 @@ def _get(request: Request, tenant: str) -> dict[str, Any]:
     return doc
 
 
+async def _check_jsonld_context(request: Request, body: Any) -> None:
+    """``jsonldContext`` (clause 5.2.12): a URL the hub can resolve now (LdContextNotAvailable,
+    503, when it cannot be had; 400 when it is no @context), so notifications never fail on
+    it later. Fetched off the event loop."""
+    url = body.get("jsonldContext") if isinstance(body, dict) else None
+    if not isinstance(url, str) or not is_uri(url):
+        return  # absent, or parse_subscription's 400
+    contexts = hub_of(request).contexts
+    check_context_url(url)
+    await contexts.prepare(url)
+    contexts.resolve(url)
+
+
 def _no_owner(body: Any) -> Any:
     """A body may not name the owner: the hub records who made the subscription."""
     if isinstance(body, dict) and OWNER_KEY in body:
@@ -149,6 +165,7 @@ async def update_subscription(request: Request) -> Response:
     if "isActive" in body:
         merged["status"] = "active" if body["isActive"] else "paused"
     kept_expiry = None if "expiresAt" in body else merged.pop("expiresAt", None)
+    await _check_jsonld_context(request, body)
     doc = scope_subscription(
         parse_subscription(
             merged, ctx, sub_id=current["id"], allow_private=hub.settings.notify_private_allowed()
