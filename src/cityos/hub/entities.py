@@ -318,12 +318,18 @@ class EntityService:
         *,
         no_overwrite: bool = False,
         types: list[str] | None = None,
+        scope: list[str] | None = None,
     ) -> UpdateResult:
-        """POST /entities/{id}/attrs (clause 5.6.3)."""
+        """POST /entities/{id}/attrs (clause 5.6.3). ``scope`` replaces the entity's, or
+        with ``no_overwrite`` adds to it (clause 4.18)."""
         now = now_iso()
         with self._transaction(tenant) as tx:
             old = self._get(tx, entity_id)
             new, history, result = self._appended(old, attrs, now, no_overwrite, types)
+            if scope is not None:
+                kept = (old.get("scope") or []) if no_overwrite else []
+                new["scope"] = list(dict.fromkeys([*kept, *scope]))
+                result.updated.append("scope")
             tx.update(new)
             tx.add_history(history)
         return result
@@ -391,13 +397,32 @@ class EntityService:
         new["modifiedAt"] = now
         return new, history, result
 
-    def update_attrs(self, tenant: str, entity_id: str, attrs: Attrs) -> UpdateResult:
-        """PATCH /entities/{id}/attrs (clause 5.6.2): only existing attributes change."""
+    def update_attrs(
+        self,
+        tenant: str,
+        entity_id: str,
+        attrs: Attrs,
+        *,
+        types: list[str] | None = None,
+        scope: list[str] | None = None,
+    ) -> UpdateResult:
+        """PATCH /entities/{id}/attrs (clause 5.6.2): only existing attributes change;
+        ``types`` are added to the entity's; ``scope`` replaces an existing scope only."""
         now = now_iso()
         with self._transaction(tenant) as tx:
             old = self._get(tx, entity_id)
             new, history, result = self._updated(old, attrs, now)
-            if result.updated:
+            changed = bool(result.updated)
+            if types:
+                new["type"] = list(dict.fromkeys([*old["type"], *types]))
+                changed = True
+            if scope is not None and old.get("scope"):
+                new["scope"] = scope
+                result.updated.append("scope")
+                changed = True
+            elif scope is not None:
+                result.not_updated.append(("scope", "the entity has no scope to update"))
+            if changed:
                 tx.update(new)
                 tx.add_history(history)
         return result
@@ -464,6 +489,17 @@ class EntityService:
             new["modifiedAt"] = now
             tx.update(new)
             tx.add_history([change])
+
+    def delete_scope(self, tenant: str, entity_id: str) -> None:
+        """DELETE /entities/{id}/attrs/scope (clause 4.18): the entity's scope goes."""
+        with self._transaction(tenant) as tx:
+            old = self._get(tx, entity_id)
+            if not old.get("scope"):
+                raise ResourceNotFound(f"entity {entity_id} has no scope")
+            new = _copy(old)
+            del new["scope"]
+            new["modifiedAt"] = now_iso()
+            tx.update(new)
 
     def delete_attr(
         self,
@@ -561,11 +597,21 @@ class EntityService:
     def batch_update(
         self, tenant: str, entities: list[Entity], *, no_overwrite: bool = False
     ) -> BatchResult:
+        kept: dict[str, list[str]] = {}  # entity id -> attributes noOverwrite left alone
+
         def change(old: Entity, ent: Entity, now: str) -> tuple[Entity, list[HistoryRow]]:
-            new, hist, _ = self._appended(old, ent["attrs"], now, no_overwrite, None)
+            new, hist, res = self._appended(old, ent["attrs"], now, no_overwrite, ent.get("type"))
+            if res.not_updated:
+                kept.setdefault(ent["id"], []).extend(a for a, _ in res.not_updated)
             return new, hist
 
-        return self._modify_existing(tenant, entities, change)
+        result = self._modify_existing(tenant, entities, change)
+        # an entity with attributes left as they were is reported (207, clause 5.6.9)
+        for eid, attrs in kept.items():
+            result.success = [s for s in result.success if s != eid]
+            names = ", ".join(dict.fromkeys(attrs))
+            result.errors.append((eid, BadRequestData(f"not overwritten (noOverwrite): {names}")))
+        return result
 
     def batch_merge(self, tenant: str, entities: list[Entity]) -> BatchResult:
         return self._modify_existing(tenant, entities, self._merged)

@@ -181,7 +181,7 @@ def test_batch_partial_failure_207_leaves_failed_untouched(client) -> None:
             content=json.dumps(upd),
             headers=LD,
         ).status_code
-        == 204
+        == 207  # the attribute noOverwrite kept is reported (clause 5.6.9)
     )
     assert (
         client.get(f"{BASE}/entities/urn:ngsi-ld:Sensor:1", params={"options": "keyValues"}).json()[

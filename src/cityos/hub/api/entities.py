@@ -45,6 +45,8 @@ from cityos.hub.representation import (
 )
 
 BASE = "/ngsi-ld/v1"
+# Entity members that a path's {attr} may name but that are not attributes.
+_NOT_ATTRIBUTES = frozenset({"id", "type", "scope", "@context"})
 
 
 def _entity_id(request: Request) -> str:
@@ -61,6 +63,16 @@ def _body_object(body: Any, what: str) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequestData(f"{what} must be a JSON object")
     return body
+
+
+def _types_and_scope(
+    body: dict[str, Any], ctx: Context, eid: str
+) -> tuple[list[str] | None, list[str] | None]:
+    """The ``type`` and ``scope`` members of an attribute fragment: not attributes, but
+    changes to the entity's types (added) and scope (clause 4.18)."""
+    types = parse_types(body["type"], ctx, f"entity {eid!r}") if "type" in body else None
+    scope = parse_scope(body["scope"], f"entity {eid!r}") if "scope" in body else None
+    return types, scope
 
 
 def update_result_response(result: UpdateResult, ctx: Context) -> Response:
@@ -192,14 +204,12 @@ async def append_attrs(request: Request) -> Response:
     body = _body_object(await read_body(request), "an attribute fragment")
     ctx = resolve_context(request, body)
     attrs = parse_attributes(body, ctx)
-    if not attrs:
+    types, scope = _types_and_scope(body, ctx, eid)
+    if not attrs and types is None and scope is None:
         raise BadRequestData("no attributes to append")
-    types = None
-    if "type" in body:
-        types = parse_types(body["type"], ctx, f"entity {eid!r}")
     no_overwrite = "noOverwrite" in options_of(request)
     result = hub_of(request).entities.append_attrs(
-        tenant, eid, attrs, no_overwrite=no_overwrite, types=types
+        tenant, eid, attrs, no_overwrite=no_overwrite, types=types, scope=scope
     )
     return update_result_response(result, ctx)
 
@@ -211,9 +221,10 @@ async def update_attrs(request: Request) -> Response:
     body = _body_object(await read_body(request), "an attribute fragment")
     ctx = resolve_context(request, body)
     attrs = parse_attributes(body, ctx)
-    if not attrs:
+    types, scope = _types_and_scope(body, ctx, eid)
+    if not attrs and types is None and scope is None:
         raise BadRequestData("no attributes to update")
-    result = hub_of(request).entities.update_attrs(tenant, eid, attrs)
+    result = hub_of(request).entities.update_attrs(tenant, eid, attrs, types=types, scope=scope)
     return update_result_response(result, ctx)
 
 
@@ -240,6 +251,8 @@ async def replace_attr(request: Request) -> Response:
     body = await read_body(request)
     ctx = resolve_context(request, body)
     term = path_param(request, "attr")
+    if term in _NOT_ATTRIBUTES:
+        raise BadRequestData(f"{term} is not an attribute: it cannot be replaced here")
     attrs = parse_attributes({term: body}, ctx)
     result = hub_of(request).entities.update_attrs(tenant, eid, attrs)
     if result.not_updated:
@@ -252,7 +265,11 @@ async def delete_attr(request: Request) -> Response:
     tenant = tenant_of(request, read=True)
     eid = _entity_id(request)
     ctx = resolve_context(request)
-    attr = ctx.expand_term(path_param(request, "attr"))
+    term = path_param(request, "attr")
+    if term == "scope":  # not an attribute, but deletable like one (clause 4.18)
+        hub_of(request).entities.delete_scope(tenant, eid)
+        return Response(status_code=204)
+    attr = ctx.expand_term(term)
     ds = request.query_params.get("datasetId")
     if ds is not None:
         validate_uri(ds, "datasetId")
