@@ -6,7 +6,16 @@ from typing import Any
 
 from starlette.routing import Route
 
-from cityos.hub.api import batch, contexts, entities, subscriptions, temporal, types
+from cityos.hub.api import (
+    batch,
+    contexts,
+    csource_subscriptions,
+    csources,
+    entities,
+    subscriptions,
+    temporal,
+    types,
+)
 
 PREFIX = "/ngsi-ld/v1"
 
@@ -111,6 +120,66 @@ ROUTES = [
     ("/jsonldContexts", "POST", contexts.add_context, "Host an @context"),
     ("/jsonldContexts/{context_id}", "GET", contexts.serve_context, "Serve an @context"),
     ("/jsonldContexts/{context_id}", "DELETE", contexts.delete_context, "Delete an @context"),
+    (
+        "/csourceRegistrations",
+        "POST",
+        csources.create_registration,
+        "Register a context source",
+    ),
+    (
+        "/csourceRegistrations",
+        "GET",
+        csources.query_registrations,
+        "Discover context source registrations",
+    ),
+    (
+        "/csourceRegistrations/{registration_id}",
+        "GET",
+        csources.retrieve_registration,
+        "Retrieve a context source registration",
+    ),
+    (
+        "/csourceRegistrations/{registration_id}",
+        "PATCH",
+        csources.update_registration,
+        "Update a context source registration",
+    ),
+    (
+        "/csourceRegistrations/{registration_id}",
+        "DELETE",
+        csources.delete_registration,
+        "Delete a context source registration",
+    ),
+    (
+        "/csourceSubscriptions",
+        "POST",
+        csource_subscriptions.create_csource_subscription,
+        "Subscribe to context source registrations",
+    ),
+    (
+        "/csourceSubscriptions",
+        "GET",
+        csource_subscriptions.list_csource_subscriptions,
+        "List csource subscriptions",
+    ),
+    (
+        "/csourceSubscriptions/{subscription_id}",
+        "GET",
+        csource_subscriptions.retrieve_csource_subscription,
+        "Retrieve a csource subscription",
+    ),
+    (
+        "/csourceSubscriptions/{subscription_id}",
+        "PATCH",
+        csource_subscriptions.update_csource_subscription,
+        "Update a csource subscription",
+    ),
+    (
+        "/csourceSubscriptions/{subscription_id}",
+        "DELETE",
+        csource_subscriptions.delete_csource_subscription,
+        "Delete a csource subscription",
+    ),
 ]
 
 

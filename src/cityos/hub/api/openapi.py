@@ -21,6 +21,7 @@ _QUERY_PARAMS = {
     "pick": "Entity members to keep (id, type, attribute names)",
     "omit": "Entity members to drop",
     "q": "NGSI-LD query language expression",
+    "csf": "Query over a context source registration's own properties (q syntax)",
     "georel": "Geo relation: near;maxDistance==m, near;minDistance==m, within, contains, intersects, equals, disjoint, overlaps",
     "geometry": "Point, LineString, Polygon, MultiPoint, MultiLineString, MultiPolygon",
     "coordinates": "GeoJSON coordinates of the query geometry (lon, lat)",
@@ -135,6 +136,28 @@ _PARAMS_BY_OP = {
     ("/types", "GET"): ["details"],
     ("/attributes", "GET"): ["details"],
     ("/jsonldContexts", "GET"): ["details", "kind"],
+    ("/csourceRegistrations", "GET"): [
+        "type",
+        "id",
+        "idPattern",
+        "attrs",
+        "q",
+        "csf",
+        "georel",
+        "geometry",
+        "coordinates",
+        "geoproperty",
+        "timerel",
+        "timeAt",
+        "endTimeAt",
+        "timeproperty",
+        "limit",
+        "offset",
+        "count",
+        "options",
+    ],
+    ("/csourceRegistrations/{registration_id}", "GET"): ["options"],
+    ("/csourceSubscriptions", "GET"): ["limit", "offset"],
 }
 
 # over the broker's instance limit a temporal read is cut (clause 6.3.10)
@@ -154,6 +177,8 @@ _SUCCESS = {
     ("/entityOperations/delete", "POST"): {"204": "All deleted", "207": "Partial success"},
     ("/jsonldContexts", "POST"): {"201": "Hosted; Location names it"},
     ("/subscriptions", "POST"): {"201": "Created; Location names it"},
+    ("/csourceRegistrations", "POST"): {"201": "Registered; Location names it"},
+    ("/csourceSubscriptions", "POST"): {"201": "Created; Location names it"},
     ("/entityOperations/query", "POST"): {"200": "The entities"},
     ("/temporal/entities", "POST"): {"201": "Created; Location names it", "204": "Added"},
     ("/temporal/entities", "GET"): _TEMPORAL_PAGES,
@@ -428,6 +453,41 @@ _BODIES: dict[tuple[str, str], Any] = {
         "additionalProperties": False,
     },
     ("/subscriptions", "POST"): _SUBSCRIPTION,
+    ("/csourceSubscriptions", "POST"): _SUBSCRIPTION,
+    ("/csourceSubscriptions/{subscription_id}", "PATCH"): {
+        "type": "object",
+        "required": ["isActive"],
+        "properties": {"isActive": {"type": "boolean"}},
+        "additionalProperties": False,
+    },
+    ("/csourceRegistrations", "POST"): {
+        "type": "object",
+        "required": ["type", "information", "endpoint"],
+        "properties": {
+            "id": _ID,
+            "type": {"const": "ContextSourceRegistration"},
+            "information": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": 3,
+                "items": {
+                    "type": "object",
+                    "required": ["entities"],
+                    "properties": {"entities": _ENTITY_SELECTORS},
+                    "additionalProperties": False,
+                },
+            },
+            "endpoint": {"const": "http://127.0.0.1:9/source"},
+            "mode": {"enum": ["inclusive", "exclusive", "redirect", "auxiliary"]},
+        },
+        "additionalProperties": False,
+    },
+    ("/csourceRegistrations/{registration_id}", "PATCH"): {
+        "type": "object",
+        "required": ["endpoint"],
+        "properties": {"endpoint": {"const": "http://127.0.0.1:9/moved"}},
+        "additionalProperties": False,
+    },
     ("/subscriptions/{subscription_id}", "PATCH"): {
         "type": "object",
         "properties": {
@@ -477,6 +537,8 @@ _OPTIONS: dict[tuple[str, str], list[str]] = {
     ("/temporal/entities", "GET"): ["temporalValues", "sysAttrs"],
     ("/temporal/entities/{entity_id}", "GET"): ["temporalValues", "sysAttrs"],
     ("/temporal/entityOperations/query", "POST"): ["temporalValues", "sysAttrs"],
+    ("/csourceRegistrations", "GET"): ["sysAttrs"],
+    ("/csourceRegistrations/{registration_id}", "GET"): ["sysAttrs"],
 }
 # Parameters that only make sense together, or exclude each other, are documented but not
 # offered as free parameters: omit (with pick), the geo-query triple, timerel's pair.
@@ -495,6 +557,7 @@ _NOT_FREE = {
 _PATH_SCHEMAS: dict[str, Any] = {
     "entity_id": _ID,
     "subscription_id": _ID,
+    "registration_id": _ID,
     "attr": _NAME,
     "type": _NAME,
     "instance_id": {"type": "string", "pattern": r"^urn:ngsi-ld:attribute:instance:[0-9]{1,9}$"},
@@ -533,7 +596,11 @@ def _query_param(name: str, path: str, method: str, docs: RouteDocs) -> dict[str
 
 
 # A query needs a filter; the document asks for type (the others would do as well).
-_TYPE_REQUIRED = {("/entities", "GET"), ("/temporal/entities", "GET")}
+_TYPE_REQUIRED = {
+    ("/entities", "GET"),
+    ("/temporal/entities", "GET"),
+    ("/csourceRegistrations", "GET"),  # discovery needs a filter
+}
 
 
 def _default_success(method: str) -> dict[str, str]:
