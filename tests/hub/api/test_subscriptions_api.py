@@ -646,3 +646,24 @@ def test_jsonld_context_member_is_checked_and_used_for_notifications(live, recei
     assert got["@context"] == core  # the subscription's jsonldContext, not its @context
     assert got["type"] == "https://example.org/Building"  # terms of the core context only
     assert got["https://example.org/name"]["value"] == "Central Market"
+
+
+def test_pages_of_subscriptions_link_prev_and_next(live) -> None:
+    for n in range(3):
+        body = subscription("http://127.0.0.1:9/n", id=f"urn:ngsi-ld:Subscription:p{n}")
+        assert live.post(f"{BASE}/subscriptions", json=body).status_code == 201
+    ld = {"Accept": "application/ld+json"}
+    r = live.get(f"{BASE}/subscriptions", params={"limit": 1, "offset": 1}, headers=ld)
+    assert len(r.json()) == 1 and r.headers["NGSILD-Results-Count"] == "3"
+    assert sorted(r.headers["Link"].replace(" ", "").split(",")) == [
+        '</ngsi-ld/v1/subscriptions?limit=1&offset=0>;rel="prev";type="application/ld+json"',
+        '</ngsi-ld/v1/subscriptions?limit=1&offset=2>;rel="next";type="application/ld+json"',
+    ]
+    r = live.get(f"{BASE}/subscriptions", params={"limit": 1, "offset": 2}, headers=ld)
+    assert r.headers["Link"] == (
+        '</ngsi-ld/v1/subscriptions?limit=1&offset=1>;rel="prev";type="application/ld+json"'
+    )
+    assert "Link" not in live.get(f"{BASE}/subscriptions", headers=ld).headers  # one page
+    r = live.get(f"{BASE}/subscriptions/urn:ngsi-ld:Subscription:p0", headers={"Accept": "*/*"})
+    assert r.headers["Content-Type"] == "application/json"
+    assert "ngsi-ld-core-context" in r.headers["Link"]  # plain JSON: its @context as a Link

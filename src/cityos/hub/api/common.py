@@ -7,7 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
@@ -292,6 +292,23 @@ def context_url_for_response(request: Request) -> Any:
         if url:
             return url
     return CORE_CONTEXT_URL
+
+
+def page_links(request: Request, base: str, offset: int, limit: int, total: int) -> list[str]:
+    """The prev/next ``Link`` values of one page of a list (clause 5.5.9), every other
+    parameter kept as sent: ``</ngsi-ld/v1/…?limit=1&offset=2>;rel="next";type=…``."""
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k not in ("limit", "offset")]
+
+    def link(at: int, rel: str) -> str:
+        qs = urlencode([*kept, ("limit", str(limit)), ("offset", str(at))], safe=",;:/")
+        return f'<{base}?{qs}>;rel="{rel}";type="application/ld+json"'
+
+    links = []
+    if offset > 0 and limit > 0:
+        links.append(link(max(0, offset - limit), "prev"))
+    if limit > 0 and offset + limit < total:
+        links.append(link(offset + limit, "next"))
+    return links
 
 
 def flag(request: Request, name: str) -> bool:

@@ -16,6 +16,7 @@ from cityos.hub.access import (
 )
 from cityos.hub.api.common import (
     JSONLD,
+    context_url_for_response,
     endpoint,
     hub_of,
     int_param,
@@ -23,6 +24,7 @@ from cityos.hub.api.common import (
     json_response,
     location,
     options_of,
+    page_links,
     path_param,
     read_body,
     resolve_context,
@@ -31,7 +33,7 @@ from cityos.hub.api.common import (
     validate_uri,
 )
 from cityos.hub.errors import AlreadyExists, BadRequestData, ResourceNotFound
-from cityos.hub.ldcontext import check_context_url
+from cityos.hub.ldcontext import check_context_url, link_header_for
 from cityos.hub.subscriptions import (
     NOTIFICATION_STATUS_FIELDS,
     STATUS_FIELDS,
@@ -102,10 +104,14 @@ async def list_subscriptions(request: Request) -> Response:
         if may_manage_subscription(doc)  # another's subscriptions are not listed or counted
     ]
     page = subs[offset : offset + limit]
+    headers = {"NGSILD-Results-Count": str(len(subs))}
+    links = page_links(request, BASE, offset, limit, len(subs))
+    if media != JSONLD:  # the terms' @context (clause 6.3.5), beside the pages
+        links.append(link_header_for(context_url_for_response(request)))
+    if links:
+        headers["Link"] = ", ".join(links)
     return json_response(
-        [_out(d, media, sys_attrs=sys_attrs) for d in page],
-        media_type=media,
-        headers={"NGSILD-Results-Count": str(len(subs))},
+        [_out(d, media, sys_attrs=sys_attrs) for d in page], media_type=media, headers=headers
     )
 
 
@@ -142,7 +148,20 @@ async def retrieve_subscription(request: Request) -> Response:
     tenant = tenant_of(request, read=True)
     media = response_media(request)
     sys_attrs = "sysAttrs" in options_of(request)
-    return json_response(_out(_get(request, tenant), media, sys_attrs=sys_attrs), media_type=media)
+    doc = _get(request, tenant)
+    headers = None
+    if media != JSONLD:  # plain JSON: the @context its terms are read with, as a Link
+        headers = {"Link": link_header_for(_link_target(doc, request))}
+    return json_response(_out(doc, media, sys_attrs=sys_attrs), media_type=media, headers=headers)
+
+
+def _link_target(doc: dict[str, Any], request: Request) -> str:
+    """One URL for the subscription's terms: its own @context when that is one URL, else
+    the request's (a Link header cannot carry an inline or compound @context)."""
+    ctx = doc.get("@context")
+    if isinstance(ctx, list) and len(ctx) == 1:
+        ctx = ctx[0]
+    return ctx if isinstance(ctx, str) else context_url_for_response(request)
 
 
 @endpoint
