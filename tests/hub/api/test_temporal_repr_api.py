@@ -107,6 +107,7 @@ def test_simplified_form_keeps_each_dataset_and_the_type_of_each_attribute(clien
     assert one.json()["speed"] == body["speed"][1] and "spec" not in one.json()
     default = _get(client, {"options": "temporalValues", "datasetId": "@none", "attrs": "speed"})
     assert default.json()["speed"] == body["speed"][0]
+    assert _get(client, {"datasetId": "not a uri"}).status_code == 400
 
 
 def test_format_wins_over_options_and_unknown_ones_are_refused(client) -> None:

@@ -131,7 +131,7 @@ def _temporal_options(
         aggr_methods=methods if mode == "aggregatedValues" else None,
         aggr_period=period,
         attrs=attrs or None,
-        dataset_ids=csv_param(request, "datasetId"),
+        dataset_ids=_dataset_ids(request),
         pick=pick,
         omit=omit,
     )
@@ -164,6 +164,15 @@ def _mode(request: Request) -> tuple[str, set[str]]:
     return ("aggregatedValues" if request.query_params.get("aggrMethods") else "normalized"), opts
 
 
+def _dataset_ids(request: Request) -> list[str] | None:
+    """``datasetId``: URIs, or ``@none`` for the default instance (clause 4.5.5)."""
+    ids = csv_param(request, "datasetId")
+    for dataset_id in ids or []:
+        if dataset_id != "@none":
+            validate_uri(dataset_id, "datasetId")
+    return ids
+
+
 def _positive(raw: Any, name: str) -> int:
     try:
         value = int(raw)
@@ -175,11 +184,15 @@ def _positive(raw: Any, name: str) -> int:
 
 
 def _instance_limit(request: Request) -> int:
+    """The setting; until Settings has the field, its CITYOS_ environment variable."""
     settings = hub_of(request).settings
     value = getattr(settings, "temporal_instance_limit", None)
     if value is None:
         value = settings.environ.get("CITYOS_TEMPORAL_INSTANCE_LIMIT", DEFAULT_INSTANCE_LIMIT)
-    return int(value)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return DEFAULT_INSTANCE_LIMIT
 
 
 def _action(opts: TemporalOptions) -> str:
