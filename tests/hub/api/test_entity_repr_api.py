@@ -74,3 +74,12 @@ def test_type_details_are_entity_type_info(client) -> None:
     r = client.get(f"{BASE}/types/Building")
     assert r.status_code == 200
     assert r.json()["type"] == "EntityTypeInfo"
+
+
+def test_create_rejects_a_non_object_body_and_a_keyword_type(client) -> None:
+    r = client.post(f"{BASE}/entities", content="[]", headers=JSON_CT)
+    assert r.status_code == 400 and r.json()["type"].endswith("InvalidRequest")
+    body = {"id": "urn:b:2", "type": "type"}  # "type" expands to @type in the core context
+    r = client.post(f"{BASE}/entities", content=json.dumps(body), headers=JSON_CT)
+    assert r.status_code == 400 and r.json()["type"].endswith("BadRequestData")
+    assert client.get(f"{BASE}/entities/urn:b:2").status_code == 404

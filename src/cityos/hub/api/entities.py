@@ -31,7 +31,8 @@ from cityos.hub.api.common import (
 from cityos.hub.api.linked import render_joined
 from cityos.hub.api.params import entity_query, render_options
 from cityos.hub.entities import UpdateResult
-from cityos.hub.errors import BadRequestData, ResourceNotFound
+from cityos.hub.federation import include, include_one
+from cityos.hub.errors import BadRequestData, InvalidRequest, ResourceNotFound
 from cityos.hub.ldcontext import Context
 from cityos.hub.representation import (
     parse_attributes,
@@ -60,8 +61,9 @@ def _check_attr_count(request: Request, n: int) -> None:
 
 
 def _body_object(body: Any, what: str) -> dict[str, Any]:
+    """A body that is not even a JSON object is a malformed request (InvalidRequest)."""
     if not isinstance(body, dict):
-        raise BadRequestData(f"{what} must be a JSON object")
+        raise InvalidRequest(f"{what} must be a JSON object")
     return body
 
 
@@ -112,7 +114,8 @@ async def retrieve_entity(request: Request) -> Response:
     ctx = resolve_context(request)
     opts = render_options(request, ctx)
     eid = _entity_id(request)
-    entity = visible(hub_of(request).entities.retrieve(tenant, eid))
+    local = hub_of(request).store.get_entity(tenant, eid)
+    entity = await include_one(request, tenant, eid, visible(local) if local else None)
     if entity is None:  # not the caller's to see: as if it did not exist
         raise ResourceNotFound(f"entity {eid} not found")
     if opts.attrs is not None and not opts.attrs & set(entity.get("attrs", {})):
@@ -140,7 +143,7 @@ async def query_entities(request: Request) -> Response:
     opts = render_options(request, ctx)
     query = restrict_query(entity_query(request, ctx))
     result = hub_of(request).store.query(tenant, query)
-    found = visible_all(result.entities)
+    found = await include(request, tenant, query, visible_all(result.entities))
     headers = {}
     if query.count:
         headers["NGSILD-Results-Count"] = str(result.count)

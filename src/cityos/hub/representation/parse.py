@@ -350,6 +350,8 @@ def parse_types(value: Any, ctx: TermExpander, where: str = "entity") -> list[st
     for item in items:
         check_name(item, where, "type")
         iri = check_size(ctx.expand_term(item), MAX_NAME_BYTES, f"{where}: type (expanded)")
+        if iri.startswith("@"):  # e.g. "type" itself, a JSON-LD keyword in the core context
+            raise BadRequestData(f"{where}: type {item!r} names the JSON-LD keyword {iri}")
         if iri not in out:
             out.append(iri)
     return out
