@@ -624,6 +624,19 @@ class ContextResolver:
         with contextlib.suppress(NgsiLdError):
             self.resolve(value)
 
+    def reload(self, url: str) -> dict[str, Any]:
+        """Fetch a cached @context again from its URL (``DELETE …?reload=true``), replacing
+        the kept copy; a failure (503) keeps the old one. Never call on an event loop."""
+        if not self.host_allowed(url):
+            raise LdContextNotAvailable(f"@context {url} may not be fetched (allowlist)", url=url)
+        with self._lock:
+            self._failed.pop(url, None)
+        doc = self._fetch_and_keep(url)
+        self.invalidate(url)
+        with self._lock:
+            self._documents[url] = doc
+        return doc
+
     def invalidate(self, url: str | None = None) -> None:
         """Forget cached documents (one URL, or all) and every resolved context; the hub calls
         this when a stored context is replaced or deleted."""
