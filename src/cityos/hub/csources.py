@@ -98,6 +98,9 @@ SYSTEM = ("createdAt", "modifiedAt")
 STATUS = ("status", "timesSent", "timesFailed", "lastSuccess", "lastFailure")
 RESERVED = {"id", "type", "information", "mode", "operations", "@context", *PLAIN}
 PROPS = "props"  # stored form: expanded extra member -> value
+# contextSourceInfo keys whose values are credentials for the source: sent to it, never shown
+SECRET_KEYS = frozenset({"authorization", "x-api-key", "apikey", "fiware-token", "x-auth-token"})
+REDACTED = "********"
 
 
 def _check_time(value: Any, what: str) -> str:
@@ -264,7 +267,7 @@ def merge_fragment(current: dict[str, Any], fragment: Any, ctx: Context) -> dict
         raise BadRequestData("the id of a registration cannot change")
     if "type" in fragment and fragment["type"] != TYPE:
         raise BadRequestData(f"type must be {TYPE}")
-    body = render_registration(current, ctx)
+    body = render_registration(current, ctx, redact=False)
     for key, value in fragment.items():
         if key == "@context":
             continue
@@ -278,9 +281,10 @@ def merge_fragment(current: dict[str, Any], fragment: Any, ctx: Context) -> dict
 
 
 def render_registration(
-    doc: dict[str, Any], ctx: Context, *, sys_attrs: bool = False
+    doc: dict[str, Any], ctx: Context, *, sys_attrs: bool = False, redact: bool = True
 ) -> dict[str, Any]:
-    """The registration compacted with ``ctx`` (no @context member)."""
+    """The registration compacted with ``ctx`` (no @context member); credentials in
+    ``contextSourceInfo`` shown as :data:`REDACTED` unless ``redact`` is False."""
     out: dict[str, Any] = {"id": doc["id"], "type": TYPE}
     infos = []
     for info in doc["information"]:
@@ -300,6 +304,11 @@ def render_registration(
     for key in PLAIN:
         if key in doc:
             out[key] = doc[key]
+    if redact and "contextSourceInfo" in doc:
+        out["contextSourceInfo"] = [
+            {**kv, "value": REDACTED} if kv["key"].lower() in SECRET_KEYS else kv
+            for kv in doc["contextSourceInfo"]
+        ]
     for key, value in doc.get(PROPS, {}).items():
         out[ctx.compact_iri(key)] = value
     for key in STATUS:

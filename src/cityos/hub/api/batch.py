@@ -38,6 +38,7 @@ from cityos.hub.api.params import (
 )
 from cityos.hub.entities import BatchResult
 from cityos.hub.errors import BadRequestData, NgsiLdError, TooManyResults
+from cityos.hub.federation import include
 from cityos.hub.ldcontext import Context
 from cityos.hub.model import DEFAULT_GEOPROPERTY
 from cityos.hub.query.geo import parse_geo_query
@@ -263,7 +264,7 @@ async def batch_query(request: Request) -> Response:
     _query_join(body, opts)
     result = hub_of(request).store.query(tenant, restrict_query(query))
     headers = {"NGSILD-Results-Count": str(result.count)} if query.count else {}
-    found = visible_all(result.entities)
+    found = await include(request, tenant, restrict_query(query), visible_all(result.entities))
     if media == GEOJSON:
         geo = render_geojson_collection(found, ctx, geoproperty=opts.geoproperty, **opts.kwargs())
         return entity_response(request, with_geo_context(request, geo), media, headers=headers)

@@ -31,8 +31,8 @@ from cityos.hub.api.common import (
 from cityos.hub.api.linked import render_joined
 from cityos.hub.api.params import entity_query, render_options
 from cityos.hub.entities import UpdateResult
-from cityos.hub.federation import include, include_one
 from cityos.hub.errors import BadRequestData, InvalidRequest, ResourceNotFound
+from cityos.hub.federation import include, include_one
 from cityos.hub.ldcontext import Context
 from cityos.hub.representation import (
     parse_attributes,

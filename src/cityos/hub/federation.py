@@ -1,0 +1,203 @@
+"""Federation: entity queries answered with the entities of registered context sources too.
+
+An ``inclusive`` registration (clause 5.9; :mod:`cityos.hub.csources`) of another broker —
+a city department's, or a second CityOS — whose ``operations`` allow queries makes
+``GET /entities``, ``GET /entities/{id}`` and ``POST /entityOperations/query`` of the
+registration's tenant ask that broker too (clause 5.7.2 and 4.3.6.1):
+
+* only registrations whose ``information`` can hold what is asked are used; the peer is
+  sent the entity types, ids, ``idPattern`` and attributes, as full IRIs (no @context
+  needed), and every filter of the caller's query — restricted to its grant — is applied
+  again here to what comes back, as is the caller's attribute-level view (:mod:`access`);
+* the registration's ``tenant`` becomes ``NGSILD-Tenant`` at the peer, its
+  ``contextSourceInfo`` key-values become request headers (an API key for the peer);
+* a ``Via`` header names every hub on the way: a hub that finds itself in it, or a chain
+  longer than :data:`MAX_HOPS`, answers from its own data only (loop protection);
+* each peer has the notification timeout; one that fails or times out is logged (once per
+  change) and left out — the local answer never fails because of a peer.
+
+Merging: an entity both here and at a peer keeps the local attributes and gains the peer's
+others; entities only at the peer follow the local page, up to ``limit``. Counts
+(``NGSILD-Results-Count``) are the local ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+import httpx
+import orjson
+from starlette.requests import Request
+
+from cityos.hub import csources
+from cityos.hub.access import visible_all
+from cityos.hub.core import Hub
+from cityos.hub.errors import NgsiLdError
+from cityos.hub.model import Entity
+from cityos.hub.netguard import AsyncGuardedTransport, DestinationError
+from cityos.hub.query.evaluate import match_query, match_types
+from cityos.hub.query.model import EntityQuery, TypeAnd, TypeExpr, TypeName, TypeOr
+from cityos.hub.representation import parse_entity
+
+log = logging.getLogger("cityos.hub.federation")
+
+HUB_TOKEN = f"cityos-{uuid.uuid4().hex[:12]}"  # this process in Via headers
+MAX_HOPS = 3
+# headers a contextSourceInfo item may not set (the hub sets or forbids them)
+_RESERVED_HEADERS = {"host", "content-length", "via", "ngsild-tenant", "transfer-encoding"}
+_failing: set[str] = set()  # registrations logged as failing (log once per change)
+
+
+def _via(request: Request) -> list[str]:
+    raw = request.headers.get("via", "")
+    return [hop.strip() for hop in raw.split(",") if hop.strip()]
+
+
+def _type_names(texpr: TypeExpr | None) -> list[str]:
+    if texpr is None:
+        return []
+    if isinstance(texpr, TypeName):
+        return [texpr.name]
+    if isinstance(texpr, TypeAnd | TypeOr):
+        return [n for t in texpr.items for n in _type_names(t)]
+    return []
+
+
+def _sources(hub: Hub, tenant: str, query: EntityQuery) -> list[tuple[dict[str, Any], list[str]]]:
+    """The registrations to ask, each with the entity types to ask it for."""
+    f = csources.RegistrationFilter(
+        types=query.types, ids=query.ids, id_pattern=query.id_pattern, attrs=query.attrs
+    )
+    out = []
+    for reg in hub.store.list_docs(csources.KIND, tenant):
+        if reg.get("mode", "inclusive") != "inclusive" or csources.expired(reg):
+            continue
+        if not csources.QUERY_OPERATIONS & set(reg.get("operations", ())):
+            continue
+        if not csources.matches(reg, f):
+            continue
+        types = sorted(
+            {
+                sel["type"]
+                for info in reg["information"]
+                for sel in info.get("entities", ())
+                if query.types is None or match_types({"type": [sel["type"]]}, query.types)
+            }
+            | set(_type_names(query.types))
+        )
+        if types or query.attrs or query.ids:
+            out.append((reg, types))
+    return sorted(out, key=lambda x: x[0]["createdAt"])
+
+
+def _headers(request: Request, reg: dict[str, Any]) -> dict[str, str]:
+    headers = {"Accept": "application/json"}
+    for info in reg.get("contextSourceInfo", ()):
+        if info["key"].lower() not in _RESERVED_HEADERS:
+            headers[info["key"]] = info["value"]
+    if reg.get("tenant"):
+        headers["NGSILD-Tenant"] = reg["tenant"]
+    headers["Via"] = ", ".join([*_via(request), f"1.1 {HUB_TOKEN}"])
+    return headers
+
+
+async def _ask(
+    hub: Hub, client: httpx.AsyncClient, request: Request, reg: dict[str, Any], params: list
+) -> list[Entity]:
+    url = reg["endpoint"].rstrip("/") + "/ngsi-ld/v1/entities"
+    try:
+        r = await client.get(url, params=params, headers=_headers(request, reg))
+        if r.status_code != 200:
+            raise ValueError(f"HTTP {r.status_code}")
+        body = orjson.loads(r.content)
+        if not isinstance(body, list):
+            raise ValueError("the answer is not a list of entities")
+        core = hub.contexts.resolve(None)
+        entities = [parse_entity(e, core) for e in body if isinstance(e, dict)]
+    except (DestinationError, httpx.HTTPError, ValueError, NgsiLdError) as exc:
+        if reg["id"] not in _failing:
+            _failing.add(reg["id"])
+            log.warning("context source %s (%s) left out: %s", reg["id"], url, exc)
+        return []
+    if reg["id"] in _failing:
+        _failing.discard(reg["id"])
+        log.info("context source %s answers again", reg["id"])
+    return entities
+
+
+def _forwarded(query: EntityQuery, types: list[str], limit: int) -> list[tuple[str, str]]:
+    params = [("limit", str(limit))]
+    if types:
+        params.append(("type", ",".join(types)))
+    if query.ids:
+        params.append(("id", ",".join(query.ids)))
+    if query.id_pattern:
+        params.append(("idPattern", query.id_pattern))
+    if query.attrs:
+        params.append(("attrs", ",".join(query.attrs)))
+    return params
+
+
+async def remote_entities(request: Request, tenant: str, query: EntityQuery) -> list[Entity]:
+    """The entities registered sources hold for ``query`` (stored form, filtered here by
+    every condition of the query and the caller's grant); [] when none is registered."""
+    hub: Hub = request.app.state.hub
+    via = _via(request)
+    if len(via) >= MAX_HOPS or any(HUB_TOKEN in hop for hop in via):
+        return []
+    sources = _sources(hub, tenant, query)
+    if not sources:
+        return []
+    limit = min(query.offset + query.limit, hub.settings.max_page_size) or 1
+    settings = hub.settings
+    async with httpx.AsyncClient(
+        timeout=settings.notify_timeout_s,
+        transport=AsyncGuardedTransport(allow_private=settings.notify_private_allowed()),
+    ) as client:
+        answers = await asyncio.gather(
+            *(
+                _ask(hub, client, request, reg, _forwarded(query, types, limit))
+                for reg, types in sources
+            )
+        )
+    found = [e for batch in answers for e in batch if match_query(e, query)]
+    return visible_all(found)
+
+
+def merge(local: list[Entity], remote: list[Entity], limit: int) -> list[Entity]:
+    """Local entities first (gaining attributes only a source has), then the sources'."""
+    by_id = {e["id"]: e for e in local}
+    extra: list[Entity] = []
+    for ent in remote:
+        mine = by_id.get(ent["id"])
+        if mine is None:
+            by_id[ent["id"]] = ent
+            extra.append(ent)
+            continue
+        attrs = mine.setdefault("attrs", {})
+        for name, instances in ent.get("attrs", {}).items():
+            attrs.setdefault(name, instances)
+    return local + extra[: max(0, limit - len(local))]
+
+
+async def include(
+    request: Request, tenant: str, query: EntityQuery, local: list[Entity]
+) -> list[Entity]:
+    """``local`` with what registered context sources add (the query handlers' hook)."""
+    if query.limit == 0:
+        return local
+    remote = await remote_entities(request, tenant, query)
+    return merge(local, remote, query.limit) if remote else local
+
+
+async def include_one(
+    request: Request, tenant: str, entity_id: str, local: Entity | None
+) -> Entity | None:
+    """The entity as here and at registered context sources (the retrieve handler's hook)."""
+    found = await include(
+        request, tenant, EntityQuery(ids=[entity_id], limit=1), [local] if local else []
+    )
+    return found[0] if found else None
