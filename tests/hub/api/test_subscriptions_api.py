@@ -667,3 +667,21 @@ def test_pages_of_subscriptions_link_prev_and_next(live) -> None:
     r = live.get(f"{BASE}/subscriptions/urn:ngsi-ld:Subscription:p0", headers={"Accept": "*/*"})
     assert r.headers["Content-Type"] == "application/json"
     assert "ngsi-ld-core-context" in r.headers["Link"]  # plain JSON: its @context as a Link
+
+
+def test_patch_media_types(live) -> None:
+    sid = "urn:ngsi-ld:Subscription:mp"
+    body = subscription("http://127.0.0.1:9/n", id=sid)
+    assert live.post(f"{BASE}/subscriptions", json=body).status_code == 201
+    r = live.patch(
+        f"{BASE}/subscriptions/{sid}",
+        content=json.dumps({"q": "intensity>7"}),
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert r.status_code == 204, r.text
+    assert live.get(f"{BASE}/subscriptions/{sid}").json()["q"] == "intensity>7"
+    for target in (sid, "urn:ngsi-ld:Subscription:none"):  # 415 before 404
+        r = live.patch(
+            f"{BASE}/subscriptions/{target}", content=b"q=1", headers={"Content-Type": "text/plain"}
+        )
+        assert r.status_code == 415, r.text

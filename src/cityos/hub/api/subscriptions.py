@@ -15,7 +15,9 @@ from cityos.hub.access import (
     subscription_owner,
 )
 from cityos.hub.api.common import (
+    JSON,
     JSONLD,
+    MERGE_PATCH,
     context_url_for_response,
     endpoint,
     hub_of,
@@ -32,7 +34,12 @@ from cityos.hub.api.common import (
     tenant_of,
     validate_uri,
 )
-from cityos.hub.errors import AlreadyExists, BadRequestData, ResourceNotFound
+from cityos.hub.errors import (
+    AlreadyExists,
+    BadRequestData,
+    ResourceNotFound,
+    UnsupportedMediaType,
+)
 from cityos.hub.ldcontext import check_context_url, link_header_for
 from cityos.hub.subscriptions import (
     NOTIFICATION_STATUS_FIELDS,
@@ -42,6 +49,8 @@ from cityos.hub.subscriptions import (
 )
 
 BASE = "/ngsi-ld/v1/subscriptions"
+# a subscription fragment: JSON, JSON-LD, or a JSON merge patch (clause 6.3.4)
+_PATCH_MEDIA = (JSON, JSONLD, MERGE_PATCH)
 
 
 def _out(doc: dict[str, Any], media: str, *, sys_attrs: bool = False) -> dict[str, Any]:
@@ -167,8 +176,13 @@ def _link_target(doc: dict[str, Any], request: Request) -> str:
 @endpoint
 async def update_subscription(request: Request) -> Response:
     tenant = tenant_of(request, read=True)
+    media = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+    if media not in _PATCH_MEDIA:  # 415 before looking the subscription up (clause 6.3.4)
+        raise UnsupportedMediaType(
+            f"Content-Type {media or '(none)'}: use {' or '.join(_PATCH_MEDIA)}"
+        )
     current = _get(request, tenant)
-    body = _no_owner(await read_body(request))
+    body = _no_owner(await read_body(request, allow=_PATCH_MEDIA))
     if not isinstance(body, dict):
         raise BadRequestData("a subscription fragment must be a JSON object")
     if body.get("id") not in (None, current["id"]):
