@@ -28,6 +28,9 @@ class Settings:
     default_page_size: int = 20
     max_page_size: int = 1000
     max_batch_entities: int = 10_000
+    # temporal answers: the most instances one entity's history holds in one response;
+    # beyond, 206 Partial Content with Content-Range (clause 6.3.10)
+    temporal_instance_limit: int = 1000
     context_allow_hosts: list[str] = field(default_factory=list)
     mqtt_url: str = ""  # e.g. mqtt://127.0.0.1:1883: devices publish to /<apikey>/<device>/attrs
     mqtt_shared_group: str = ""  # set: workers share the device stream ($share/<group>/...)

@@ -89,6 +89,22 @@ def test_an_unknown_route_is_a_404_problem_naming_it(client, path) -> None:
     assert doc["instance"] == path
 
 
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("PATCH", f"{BASE}/entities//attrs"),
+        ("DELETE", f"{BASE}/temporal/entities//attrs/speed"),
+        ("PATCH", f"{BASE}/temporal/entities/urn:ngsi-ld:X:1/attrs//urn:x"),
+    ],
+)
+def test_an_empty_id_or_name_in_the_path_is_a_400(client, method, path) -> None:
+    """Clause 6.3.1: a request with an empty id or attribute name is malformed (400), not a
+    request for something missing (404)."""
+    r = client.request(method, path, json={"speed": {"type": "Property", "value": 1}})
+    doc = assert_problem(r, 400)
+    assert doc["type"].endswith("/BadRequestData") and "empty id or name" in doc["detail"]
+
+
 def test_a_wrong_method_is_a_405_problem_with_allow(client) -> None:
     r = client.put("/version")
     doc = assert_problem(r, 405)

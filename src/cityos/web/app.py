@@ -69,6 +69,11 @@ class NormalisePath:
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
+    path = request.url.path
+    if path.startswith("/ngsi-ld/v1/") and "//" in path:
+        # an empty id or name where the route has one (``/entities//attrs``): the request is
+        # malformed, not about something missing (clause 6.3.1)
+        return problem(BadRequestData(f"an empty id or name in the path {path}"), path)
     return problem(
         ResourceNotFound(f"no route {request.method} {request.url.path}"), request.url.path
     )

@@ -73,9 +73,6 @@ from cityos.hub.temporal import (
 from cityos.hub.temporal_page import Series, keep_last, paginate
 
 MAX_HISTORY_ROWS = 100_000  # per entity and request; a larger window needs paging by time
-# The most instances one response holds before it is cut (206, clause 6.3.10); the setting
-# temporal_instance_limit (CITYOS_TEMPORAL_INSTANCE_LIMIT) overrides it.
-DEFAULT_INSTANCE_LIMIT = 1000
 _MODES = ("normalized", "temporalValues", "aggregatedValues")
 
 
@@ -184,15 +181,8 @@ def _positive(raw: Any, name: str) -> int:
 
 
 def _instance_limit(request: Request) -> int:
-    """The setting; until Settings has the field, its CITYOS_ environment variable."""
-    settings = hub_of(request).settings
-    value = getattr(settings, "temporal_instance_limit", None)
-    if value is None:
-        value = settings.environ.get("CITYOS_TEMPORAL_INSTANCE_LIMIT", DEFAULT_INSTANCE_LIMIT)
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return DEFAULT_INSTANCE_LIMIT
+    """The setting temporal_instance_limit (at least 1)."""
+    return max(1, hub_of(request).settings.temporal_instance_limit)
 
 
 def _action(opts: TemporalOptions) -> str:
