@@ -51,7 +51,8 @@ OPEN, PARTIAL, HIDDEN = (f"urn:ngsi-ld:{t}:1" for t in ("Open", "Partial", "Hidd
 SUB = "urn:ngsi-ld:Subscription:operators"
 SECRET = "https://uri.etsi.org/ngsi-ld/default-context/secret"
 # values only the operator may read: no answer to the prober may hold one
-SENTINELS = ("S3CRET", "HIDDEN-NAME", "HOOKPASS", "GROUPKEY", "RECEIVERTOKEN")
+SENTINELS = ("S3CRET", "HIDDEN-NAME", "HOOKPASS", "GROUPKEY", "RECEIVERTOKEN", "REGTOKEN")
+REG = "urn:ngsi-ld:ContextSourceRegistration:department"
 T0, T1 = "2026-11-30T01:00:00Z", "2026-11-30T02:00:00Z"
 POINT = {"type": "Point", "coordinates": [104.92, 11.57]}
 FAR = {"type": "Point", "coordinates": [100.5, 13.75]}
@@ -115,6 +116,16 @@ def _seed(client: TestClient, op: dict[str, str]) -> None:
         },
     }
     _ok(client.post(f"{PREFIX}/subscriptions", json=sub, headers=op), "subscription")
+    reg = {
+        "id": REG,
+        "type": "ContextSourceRegistration",
+        "information": [{"entities": [{"type": "Hidden"}]}],
+        "endpoint": "http://127.0.0.1:9",
+        "contextSourceInfo": [{"key": "Authorization", "value": "ApiKey REGTOKEN"}],
+    }
+    _ok(client.post(f"{PREFIX}/csourceRegistrations", json=reg, headers=op), "registration")
+    csub = {**sub, "id": "urn:ngsi-ld:Subscription:sources", "entities": [{"type": "Hidden"}]}
+    _ok(client.post(f"{PREFIX}/csourceSubscriptions", json=csub, headers=op), "csource sub")
     group = {"apikey": "GROUPKEY", "entity_type": "Partial",
              "attributes": [{"object_id": "s", "name": "secret"}]}  # fmt: skip
     iot = {"fiware-service": TENANT, "Authorization": op["Authorization"]}
@@ -211,6 +222,7 @@ def _read_urls(inst: str) -> list[str]:
         "device_id": ["dev1"],
         "instance_id": [inst],
         "context_id": ["nope"],
+        "registration_id": [REG],
     }
     for template, method in ALL_ROUTES:
         if method != "GET":
@@ -304,6 +316,27 @@ def _writes(inst: str) -> list[tuple[str, str, Any]]:
         ),  # fmt: skip
         ("DELETE", f"{PREFIX}/subscriptions/{SUB}", None),
         ("POST", f"{PREFIX}/jsonldContexts", {"@context": {"secret": "urn:x:secret"}}),
+        (
+            "POST",
+            f"{PREFIX}/csourceRegistrations",
+            {
+                "type": "ContextSourceRegistration",
+                "information": [{"entities": [{"type": "Open"}]}],
+                "endpoint": "http://127.0.0.1:9/mine",
+            },
+        ),  # fmt: skip
+        ("PATCH", f"{PREFIX}/csourceRegistrations/{REG}", {"endpoint": "http://127.0.0.1:9/x"}),
+        ("DELETE", f"{PREFIX}/csourceRegistrations/{REG}", None),
+        (
+            "POST",
+            f"{PREFIX}/csourceSubscriptions",
+            {
+                "type": "Subscription",
+                "entities": [{"type": "Hidden"}],
+                "notification": {"endpoint": {"uri": "http://127.0.0.1:9/mine"}},
+            },
+        ),  # fmt: skip
+        ("DELETE", f"{PREFIX}/csourceSubscriptions/urn:ngsi-ld:Subscription:sources", None),
         ("POST", "/iot/services", {"services": [{"apikey": "mine", "entity_type": "Partial"}]}),
         ("POST", "/iot/devices", {"devices": [{"device_id": "d9", "entity_name": PARTIAL}]}),
         ("DELETE", "/iot/devices/dev1", None),
@@ -327,6 +360,8 @@ def _forbidden_state(hub: Hub) -> str:
     ]
     subs = [d for _, d in store.list_subscriptions(TENANT)]
     docs = store.list_docs(GROUP, TENANT) + store.list_docs(DEVICE, TENANT)
+    docs += store.list_docs("csource-registration", TENANT)
+    docs += store.list_docs("csource-subscription", TENANT)
     return orjson.dumps(
         {
             "hidden": hidden,

@@ -51,9 +51,11 @@ def action_of(method: str, path: str, query: str) -> str:
         return "write"  # device measures (the device key's own check comes first)
     if path.startswith(("/iot/", "/audit")):
         return "administer"  # provisioning, service groups (their API keys), the audit log
-    if path.startswith(("/ngsi-ld/v1/jsonldContexts", "/ngsi-ld/v1/csource")):
-        # hosted @contexts; context source registrations and their subscriptions (a
-        # registration makes the hub send queries, and callers' tenants, to its endpoint)
+    if path.startswith("/ngsi-ld/v1/csourceSubscriptions"):
+        return "administer"  # an operator's tool; they hold endpoints and their credentials
+    if path.startswith(("/ngsi-ld/v1/jsonldContexts", "/ngsi-ld/v1/csourceRegistrations")):
+        # hosted @contexts; context source registrations (a registration makes the hub
+        # send queries, with the source's credentials, to its endpoint)
         return "read" if method in ("GET", "HEAD") else "administer"
     if "/subscriptions" in path:
         return "subscribe"
