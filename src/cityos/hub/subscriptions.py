@@ -398,7 +398,7 @@ class Matcher:
             gone: dict[str, Any] = {}
             if show or "attributeDeleted" in self.triggers:  # its attributes, as Nulls
                 gone = {
-                    a: _gone_attribute(insts, whole_entity=True)
+                    a: _gone_attribute(insts, whole_entity=True, now=now)
                     for a, insts in old["attrs"].items()
                     if self.watched is None or show or a in self.watched
                 }
@@ -409,12 +409,12 @@ class Matcher:
         if old is not None and "attributeDeleted" in self.triggers:
             for attr, insts in old.get("attrs", {}).items():
                 if attr not in attrs:  # the whole attribute went
-                    attrs[attr] = _gone_attribute(insts, whole_entity=False)
+                    attrs[attr] = _gone_attribute(insts, whole_entity=False, now=now)
                     continue
                 kept = {i.get("datasetId") for i in attrs[attr]}
                 dropped = [i for i in insts if i.get("datasetId") not in kept]
                 if dropped:  # an instance went (DELETE …/attrs/{attr}?datasetId=)
-                    attrs[attr] = attrs[attr] + [_nulled(i, gone=False) for i in dropped]
+                    attrs[attr] = attrs[attr] + [_nulled(i, gone=False, now=now) for i in dropped]
         attrs = _only_datasets(attrs, self.sub.get("datasetId"))
         out = render({**new, "attrs": attrs})
         if not show or old is None:
@@ -559,25 +559,29 @@ def _instance_changes(
     return created, deleted, updated
 
 
-def _gone_attribute(instances: list[dict[str, Any]], *, whole_entity: bool) -> list[dict[str, Any]]:
+def _gone_attribute(
+    instances: list[dict[str, Any]], *, whole_entity: bool, now: str
+) -> list[dict[str, Any]]:
     """A deleted attribute as notified: one Null instance (its datasetId only when it had a
     single instance), whatever number of instances it had."""
     if len(instances) == 1:
-        return [_nulled(instances[0], gone=whole_entity)]
+        return [_nulled(instances[0], gone=whole_entity, now=now)]
     first = next((i for i in instances if "datasetId" not in i), instances[0])
-    nulled = _nulled(first, gone=whole_entity)
+    nulled = _nulled(first, gone=whole_entity, now=now)
     nulled.pop("datasetId", None)
     return [nulled]
 
 
-def _nulled(inst: dict[str, Any], *, gone: bool) -> dict[str, Any]:
+def _nulled(inst: dict[str, Any], *, gone: bool, now: str) -> dict[str, Any]:
     """A deleted instance as notified: its type and the NGSI-LD Null as payload (a deleted
     attribute's languageMap is ``{"@none": Null}``; a deleted entity's the bare Null)."""
     key = _PAYLOAD_KEY.get(str(inst.get("type")), "value")
     null: Any = {"@none": NGSI_LD_NULL} if key == "languageMap" and not gone else NGSI_LD_NULL
     out = {"type": inst.get("type"), key: null}
-    if "datasetId" in inst:
-        out["datasetId"] = inst["datasetId"]
+    for key in ("datasetId", "createdAt", "modifiedAt"):  # (dates: shown with sysAttrs)
+        if key in inst:
+            out[key] = inst[key]
+    out["deletedAt"] = now
     return out
 
 
