@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httpx
 
@@ -24,10 +24,10 @@ from cityos.hub.errors import BadRequestData
 from cityos.hub.ldcontext import Context, ContextResolver
 from cityos.hub.model import DEFAULT_GEOPROPERTY, MAX_ID_BYTES, Entity, check_size, now_iso
 from cityos.hub.netguard import literal_problem
-from cityos.hub.query.evaluate import match_q, match_scope
+from cityos.hub.query.evaluate import match_q, match_scope, match_types
 from cityos.hub.query.geo import geo_match, parse_geo_query
-from cityos.hub.query.model import EntityQuery, GeoQuery, QExpr, ScopeExpr, TypeName
-from cityos.hub.query.q import expand_q, parse_q, parse_scope_q
+from cityos.hub.query.model import EntityQuery, GeoQuery, QExpr, ScopeExpr, TypeExpr, TypeName
+from cityos.hub.query.q import expand_q, expand_types, parse_q, parse_scope_q, parse_type_expr
 from cityos.hub.query.regex import client_regex
 from cityos.hub.representation import is_uri, render_entity
 from cityos.hub.representation.names import check_datetime
@@ -98,6 +98,9 @@ def parse_subscription(
         for sel in entities:
             if "type" not in sel:
                 raise BadRequestData("each entity selector needs a type")
+            if not isinstance(sel["type"], str) or not sel["type"]:
+                raise BadRequestData("an entity selector's type must be a non-empty string")
+            _type_expr(sel["type"], ctx)  # a malformed type expression: 400 now
             if isinstance(sel.get("id"), str):
                 check_size(sel["id"], MAX_ID_BYTES, "entity selector id")
             if "id" in sel and not is_uri(sel["id"]):
@@ -109,7 +112,7 @@ def parse_subscription(
     ):
         raise BadRequestData("watchedAttributes must be a non-empty list of attribute names")
     if "q" in body:
-        parse_q(str(body["q"]))
+        parse_q(_q_text(body["q"]))
     if "scopeQ" in body:
         parse_scope_q(str(body["scopeQ"]))
     if "geoQ" in body:
@@ -246,6 +249,21 @@ def _check_host_name(uri: str) -> None:
         raise ValueError("it names no host")
 
 
+def _type_expr(raw: Any, ctx: Context) -> TypeExpr:
+    """An entity selector's type: a name, or a type expression (``A|B``, ``A;B``, ``(…)``,
+    clause 4.17) whose names are expanded with the subscription's @context."""
+    text = str(raw)
+    if not any(c in text for c in "|,;()"):
+        return TypeName(ctx.expand_term(text))
+    return expand_types(parse_type_expr(text), ctx.expand_term)
+
+
+def _q_text(raw: Any) -> str:
+    """A subscription's ``q`` as the query language reads it: percent-decoded, as a ``q``
+    query parameter is (so ``name=="Eiffel%20Tower"`` means the same in both places)."""
+    return unquote(str(raw))
+
+
 def _regex(pattern: Any) -> Any:
     """The compiled idPattern, anchored as matching in full is (RE2: linear time)."""
     return client_regex(str(pattern), "idPattern")
@@ -269,7 +287,7 @@ class Matcher:
 
     sub: dict[str, Any]
     ctx: Context
-    selectors: list[tuple[str, str | None, Any]]  # (type IRI, id, pattern)
+    selectors: list[tuple[TypeExpr, str | None, Any]]  # (types, expanded; id; pattern)
     watched: set[str] | None
     q: QExpr | None
     scope: ScopeExpr | None
@@ -284,7 +302,7 @@ class Matcher:
         ctx = resolver.resolve(sub.get("@context"))
         selectors = [
             (
-                ctx.expand_term(s["type"]),
+                _type_expr(s["type"], ctx),
                 s.get("id"),
                 _regex(s["idPattern"]) if "idPattern" in s else None,
             )
@@ -297,7 +315,7 @@ class Matcher:
             ctx=ctx,
             selectors=selectors,
             watched={ctx.expand_term(a) for a in watched} if watched else None,
-            q=expand_q(parse_q(sub["q"]), ctx.expand_term) if "q" in sub else None,
+            q=expand_q(parse_q(_q_text(sub["q"])), ctx.expand_term) if "q" in sub else None,
             scope=parse_scope_q(sub["scopeQ"]) if "scopeQ" in sub else None,
             geo=_geo(sub["geoQ"], ctx) if "geoQ" in sub else None,
             attrs={ctx.expand_term(a) for a in attrs} if attrs else None,
@@ -318,7 +336,7 @@ class Matcher:
     def selects(self, entity: Entity) -> bool:
         """Whether an entity as it stands is one this subscription is about."""
         if self.selectors and not any(
-            t in entity["type"]
+            match_types(entity, t)
             and (eid is None or eid == entity["id"])
             and (pattern is None or pattern.fullmatch(entity["id"]))
             for t, eid, pattern in self.selectors
@@ -489,9 +507,9 @@ class SubscriptionIndex:
         if not matcher.live():
             return None, interval
         found: dict[str, Entity] = {}
-        for type_iri, eid, pattern in matcher.selectors:
+        for types, eid, pattern in matcher.selectors:
             query = EntityQuery(
-                types=TypeName(type_iri),
+                types=types,
                 ids=[eid] if eid else None,
                 id_pattern=pattern.pattern if pattern else None,
                 q=matcher.q,

@@ -680,3 +680,24 @@ def test_patch_media_types(live) -> None:
             f"{BASE}/subscriptions/{target}", content=b"q=1", headers={"Content-Type": "text/plain"}
         )
         assert r.status_code == 415, r.text
+
+
+def test_type_expressions_and_percent_encoded_q(live, receiver) -> None:
+    sub = {
+        "type": "Subscription",
+        "entities": [{"type": "(Building|Tower)"}],
+        "q": 'name=="Central%20Market"',  # as in a URL: percent-decoded
+        "notificationTrigger": ["entityCreated"],
+        "notification": {"endpoint": {"uri": receiver.url}, "format": "keyValues"},
+    }
+    assert live.post(f"{BASE}/subscriptions", json=sub).status_code == 201
+    bad = {**sub, "entities": [{"type": "(Building|"}]}
+    assert live.post(f"{BASE}/subscriptions", json=bad).status_code == 400
+    tower = {**_building(6), "type": "Tower"}
+    other = {**_building(7), "name": {"type": "Property", "value": "Wat Phnom"}}
+    for entity in (tower, other, {**_building(8), "type": "Shop"}):
+        assert live.post(f"{BASE}/entities", json=entity).status_code == 201
+    (got,) = receiver.wait_entities(1)
+    assert got["id"] == "urn:ngsi-ld:Building:6" and got["type"] == "Tower"
+    time.sleep(0.3)
+    assert len(receiver.wait_entities(1)) == 1  # not the other name, not a Shop
