@@ -83,3 +83,18 @@ def test_create_rejects_a_non_object_body_and_a_keyword_type(client) -> None:
     r = client.post(f"{BASE}/entities", content=json.dumps(body), headers=JSON_CT)
     assert r.status_code == 400 and r.json()["type"].endswith("BadRequestData")
     assert client.get(f"{BASE}/entities/urn:b:2").status_code == 404
+
+
+def test_attrs_naming_id_or_type_is_400(client) -> None:
+    _create(client)
+    r = client.get(f"{BASE}/entities", params={"attrs": "id,type"})
+    assert r.status_code == 400 and r.json()["type"].endswith("BadRequestData")
+
+
+def test_geo_query_with_a_self_intersecting_polygon_is_answered(client) -> None:
+    _create(client)  # at [2, 48]: inside the left lobe of this bowtie
+    bowtie = "[[[1,44],[9,52],[9,44],[1,52],[1,44]]]"
+    params = {"type": "Building", "georel": "within", "geometry": "Polygon", "coordinates": bowtie}
+    r = client.get(f"{BASE}/entities", params=params)
+    assert r.status_code == 200, r.text
+    assert [e["id"] for e in r.json()] == ["urn:b:1"]

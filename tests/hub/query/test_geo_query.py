@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -56,7 +57,6 @@ def test_parse_near_and_defaults() -> None:
         ("intersects", "LineString", "[[1,2]]", "at least 2"),
         ("intersects", "Polygon", "[[[0,0],[1,0],[1,1],[0,0.5]]]", "closed"),
         ("intersects", "Polygon", "[[[0,0],[1,0],[0,0]]]", "at least 4"),
-        ("intersects", "Polygon", "[[[0,0],[1,1],[1,0],[0,1],[0,0]]]", "not valid"),
     ],
 )
 def test_bad_geo_queries(georel: str, geometry: str, coords: object, message: str) -> None:
@@ -171,3 +171,13 @@ def test_relations_read_entity_relation_query() -> None:
     assert geo_match(same, parse_geo_query("equals", "Polygon", SQUARE, None))
     assert not geo_match(big, parse_geo_query("equals", "Polygon", SQUARE, None))
     assert not geo_match({"type": "Point", "coordinates": []}, within)
+
+
+def test_self_intersecting_query_polygon_is_made_valid() -> None:
+    """A bowtie is taken as its two lobes (as a stored one is), not refused."""
+    bowtie = "[[[0,0],[1,1],[1,0],[0,1],[0,0]]]"
+    gq = parse_geo_query("within", "Polygon", bowtie, None)
+    assert geo_match({"type": "Point", "coordinates": [0.1, 0.5]}, gq)
+    assert not geo_match({"type": "Point", "coordinates": [0.5, 0.9]}, gq)
+    same = parse_geo_query("equals", "Polygon", bowtie, None)
+    assert geo_match({"type": "Polygon", "coordinates": json.loads(bowtie)}, same)

@@ -47,7 +47,11 @@ def names_param(request: Request, name: str, ctx: Context) -> list[str] | None:
     terms = csv_param(request, name)
     if terms is None:
         return None
-    return [expand_name(ctx, term, f"parameter {name}: attribute") for term in terms]
+    out = [expand_name(ctx, term, f"parameter {name}: attribute") for term in terms]
+    for term, iri in zip(terms, out, strict=True):
+        if iri.startswith("@"):  # id, type: JSON-LD keywords, never attribute names
+            raise BadRequestData(f"parameter {name}: {term!r} is not an attribute name")
+    return out
 
 
 def projection_param(request: Request, name: str) -> Projection | None:

@@ -206,11 +206,8 @@ def parse_geo_query(
     validate_geometry(geom, "coordinates")
     if rel == "within" and geometry not in _AREAS:
         raise BadRequestData("geometry: within needs a Polygon or MultiPolygon to be within")
-    query_geom = shape(geom)
-    if geometry in _AREAS and not query_geom.is_valid:
-        raise BadRequestData(
-            f"coordinates: the {geometry} is not valid ({shapely.is_valid_reason(query_geom)})"
-        )
+    # A self-intersecting area is taken as made valid (shapely.make_valid), as a stored one
+    # is and as the PostgreSQL store does: the same polygon then matches itself (equals).
     return GeoQuery(
         georel=rel,
         geometry=geom,
@@ -311,6 +308,8 @@ def _query_shape(gq: GeoQuery) -> BaseGeometry:
     cached = gq.__dict__.get(_PREPARED_ATTR)
     if cached is None:
         cached = shape(gq.geometry)
+        if not cached.is_valid:
+            cached = shapely.make_valid(cached)
         shapely.prepare(cached)
         object.__setattr__(gq, _PREPARED_ATTR, cached)
     return cached
