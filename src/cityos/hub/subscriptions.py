@@ -14,12 +14,12 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from cityos.hub.access import OWNER_KEY
 from cityos.hub.errors import BadRequestData
 from cityos.hub.ldcontext import Context, ContextResolver
 from cityos.hub.model import DEFAULT_GEOPROPERTY, MAX_ID_BYTES, Entity, check_size, now_iso
@@ -30,6 +30,7 @@ from cityos.hub.query.model import EntityQuery, GeoQuery, QExpr, ScopeExpr, Type
 from cityos.hub.query.q import expand_q, expand_types, parse_q, parse_scope_q, parse_type_expr
 from cityos.hub.query.regex import client_regex
 from cityos.hub.representation import is_uri, render_entity
+from cityos.hub.representation.join import JOINS, Fetch, join_entities
 from cityos.hub.representation.names import check_datetime
 from cityos.hub.store.base import Store
 
@@ -139,6 +140,11 @@ def parse_subscription(
     ):
         raise BadRequestData("notification.attributes must be a list of attribute names")
     _check_projection(notification)
+    if notification.get("join", "@none") not in (*JOINS, "@none"):
+        raise BadRequestData("notification.join must be inline, flat or @none")
+    level = notification.get("joinLevel", 1)
+    if isinstance(level, bool) or not isinstance(level, int) or level < 1:
+        raise BadRequestData("notification.joinLevel must be an integer >= 1")
     interval = body.get("timeInterval")
     if interval is not None:
         if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
@@ -383,46 +389,91 @@ class Matcher:
         )
         return fired and self.selects(new)
 
-    def payload(self, hits: list[tuple[Entity | None, Entity | None]]) -> dict[str, Any]:
+    def payload(
+        self, hits: list[tuple[Entity | None, Entity | None]], fetch: Fetch | None = None
+    ) -> dict[str, Any]:
+        """The notification of ``hits``; ``fetch`` (ids -> stored entities of the tenant)
+        brings in the linked entities of a ``join`` (clause 4.5.23)."""
         now = now_iso()
+        data: list[dict[str, Any]] = []
+        for old, new in hits:
+            data.extend(self._joined(old, new, now, fetch))
         return {
             "id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}",
             "type": "Notification",
             "subscriptionId": self.sub["id"],
             "notifiedAt": now,
-            "data": [self._entity(old, new, now) for old, new in hits],
+            "data": data,
         }
+
+    def _joined(
+        self, old: Entity | None, new: Entity | None, now: str, fetch: Fetch | None
+    ) -> list[dict[str, Any]]:
+        """One changed entity, with its linked entities when the subscription joins them
+        (``notification.join`` inline or flat, ``joinLevel`` hops), through the API's own
+        :func:`cityos.hub.representation.join.join_entities`."""
+        note = self.sub["notification"]
+        join = note.get("join")
+        if new is None or join not in JOINS or fetch is None:
+            return [self._entity(old, new, now)]
+        if OWNER_KEY in self.sub:  # made by a caller whose grant cannot be judged here:
+            fetch = _nothing  # linked entities fail closed (docs/api.md, "Subscriptions")
+        shown = self._shown(old, new, now)
+        out = join_entities(
+            [shown],
+            self.out_ctx or self.ctx,
+            fetch,
+            join=join,
+            level=int(note.get("joinLevel", 1)),
+            fmt=_format(note),
+            sys_attrs=bool(note.get("sysAttrs")),
+            attrs=self.attrs,
+            pick=note.get("pick"),
+            omit=note.get("omit"),
+        )
+        out[0] = self._with_changes(out[0], old, shown)
+        return out
+
+    def _render(self, entity: Entity) -> dict[str, Any]:
+        note = self.sub["notification"]
+        return render_entity(
+            entity,
+            self.out_ctx or self.ctx,
+            fmt=_format(note),
+            sys_attrs=bool(note.get("sysAttrs")),
+            attrs=self.attrs,
+            pick=note.get("pick"),
+            omit=note.get("omit"),
+        )
+
+    def _show_changes(self) -> bool:
+        note = self.sub["notification"]
+        return bool(note.get("showChanges")) and _format(note) == "normalized"
 
     def _entity(self, old: Entity | None, new: Entity | None, now: str) -> dict[str, Any]:
         """One entity of ``data`` (clause 5.8.6): as it stands; an attribute deleted (with
         ``attributeDeleted``) shown with the NGSI-LD Null; a deleted entity as its id, type
         and ``deletedAt``, its attributes as Nulls too with ``showChanges``; and with
         ``showChanges`` every changed instance carries its previous payload."""
-        note = self.sub["notification"]
-        fmt = note.get("format", "normalized")
-        fmt = "keyValues" if fmt == "simplified" else fmt
-        show = bool(note.get("showChanges")) and fmt == "normalized"
-        render = partial(
-            render_entity,
-            ctx=self.out_ctx or self.ctx,
-            fmt=fmt,
-            sys_attrs=bool(note.get("sysAttrs")),
-            attrs=self.attrs,
-            pick=note.get("pick"),
-            omit=note.get("omit"),
-        )
-        if new is None:  # deleted: who it was and when it went
-            assert old is not None
-            gone: dict[str, Any] = {}
-            if show or "attributeDeleted" in self.triggers:  # its attributes, as Nulls
-                gone = {
-                    a: _gone_attribute(insts, whole_entity=True, now=now)
-                    for a, insts in old["attrs"].items()
-                    if self.watched is None or show or a in self.watched
-                }
-            out = render({**old, "attrs": gone, "deletedAt": now})
-            out["deletedAt"] = now
-            return _with_previous(out, old, gone, self.out_ctx or self.ctx) if show else out
+        if new is not None:
+            shown = self._shown(old, new, now)
+            return self._with_changes(self._render(shown), old, shown)
+        assert old is not None  # deleted: who it was and when it went
+        show = self._show_changes()
+        gone: dict[str, Any] = {}
+        if show or "attributeDeleted" in self.triggers:  # its attributes, as Nulls
+            gone = {
+                a: _gone_attribute(insts, whole_entity=True, now=now)
+                for a, insts in old["attrs"].items()
+                if self.watched is None or show or a in self.watched
+            }
+        out = self._render({**old, "attrs": gone, "deletedAt": now})
+        out["deletedAt"] = now
+        return _with_previous(out, old, gone, self.out_ctx or self.ctx) if show else out
+
+    def _shown(self, old: Entity | None, new: Entity, now: str) -> Entity:
+        """The stored form to render: deleted attributes and instances as Nulls (with
+        ``attributeDeleted``), only the subscription's datasets."""
         attrs = dict(new["attrs"])
         if old is not None and "attributeDeleted" in self.triggers:
             for attr, insts in old.get("attrs", {}).items():
@@ -433,11 +484,14 @@ class Matcher:
                 dropped = [i for i in insts if i.get("datasetId") not in kept]
                 if dropped:  # an instance went (DELETE …/attrs/{attr}?datasetId=)
                     attrs[attr] = attrs[attr] + [_nulled(i, gone=False, now=now) for i in dropped]
-        attrs = _only_datasets(attrs, self.sub.get("datasetId"))
-        out = render({**new, "attrs": attrs})
-        if not show or old is None:
+        return {**new, "attrs": _only_datasets(attrs, self.sub.get("datasetId"))}
+
+    def _with_changes(
+        self, out: dict[str, Any], old: Entity | None, shown: Entity
+    ) -> dict[str, Any]:
+        if not self._show_changes() or old is None:
             return out
-        return _with_previous(out, old, attrs, self.out_ctx or self.ctx)
+        return _with_previous(out, old, shown["attrs"], self.out_ctx or self.ctx)
 
     def throttled(self, now: float) -> bool:
         """True while within ``throttling`` seconds of this subscription's last notification."""
@@ -486,15 +540,29 @@ class SubscriptionIndex:
         tenant: str,
         changes: list[tuple[Entity | None, Entity | None]],
         version: int | None = None,
+        fetch: Fetch | None = None,
     ) -> list[tuple[str, dict[str, Any]]]:
-        """(subscription id, payload) for every subscription a batch of changes matches."""
+        """(subscription id, payload) for every subscription a batch of changes matches.
+        ``fetch`` reads linked entities for joins (the write transaction's own reader is
+        best; without one, the store's)."""
         out = []
         now = time.monotonic()
         for matcher in self.for_tenant(tenant, version):
             hits = [(old, new) for old, new in changes if matcher.matches(old, new)]
             if hits and not matcher.throttled(now):
-                out.append((matcher.sub["id"], matcher.payload(hits)))
+                out.append(
+                    (matcher.sub["id"], matcher.payload(hits, fetch or self._fetcher(tenant)))
+                )
         return out
+
+    def _fetcher(self, tenant: str) -> Fetch:
+        def fetch(ids: list[str]) -> dict[str, Entity]:
+            if not ids:
+                return {}
+            query = EntityQuery(ids=list(ids), limit=len(ids))
+            return {e["id"]: e for e in self.store.query(tenant, query).entities}
+
+        return fetch
 
     def periodic_payload(self, tenant: str, sub_id: str) -> tuple[dict[str, Any] | None, float]:
         """A ``timeInterval`` subscription's notification now: every entity it selects as it
@@ -521,7 +589,8 @@ class SubscriptionIndex:
                 found.setdefault(entity["id"], entity)
         if not found:
             return None, interval
-        return matcher.payload([(None, e) for e in found.values()]), interval
+        hits = [(None, e) for e in found.values()]
+        return matcher.payload(hits, self._fetcher(tenant)), interval
 
 
 PERIODIC_MAX_ENTITIES = 1000  # per selector and notification; a bigger set wants a query
@@ -545,6 +614,15 @@ _PREVIOUS = {
     "valueList": "previousValueList",
     "objectList": "previousObjectList",
 }
+
+
+def _format(note: dict[str, Any]) -> Any:
+    fmt = note.get("format", "normalized")
+    return "keyValues" if fmt == "simplified" else fmt
+
+
+def _nothing(ids: list[str]) -> dict[str, Entity]:
+    return {}
 
 
 def _only_datasets(attrs: dict[str, Any], datasets: list[str] | None) -> dict[str, Any]:

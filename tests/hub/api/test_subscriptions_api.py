@@ -701,3 +701,26 @@ def test_type_expressions_and_percent_encoded_q(live, receiver) -> None:
     assert got["id"] == "urn:ngsi-ld:Building:6" and got["type"] == "Tower"
     time.sleep(0.3)
     assert len(receiver.wait_entities(1)) == 1  # not the other name, not a Shop
+
+
+def test_notifications_join_linked_entities(live, receiver) -> None:
+    city = {
+        "id": "urn:ngsi-ld:City:PP",
+        "type": "City",
+        "name": {"type": "Property", "value": "PP"},
+    }
+    assert live.post(f"{BASE}/entities", json=city).status_code == 201
+    for join in ("flat", "inline"):
+        sub = _watch(receiver.url, join=join, joinLevel=1)
+        sub["notificationTrigger"] = ["entityCreated"]
+        sub["id"] = f"urn:ngsi-ld:Subscription:join-{join}"
+        assert live.post(f"{BASE}/subscriptions", json=sub).status_code == 201
+    bad = {**_watch(receiver.url, join="sideways")}
+    assert live.post(f"{BASE}/subscriptions", json=bad).status_code == 400
+    assert live.post(f"{BASE}/entities", json=_building(9)).status_code == 201
+    receiver.wait(2)
+    by_sub = {b["subscriptionId"].rsplit("-", 1)[1]: b["data"] for _, b in receiver.received}
+    flat = by_sub["flat"]
+    assert [e["id"] for e in flat] == ["urn:ngsi-ld:Building:9", "urn:ngsi-ld:City:PP"]
+    (inline,) = by_sub["inline"]
+    assert inline["locatedAt"]["entity"]["name"]["value"] == "PP"
