@@ -98,3 +98,15 @@ def test_geo_query_with_a_self_intersecting_polygon_is_answered(client) -> None:
     r = client.get(f"{BASE}/entities", params=params)
     assert r.status_code == 200, r.text
     assert [e["id"] for e in r.json()] == ["urn:b:1"]
+
+
+def test_batch_create_context_placement(client) -> None:
+    item = {"id": "urn:b:7", "type": "Building", "@context": {"x": "https://ex.org/x"}}
+    r = client.post(f"{BASE}/entityOperations/create", content=json.dumps([item]), headers=JSON_CT)
+    assert r.status_code == 207, r.text
+    assert r.json()["errors"][0]["error"]["type"].endswith("BadRequestData")
+    link = '<https://ex.org/ctx.jsonld>; rel="http://www.w3.org/ns/json-ld#context"'
+    headers = {"Content-Type": "application/ld+json", "Link": link}
+    r = client.post(f"{BASE}/entityOperations/create", content=json.dumps([item]), headers=headers)
+    assert r.status_code == 400 and r.json()["type"].endswith("BadRequestData")
+    assert client.get(f"{BASE}/entities/urn:b:7").status_code == 404

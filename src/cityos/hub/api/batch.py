@@ -66,12 +66,18 @@ async def _entities_body(request: Request) -> tuple[list[Any], Context | None]:
     if not body:
         raise BadRequestData("the batch is empty")
     ld = _media(request.headers.get("content-type")) == "application/ld+json"
+    if ld and request.headers.get("link"):  # clause 6.3.5: one place for the @context
+        raise BadRequestData(
+            "with application/ld+json the @context goes in the body, not a Link header"
+        )
     shared = None if ld else resolve_context(request, None)
     return body, shared
 
 
 def _context_for(request: Request, item: Any, shared: Context | None) -> Context:
     if shared is not None:
+        if isinstance(item, dict) and "@context" in item:  # this entity's error (207)
+            raise BadRequestData("an @context in the body needs Content-Type application/ld+json")
         return shared
     if not isinstance(item, dict) or "@context" not in item:
         raise BadRequestData("with application/ld+json every entity needs its own @context")
