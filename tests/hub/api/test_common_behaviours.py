@@ -26,6 +26,7 @@ SUB = {
         ("POST", "/subscriptions", SUB),
         ("GET", "/subscriptions", None),
         ("GET", "/jsonldContexts", None),
+        ("DELETE", "/entities?type=Building", None),
     ],
 )
 def test_unknown_query_parameter_is_invalid_request(client, method, path, body) -> None:

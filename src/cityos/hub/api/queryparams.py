@@ -61,6 +61,7 @@ _PAGE = frozenset({"limit", "offset", "count"})
 ALLOWED: dict[str, frozenset[str]] = {
     "create_entity": frozenset({"local"}),
     "query_entities": _QUERY,
+    "purge_entities": _QUERY | {"keep", "drop"},  # DELETE /entities (v1.9 purge)
     "create_temporal": frozenset({"local"}),
     "query_temporal": _TEMPORAL,
     "list_types": frozenset({"details", "local", "via"}) | _PAGE,
