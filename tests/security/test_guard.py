@@ -271,3 +271,32 @@ def test_a_device_credential_with_roles_is_held_to_the_data_rules(door, tmp_path
     assert r.status_code == 403
     listed = client.get(f"{PREFIX}/entities?type=Building", headers=as_device)
     assert listed.status_code == 200 and listed.json() == []
+
+
+def test_a_device_key_sends_without_a_tenant_header(door) -> None:
+    """Real devices send no fiware-service: the door takes the device credential's own
+    tenant for its own messages, and still holds it to its group and device."""
+    client, hub = door
+    city = {"NGSILD-Tenant": "phnompenh"}
+    admin, _ = create_key(hub.store, tenants=["phnompenh"], roles=["city-operator"])
+    as_admin = {**city, "Authorization": f"ApiKey {admin}"}
+    group = {"apikey": "loop-key", "entity_type": "TrafficFlowObserved",
+             "attributes": [{"object_id": "c", "name": "intensity", "type": "Integer"}]}  # fmt: skip
+    device = {"device_id": "d9", "apikey": "loop-key",
+              "entity_name": "urn:ngsi-ld:TrafficFlowObserved:d9"}  # fmt: skip
+    assert client.post("/iot/services", json={"services": [group]}, headers=as_admin).status_code == 201
+    assert client.post("/iot/devices", json={"devices": [device]}, headers=as_admin).status_code == 201
+    key, _ = create_key(hub.store, tenants=["phnompenh"], roles=["device"], service_group="loop-key",
+                        device_id="d9")  # fmt: skip
+    bare = {"Authorization": f"ApiKey {key}"}  # no tenant header at all
+    r = client.post("/iot/json?k=loop-key&i=d9", json={"c": 11}, headers=bare)
+    assert r.status_code == 200, r.text
+    kv = client.get(
+        f"{PREFIX}/entities/urn:ngsi-ld:TrafficFlowObserved:d9?options=keyValues", headers=as_admin
+    ).json()
+    assert kv["intensity"] == 11
+    # its own messages only: another device, another group, or a data route stay refused
+    assert client.post("/iot/json?k=loop-key&i=d8", json={"c": 1}, headers=bare).status_code == 403
+    assert client.post("/iot/json?k=other&i=d9", json={"c": 1}, headers=bare).status_code == 403
+    r = client.get(f"{PREFIX}/entities/urn:ngsi-ld:TrafficFlowObserved:d9", headers=bare)
+    assert r.status_code == 403

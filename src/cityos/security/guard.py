@@ -109,6 +109,8 @@ class Guard:
                 found = await asyncio.to_thread(auth.verify, creds)
             if found is not None:  # (without a credential the answer is 401 whatever it names)
                 tenant = _decide_tenant(found, named)
+                if not named:  # a device sends no header: its credential's own tenant
+                    tenant = _device_home(found, scope) or tenant
             principal = self.check(scope, found, tenant, action)
         except NgsiLdError as err:
             tenant = getattr(err, "tenant", tenant)
@@ -301,6 +303,17 @@ def _read_headers(
         elif name in TENANT_HEADERS:
             tenants.append(value.decode("latin-1").strip())
     return authorization, api_key, tenants
+
+
+def _device_home(principal: Principal, scope: Scope) -> str | None:
+    """The one tenant of a device credential sending its own message without a tenant
+    header (real UltraLight/JSON devices send none; FIWARE's agents find the service by the
+    API key). None for anyone else, or a credential of several tenants: the header decides."""
+    if principal.kind != "device" or not is_device_message(scope["method"], scope["path"]):
+        return None
+    if principal.platform_admin or len(principal.tenants) != 1:
+        return None
+    return next(iter(principal.tenants)) or None
 
 
 def _decide_tenant(principal: Principal | None, named: list[str]) -> str:
