@@ -724,3 +724,28 @@ def test_notifications_join_linked_entities(live, receiver) -> None:
     assert [e["id"] for e in flat] == ["urn:ngsi-ld:Building:9", "urn:ngsi-ld:City:PP"]
     (inline,) = by_sub["inline"]
     assert inline["locatedAt"]["entity"]["name"]["value"] == "PP"
+
+
+def test_a_subscription_is_shown_in_the_callers_terms(live) -> None:
+    ctx = {"Vehicle": "https://example.org/Vehicle", "speed": "https://example.org/speed"}
+    sub = {
+        **subscription("http://127.0.0.1:9/n", id="urn:ngsi-ld:Subscription:terms"),
+        "entities": [{"type": "Vehicle"}],
+        "watchedAttributes": ["speed"],
+        "q": "speed>1",
+        "@context": ctx,
+    }
+    sub["notification"]["attributes"] = ["speed"]
+    r = live.post(
+        f"{BASE}/subscriptions", json=sub, headers={"Content-Type": "application/ld+json"}
+    )
+    assert r.status_code == 201, r.text
+    url = f"{BASE}/subscriptions/urn:ngsi-ld:Subscription:terms"
+    got = live.get(url).json()  # no Link: the core context's terms, so full IRIs
+    assert got["entities"] == [{"type": "https://example.org/Vehicle"}]
+    assert got["watchedAttributes"] == ["https://example.org/speed"]
+    assert got["notification"]["attributes"] == ["https://example.org/speed"]
+    got = live.get(url, headers={"Accept": "application/ld+json"}).json()
+    assert got["@context"] == "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
+    listed = live.get(f"{BASE}/subscriptions").json()
+    assert listed[0]["entities"] == [{"type": "https://example.org/Vehicle"}]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -19,6 +20,7 @@ from cityos.hub.api.common import (
     JSONLD,
     MERGE_PATCH,
     context_url_for_response,
+    context_value,
     endpoint,
     hub_of,
     int_param,
@@ -37,10 +39,11 @@ from cityos.hub.api.common import (
 from cityos.hub.errors import (
     AlreadyExists,
     BadRequestData,
+    NgsiLdError,
     ResourceNotFound,
     UnsupportedMediaType,
 )
-from cityos.hub.ldcontext import check_context_url, link_header_for
+from cityos.hub.ldcontext import CORE_CONTEXT_URL, check_context_url, link_header_for
 from cityos.hub.subscriptions import (
     NOTIFICATION_STATUS_FIELDS,
     STATUS_FIELDS,
@@ -53,7 +56,50 @@ BASE = "/ngsi-ld/v1/subscriptions"
 _PATCH_MEDIA = (JSON, JSONLD, MERGE_PATCH)
 
 
-def _out(doc: dict[str, Any], media: str, *, sys_attrs: bool = False) -> dict[str, Any]:
+def _in_callers_terms(request: Request, doc: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The subscription with its type and attribute names in the caller's @context (the
+    ``Link`` header, else the core context; clause 5.8.3), and that @context. Written with
+    the same @context, or one the hub cannot resolve any more: as stored."""
+    mine = doc.get("@context")
+    wanted = context_value(request, None)
+    one = mine[0] if isinstance(mine, list) and len(mine) == 1 else mine
+    if wanted == one or (wanted is None and mine is None):
+        return doc, mine
+    contexts = hub_of(request).contexts
+    try:
+        theirs, ours = contexts.resolve(mine), contexts.resolve(wanted)
+    except NgsiLdError:
+        return doc, mine
+
+    def term(name: str) -> str:
+        return ours.compact_iri(theirs.expand_term(name))
+
+    out = dict(doc)
+    if isinstance(doc.get("entities"), list):
+        out["entities"] = [
+            {**e, "type": _TYPE_TOKEN.sub(lambda m: term(m.group(0)), e["type"])}
+            if isinstance(e, dict) and isinstance(e.get("type"), str)
+            else e
+            for e in doc["entities"]
+        ]
+    if isinstance(doc.get("watchedAttributes"), list):
+        out["watchedAttributes"] = [term(a) for a in doc["watchedAttributes"]]
+    note = doc.get("notification")
+    if isinstance(note, dict) and isinstance(note.get("attributes"), list):
+        out["notification"] = {**note, "attributes": [term(a) for a in note["attributes"]]}
+    geo = doc.get("geoQ")
+    if isinstance(geo, dict) and isinstance(geo.get("geoproperty"), str):
+        out["geoQ"] = {**geo, "geoproperty": term(geo["geoproperty"])}
+    return out, wanted or CORE_CONTEXT_URL
+
+
+# the names in a type expression (``A|B``, ``(A;B),C``): everything but its operators
+_TYPE_TOKEN = re.compile(r"[^|,;()\s]+")
+
+
+def _out(
+    doc: dict[str, Any], media: str, *, sys_attrs: bool = False, context: Any = None
+) -> dict[str, Any]:
     """The subscription as the caller is shown it (no owner record; another's endpoint
     credentials redacted), with its @context where the media type wants it.
 
@@ -76,7 +122,7 @@ def _out(doc: dict[str, Any], media: str, *, sys_attrs: bool = False) -> dict[st
         notification["status"] = "failed" if failed else "ok"
     body["notification"] = notification
     if media == JSONLD:
-        body["@context"] = doc.get("@context")
+        body["@context"] = context if context is not None else doc.get("@context")
     return body
 
 
@@ -119,8 +165,11 @@ async def list_subscriptions(request: Request) -> Response:
         links.append(link_header_for(context_url_for_response(request)))
     if links:
         headers["Link"] = ", ".join(links)
+    shown = [_in_callers_terms(request, d) for d in page]
     return json_response(
-        [_out(d, media, sys_attrs=sys_attrs) for d in page], media_type=media, headers=headers
+        [_out(d, media, sys_attrs=sys_attrs, context=c) for d, c in shown],
+        media_type=media,
+        headers=headers,
     )
 
 
@@ -157,20 +206,21 @@ async def retrieve_subscription(request: Request) -> Response:
     tenant = tenant_of(request, read=True)
     media = response_media(request)
     sys_attrs = "sysAttrs" in options_of(request)
-    doc = _get(request, tenant)
+    shown, context = _in_callers_terms(request, _get(request, tenant))
     headers = None
     if media != JSONLD:  # plain JSON: the @context its terms are read with, as a Link
-        headers = {"Link": link_header_for(_link_target(doc, request))}
-    return json_response(_out(doc, media, sys_attrs=sys_attrs), media_type=media, headers=headers)
+        headers = {"Link": link_header_for(_link_target(context, request))}
+    return json_response(
+        _out(shown, media, sys_attrs=sys_attrs, context=context), media_type=media, headers=headers
+    )
 
 
-def _link_target(doc: dict[str, Any], request: Request) -> str:
-    """One URL for the subscription's terms: its own @context when that is one URL, else
-    the request's (a Link header cannot carry an inline or compound @context)."""
-    ctx = doc.get("@context")
-    if isinstance(ctx, list) and len(ctx) == 1:
-        ctx = ctx[0]
-    return ctx if isinstance(ctx, str) else context_url_for_response(request)
+def _link_target(context: Any, request: Request) -> str:
+    """One URL for the subscription's terms: its @context when that is one URL, else the
+    request's (a Link header cannot carry an inline or compound @context)."""
+    if isinstance(context, list) and len(context) == 1:
+        context = context[0]
+    return context if isinstance(context, str) else context_url_for_response(request)
 
 
 @endpoint
