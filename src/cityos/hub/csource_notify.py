@@ -40,6 +40,7 @@ KIND = "csource-subscription"  # Store.put_doc kind
 STATUS_KIND = "csource-subscription-status"  # its delivery status (timesSent, lastSuccess …)
 DELIVERY = ("timesSent", "timesFailed", "lastNotification", "lastSuccess", "lastFailure")
 _tasks: set[asyncio.Task[None]] = set()  # keeps running sends referenced
+_periodic: dict[tuple[str, str], asyncio.Task[None]] = {}  # timeInterval schedules
 
 
 def check_extras(body: dict[str, Any]) -> None:
@@ -131,6 +132,38 @@ def notify_initial(hub: Hub, tenant: str, sub: dict[str, Any]) -> None:
     if regs:
         regs.sort(key=lambda r: r["createdAt"])
         notify(hub, tenant, sub, regs, "newlyMatching")
+
+
+def start_periodic(hub: Hub, tenant: str, sub: dict[str, Any]) -> None:
+    """A ``timeInterval`` subscription: every interval, the registrations that match it,
+    from this process while the subscription stays as it is (a change restarts it; the
+    schedule is not kept across restarts)."""
+    key = (tenant, sub["id"])
+    if (old := _periodic.pop(key, None)) is not None:
+        old.cancel()
+    if not sub.get("timeInterval"):
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    _periodic[key] = loop.create_task(_every(hub, tenant, sub))
+
+
+async def _every(hub: Hub, tenant: str, sub: dict[str, Any]) -> None:
+    while True:
+        await asyncio.sleep(float(sub["timeInterval"]))
+        now = hub.store.get_doc(KIND, tenant, sub["id"])
+        if now is None or now.get("modifiedAt") != sub.get("modifiedAt"):
+            return  # deleted or changed: its own schedule, if any, has started
+        if active(now):
+            regs = [
+                r for r in hub.store.list_docs(csources.KIND, tenant) if sub_matches(hub, now, r)
+            ]
+            if regs:
+                notify(
+                    hub, tenant, now, sorted(regs, key=lambda r: r["createdAt"]), "newlyMatching"
+                )
 
 
 def payload(

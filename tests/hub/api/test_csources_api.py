@@ -234,3 +234,28 @@ def test_csource_subscription_crud_and_notifications(client: TestClient) -> None
         assert client.get(f"{BASE}/csourceSubscriptions?limit=-1").status_code == 400
     finally:
         receiver.close()
+
+
+def test_a_periodic_csource_subscription_is_told_every_interval(client: TestClient) -> None:
+    receiver = Receiver()
+    try:
+        assert client.post(f"{BASE}/csourceRegistrations", json=_reg()).status_code == 201
+        sub = {
+            "id": "urn:ngsi-ld:Subscription:every",
+            "type": "Subscription",
+            "entities": [{"type": "Building"}],
+            "timeInterval": 0.2,
+            "notification": {"endpoint": {"uri": receiver.url}},
+        }
+        assert client.post(f"{BASE}/csourceSubscriptions", json=sub).status_code == 201
+        told = _wait(receiver, 3)
+        assert len(told) >= 3 and all([d["id"] for d in n["data"]] == [REG] for n in told)
+        assert client.delete(f"{BASE}/csourceSubscriptions/{sub['id']}").status_code == 204
+        time.sleep(0.3)
+        settled = len(receiver.received)
+        time.sleep(0.5)
+        assert len(receiver.received) == settled  # deleted: the schedule stopped
+        watched = {**sub, "watchedAttributes": ["name"]}
+        assert client.post(f"{BASE}/csourceSubscriptions", json=watched).status_code == 400
+    finally:
+        receiver.close()

@@ -37,8 +37,6 @@ SYSTEM = ("createdAt", "modifiedAt")
 def _parse(body: Any, ctx: Context, request: Request, sub_id: str | None = None) -> dict[str, Any]:
     """The stored form: an entity subscription's checks, csf and temporalQ, delivery
     status under ``notification`` (clause 5.2.14), no entity-outbox counters."""
-    if isinstance(body, dict) and "timeInterval" in body:
-        raise BadRequestData("periodic (timeInterval) csource subscriptions are not supported")
     allow_private = hub_of(request).settings.notify_private_allowed()
     doc = parse_subscription(body, ctx, sub_id=sub_id, allow_private=allow_private)
     csource_notify.check_extras(body)
@@ -55,6 +53,7 @@ def _parse(body: Any, ctx: Context, request: Request, sub_id: str | None = None)
         if expires <= now_iso():
             doc["status"] = "expired"
     doc["@context"] = ctx.source
+    doc["modifiedAt"] = now_iso()
     return doc
 
 
@@ -103,6 +102,7 @@ async def create_csource_subscription(request: Request) -> Response:
         raise AlreadyExists(f"csource subscription {doc['id']} already exists")
     hub.store.put_doc(KIND, tenant, doc["id"], doc)
     csource_notify.notify_initial(hub, tenant, doc)
+    csource_notify.start_periodic(hub, tenant, doc)
     return Response(status_code=201, headers=location(BASE, doc["id"]))
 
 
@@ -158,6 +158,7 @@ async def update_csource_subscription(request: Request) -> Response:
     doc = _parse(merged, ctx, request, sub_id=current["id"])
     doc["createdAt"] = current.get("createdAt", now_iso())
     hub.store.put_doc(KIND, tenant, doc["id"], doc)
+    csource_notify.start_periodic(hub, tenant, doc)
     return Response(status_code=204)
 
 
