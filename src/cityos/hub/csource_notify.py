@@ -125,7 +125,7 @@ def registration_changed(
 
 
 def notify_initial(hub: Hub, tenant: str, sub: dict[str, Any]) -> None:
-    """On creation: the registrations that match the subscription already."""
+    """On creation or update: the registrations that match the subscription now."""
     if not active(sub):
         return
     regs = [r for r in hub.store.list_docs(csources.KIND, tenant) if sub_matches(hub, sub, r)]
@@ -170,13 +170,20 @@ def payload(
     hub: Hub, sub: dict[str, Any], regs: list[dict[str, Any]], reason: str
 ) -> dict[str, Any]:
     ctx = hub.contexts.resolve(sub.get("@context"))
+    filters = _filters(sub, ctx)
+
+    def relevant(reg: dict[str, Any]) -> dict[str, Any]:
+        """Only the information items the subscription asks about (clause 5.11.7)."""
+        infos = [i for i in reg["information"] if any(csources.info_matches(f, i) for f in filters)]
+        return {**reg, "information": infos} if infos else reg
+
     return {
         "id": f"urn:ngsi-ld:Notification:{uuid.uuid4()}",
         "type": "ContextSourceNotification",
         "subscriptionId": sub["id"],
         "notifiedAt": now_iso(),
         "triggerReason": reason,
-        "data": [csources.render_registration(r, ctx) for r in regs],
+        "data": [csources.render_registration(relevant(r), ctx) for r in regs],
     }
 
 

@@ -365,7 +365,7 @@ def _ids_ok(f: RegistrationFilter, sel: dict[str, Any]) -> bool:
     return bool(pattern_ok)
 
 
-def _info_matches(f: RegistrationFilter, info: dict[str, Any]) -> bool:
+def info_matches(f: RegistrationFilter, info: dict[str, Any]) -> bool:
     asks_entities = f.types is not None or f.ids is not None or f.id_pattern is not None
     if (
         asks_entities
@@ -402,7 +402,7 @@ def _temporal_ok(t: TemporalFilter, doc: dict[str, Any]) -> bool:
 
 def matches(doc: dict[str, Any], f: RegistrationFilter) -> bool:
     """Whether a stored registration answers a discovery query (clause 5.12)."""
-    if not any(_info_matches(f, info) for info in doc["information"]):
+    if not any(info_matches(f, info) for info in doc["information"]):
         return False
     for expr in (f.q, f.csf):
         if expr is not None and not match_q(as_entity(doc), expr):

@@ -259,3 +259,30 @@ def test_a_periodic_csource_subscription_is_told_every_interval(client: TestClie
         assert client.post(f"{BASE}/csourceSubscriptions", json=watched).status_code == 400
     finally:
         receiver.close()
+
+
+def test_an_updated_subscription_is_told_what_matches_it_now_and_only_the_relevant_infos(
+    client: TestClient,
+) -> None:
+    receiver = Receiver()
+    try:
+        assert client.post(f"{BASE}/csourceRegistrations", json=_reg()).status_code == 201
+        sub = {
+            "id": "urn:ngsi-ld:Subscription:cs2",
+            "type": "Subscription",
+            "entities": [{"type": "Vehicle"}],
+            "notification": {"endpoint": {"uri": receiver.url}},
+        }
+        assert client.post(f"{BASE}/csourceSubscriptions", json=sub).status_code == 201
+        time.sleep(0.3)
+        assert receiver.received == []  # a Vehicle source is not registered
+        patch = {"entities": [{"type": "OffStreetParking"}]}
+        r = client.patch(f"{BASE}/csourceSubscriptions/{sub['id']}", json=patch)
+        assert r.status_code == 204
+        told = _wait(receiver, 1)[0]
+        assert told["triggerReason"] == "newlyMatching"
+        assert told["data"][0]["information"] == [
+            {"entities": [{"idPattern": ".*downtown$", "type": "OffStreetParking"}]}
+        ]  # the Building item of the registration is left out
+    finally:
+        receiver.close()

@@ -158,6 +158,7 @@ async def update_csource_subscription(request: Request) -> Response:
     doc = _parse(merged, ctx, request, sub_id=current["id"])
     doc["createdAt"] = current.get("createdAt", now_iso())
     hub.store.put_doc(KIND, tenant, doc["id"], doc)
+    csource_notify.notify_initial(hub, tenant, doc)  # what matches it now (clause 5.11.7)
     csource_notify.start_periodic(hub, tenant, doc)
     return Response(status_code=204)
 
