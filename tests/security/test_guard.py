@@ -126,6 +126,7 @@ def hub_auth_forget(hub: Hub) -> None:
 PINNED_ACTIONS = {
     ("POST", "/ngsi-ld/v1/entities"): "write",
     ("GET", "/ngsi-ld/v1/entities"): "read",
+    ("DELETE", "/ngsi-ld/v1/entities"): "delete",
     ("GET", "/ngsi-ld/v1/entities/{entity_id}"): "read",
     ("PUT", "/ngsi-ld/v1/entities/{entity_id}"): "write",
     ("PATCH", "/ngsi-ld/v1/entities/{entity_id}"): "write",

@@ -177,7 +177,7 @@ def test_a_body_beyond_the_drain_budget_is_not_read_to_its_end(served: Served) -
 # ------------------------------------------------------------------------------- 405
 
 ALLOWED = [
-    (f"{BASE}/entities", "DELETE", {"GET", "HEAD", "POST"}),
+    (f"{BASE}/entities", "PUT", {"GET", "HEAD", "POST", "DELETE"}),
     (f"{BASE}/entities/urn:ngsi-ld:T:1", "POST", {"GET", "HEAD", "PUT", "PATCH", "DELETE"}),
     (f"{BASE}/entities/urn:ngsi-ld:T:1/attrs", "GET", {"POST", "PATCH"}),
     (f"{BASE}/entityOperations/upsert", "GET", {"POST"}),

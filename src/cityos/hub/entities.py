@@ -663,6 +663,50 @@ class EntityService:
             tx.add_history(history)
         return result
 
+    def purge(
+        self,
+        tenant: str,
+        ids: list[str],
+        *,
+        keep: set[str] | None = None,
+        drop: set[str] | None = None,
+    ) -> None:
+        """DELETE /entities (clause 5.6.21): these entities deleted; with ``keep`` only the
+        attributes not kept are, with ``drop`` only the ones dropped. Ids no longer there
+        (deleted meanwhile) are skipped: a purge is by query, not by id."""
+        if keep is not None and drop is not None:
+            raise ValueError("keep and drop exclude each other")
+        now = now_iso()
+        with self._transaction(tenant) as tx:
+            current = tx.get(ids)
+            history: list[HistoryRow] = []
+            for eid in ids:
+                old = current.pop(eid, None)
+                if old is None:
+                    continue
+                if keep is None and drop is None:
+                    tx.delete(eid)
+                    gone = old["attrs"]
+                    kind = "delete-entity"
+                else:
+                    gone = {
+                        a: insts
+                        for a, insts in old["attrs"].items()
+                        if (a not in keep if keep is not None else a in (drop or ()))
+                    }
+                    if not gone:
+                        continue
+                    new = _copy(old)
+                    for a in gone:
+                        del new["attrs"][a]
+                    new["modifiedAt"] = now
+                    tx.update(new)
+                    kind = "delete"
+                history += [
+                    _history(old, a, i, kind, now) for a, insts in gone.items() for i in insts
+                ]
+            tx.add_history(history)
+
     # -- temporal writes (clause 5.6.11–5.6.16) -------------------------------------------
     def add_temporal(
         self,

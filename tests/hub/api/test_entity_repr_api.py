@@ -110,3 +110,9 @@ def test_batch_create_context_placement(client) -> None:
     r = client.post(f"{BASE}/entityOperations/create", content=json.dumps([item]), headers=headers)
     assert r.status_code == 400 and r.json()["type"].endswith("BadRequestData")
     assert client.get(f"{BASE}/entities/urn:b:7").status_code == 404
+
+
+def test_batch_query_attrs_not_an_array_is_400(client) -> None:
+    query = {"type": "Query", "entities": [{"type": "Building"}], "attrs": True}
+    r = client.post(f"{BASE}/entityOperations/query", content=json.dumps(query), headers=JSON_CT)
+    assert r.status_code == 400 and r.json()["type"].endswith("BadRequestData")

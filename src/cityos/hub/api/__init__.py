@@ -23,6 +23,7 @@ PREFIX = "/ngsi-ld/v1"
 ROUTES = [
     ("/entities", "POST", entities.create_entity, "Create an entity"),
     ("/entities", "GET", entities.query_entities, "Query entities"),
+    ("/entities", "DELETE", entities.purge_entities, "Purge the entities a query selects"),
     ("/entities/{entity_id}", "GET", entities.retrieve_entity, "Retrieve an entity"),
     ("/entities/{entity_id}", "PUT", entities.replace_entity, "Replace an entity"),
     ("/entities/{entity_id}", "PATCH", entities.merge_entity, "Merge into an entity"),

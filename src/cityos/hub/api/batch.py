@@ -243,6 +243,8 @@ async def batch_query(request: Request) -> Response:
     if ids:
         query.ids = ids
     if "attrs" in body:
+        if not isinstance(body["attrs"], list):
+            raise BadRequestData("attrs must be an array of attribute names")
         query.attrs = [expand_name(ctx, a, "attrs: attribute") for a in body["attrs"]]
     if "q" in body:
         query.q = expand_q(parse_q(str(body["q"])), ctx.expand_term)

@@ -29,7 +29,7 @@ from cityos.hub.api.common import (
     validate_uri,
 )
 from cityos.hub.api.linked import render_joined
-from cityos.hub.api.params import entity_query, render_options
+from cityos.hub.api.params import entity_query, names_param, render_options
 from cityos.hub.entities import UpdateResult
 from cityos.hub.errors import BadRequestData, InvalidRequest, ResourceNotFound
 from cityos.hub.federation import include, include_one
@@ -197,6 +197,37 @@ async def merge_entity(request: Request) -> Response:
 async def delete_entity(request: Request) -> Response:
     tenant = tenant_of(request, read=True)
     hub_of(request).entities.delete(tenant, _entity_id(request))
+    return Response(status_code=204)
+
+
+@endpoint
+async def purge_entities(request: Request) -> Response:
+    """DELETE /entities (clause 5.6.21): the entities a query selects deleted, or with
+    ``keep``/``drop`` only some of their attributes. Like a query it needs a filter (or
+    ``local=true``); it acts only on what the caller may delete."""
+    tenant = tenant_of(request, read=True)
+    ctx = resolve_context(request)
+    keep = names_param(request, "keep", ctx)
+    drop = names_param(request, "drop", ctx)
+    if keep is not None and drop is not None:
+        raise BadRequestData("keep and drop cannot be used together")
+    query = entity_query(request, ctx)
+    hub = hub_of(request)
+    query.limit, query.offset, query.count = hub.settings.max_page_size, 0, False
+    ids: list[str] = []
+    while True:  # every match first: deleting while paging would skip rows
+        page = hub.store.query(tenant, restrict_query(query, "delete")).entities
+        ids += [e["id"] for e in visible_all(page, "delete")]
+        if len(page) < query.limit:
+            break
+        query.offset += query.limit
+    for start in range(0, len(ids), query.limit):
+        hub.entities.purge(
+            tenant,
+            ids[start : start + query.limit],
+            keep=None if keep is None else set(keep),
+            drop=None if drop is None else set(drop),
+        )
     return Response(status_code=204)
 
 
