@@ -405,13 +405,17 @@ class EntityService:
         *,
         types: list[str] | None = None,
         scope: list[str] | None = None,
+        append_missing: bool = False,
     ) -> UpdateResult:
-        """PATCH /entities/{id}/attrs (clause 5.6.2): only existing attributes change;
-        ``types`` are added to the entity's; ``scope`` replaces an existing scope only."""
+        """PATCH /entities/{id}/attrs (clause 5.6.2): existing attributes (and instances,
+        by datasetId) change; with ``append_missing`` (PATCH .../attrs) those the entity
+        does not have yet are appended, as ETSI's suite checks (011_01_03) — else they are
+        reported not updated (PUT .../attrs/{attr}); ``types`` are added to the entity's;
+        ``scope`` replaces an existing scope only."""
         now = now_iso()
         with self._transaction(tenant) as tx:
             old = self._get(tx, entity_id)
-            new, history, result = self._updated(old, attrs, now)
+            new, history, result = self._updated(old, attrs, now, append_missing)
             changed = bool(result.updated)
             if types:
                 new["type"] = list(dict.fromkeys([*old["type"], *types]))
@@ -428,21 +432,33 @@ class EntityService:
         return result
 
     def _updated(
-        self, old: Entity, attrs: Attrs, now: str
+        self, old: Entity, attrs: Attrs, now: str, append_missing: bool = False
     ) -> tuple[Entity, list[HistoryRow], UpdateResult]:
         new = _copy(old)
         result = UpdateResult()
         history: list[HistoryRow] = []
         for attr, instances in attrs.items():
             current = new["attrs"].get(attr)
-            if current is None:
+            if current is None and not append_missing:
                 result.not_updated.append((attr, "attribute does not exist"))
                 continue
+            current = new["attrs"].setdefault(attr, []) if current is None else current
             changed = False
             for inst in instances:
                 idx = next((i for i, c in enumerate(current) if _ds(c) == _ds(inst)), None)
+                if idx is None and append_missing and not _is_null_instance(inst):
+                    stamped = _stamp(dict(inst), now)
+                    current.append(stamped)
+                    history.append(_history(new, attr, stamped, "create", now))
+                    changed = True
+                    continue
                 if idx is None:
-                    result.not_updated.append((attr, "no instance with this datasetId"))
+                    why = (
+                        "attribute does not exist"
+                        if not current
+                        else "no instance with this datasetId"
+                    )
+                    result.not_updated.append((attr, why))
                     continue
                 if _is_null_instance(inst):
                     history.append(_history(new, attr, current.pop(idx), "delete", now))

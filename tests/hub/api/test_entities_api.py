@@ -235,16 +235,23 @@ def test_attribute_operations(client) -> None:
     assert r.json()["notUpdated"][0]["attributeName"] == "speed"
     kv = client.get(f"{BASE}/entities/urn:ngsi-ld:Sensor:1", params={"options": "keyValues"}).json()
     assert kv["https://example.org/speed"] == 30 and kv["lanes"] == 2
-    # update: only existing attributes
+    # update: existing attributes change, those the entity lacks are appended (ETSI 011_01_03)
     body = {
         "speed": {"type": "Property", "value": 40},
         "ghost": {"type": "Property", "value": 1},
         "@context": CTX,
     }
     r = client.patch(url, content=json.dumps(body), headers=LD)
+    assert r.status_code == 204, r.text
+    kv = client.get(f"{BASE}/entities/urn:ngsi-ld:Sensor:1", params={"options": "keyValues"}).json()
+    assert kv["https://example.org/speed"] == 40 and kv["ghost"] == 1
+    # ... but deleting (NGSI-LD Null) what is not there is reported, and nothing is added
+    body = {"phantom": {"type": "Property", "value": "urn:ngsi-ld:null"}, "@context": CTX}
+    r = client.patch(url, content=json.dumps(body), headers=LD)
     assert r.status_code == 207 and [n["attributeName"] for n in r.json()["notUpdated"]] == [
-        "ghost"
+        "phantom"
     ]
+    assert "phantom" not in client.get(f"{BASE}/entities/urn:ngsi-ld:Sensor:1").json()
     # partial attribute update keeps the other members
     r = client.patch(
         f"{url}/https%3A%2F%2Fexample.org%2Fspeed",

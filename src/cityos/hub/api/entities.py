@@ -211,7 +211,10 @@ async def purge_entities(request: Request) -> Response:
     drop = names_param(request, "drop", ctx)
     if keep is not None and drop is not None:
         raise BadRequestData("keep and drop cannot be used together")
-    query = entity_query(request, ctx)
+    query = entity_query(request, ctx, require_filter=False)
+    selectors = (query.types, query.ids, query.id_pattern, query.q, query.geo, query.scope)
+    if all(x is None for x in selectors) and not flag(request, "local"):
+        raise BadRequestData("a purge needs type, id, idPattern, q, geoQ or scopeQ (or local=true)")
     hub = hub_of(request)
     query.limit, query.offset, query.count = hub.settings.max_page_size, 0, False
     ids: list[str] = []
@@ -258,7 +261,9 @@ async def update_attrs(request: Request) -> Response:
     types, scope = _types_and_scope(body, ctx, eid)
     if not attrs and types is None and scope is None:
         raise BadRequestData("no attributes to update")
-    result = hub_of(request).entities.update_attrs(tenant, eid, attrs, types=types, scope=scope)
+    result = hub_of(request).entities.update_attrs(
+        tenant, eid, attrs, types=types, scope=scope, append_missing=True
+    )
     return update_result_response(result, ctx)
 
 
