@@ -9,6 +9,7 @@ per area and every failed test with its message in
 
     .venv/bin/python benchmarks/conformance.py --suite SUITE_DIR [--engine sqlite|postgresql]
         [--dist-ops] [--runner ../shared/conformance/etsi-run] [--out FILE]
+    .venv/bin/python benchmarks/conformance.py --report   # the tables of docs/conformance.md
 """
 
 from __future__ import annotations
@@ -117,7 +118,39 @@ def count(output: Path) -> dict[str, Any]:
     }
 
 
+def report() -> str:
+    """The per-area table of docs/conformance.md from the recorded results."""
+    results = ROOT / "benchmarks" / "results"
+    runs = {
+        name: json.loads((results / f"conformance-{name}.json").read_text())
+        for name in ("sqlite-before", "sqlite", "postgresql")
+        if (results / f"conformance-{name}.json").exists()
+    }
+    areas = sorted({a for r in runs.values() for a in r["areas"]})
+    head = " | ".join(f"{n} ({r['commit']})" for n, r in runs.items())
+    lines = [f"| area | {head} |", "|---" * (len(runs) + 1) + "|"]
+
+    def cell(r: dict[str, Any], area: str) -> str:
+        c = r["areas"].get(area)
+        if c is None:
+            return "—"
+        run = c["passed"] + c["failed"] + c["skipped"]
+        return f"{c['passed']} / {run}"
+
+    for area in areas:
+        lines.append(f"| {area} | " + " | ".join(cell(r, area) for r in runs.values()) + " |")
+    lines.append(
+        "| **all** | "
+        + " | ".join(f"**{r['passed']} / {r['run']} ({r['rate']} %)**" for r in runs.values())
+        + " |"
+    )
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
+    if sys.argv[1:] == ["--report"]:
+        print(report(), end="")
+        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suite", required=True, type=Path, help="a tree of ETSI's suite")
     ap.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
