@@ -30,6 +30,7 @@ from cityos.hub.query.model import (
     Not,
     OfType,
     Or,
+    OrderKey,
     QExpr,
     TypeAnd,
     TypeExpr,
@@ -62,7 +63,19 @@ def hide_filters(query: EntityQuery, view: View) -> EntityQuery:
     query = _hide_attrs(query, view)
     if query.q is not None:
         query = replace(query, q=hide_q(query.q, view))
+    if query.order:
+        query = replace(query, order=tuple(_hide_order(k, view) for k in query.order))
     return query
+
+
+def _hide_order(key: OrderKey, view: View) -> OrderKey:
+    """An orderBy criterion that sorts by an attribute only where the caller may read it
+    (elsewhere as if absent: last); an order must not rank by a hidden value. The entity's
+    ``modifiedAt`` is left out: it would tell when a hidden attribute last changed."""
+    if key.path is None:
+        return replace(key, only_on=()) if key.field == "modifiedAt" else key
+    on = readable_on(view, key.path.attr)
+    return key if on is EVERYWHERE else replace(key, only_on=on)
 
 
 def hide_q(expr: QExpr, view: View) -> QExpr:

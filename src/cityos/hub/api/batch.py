@@ -29,6 +29,7 @@ from cityos.hub.api.common import (
 )
 from cityos.hub.api.entities import with_geo_context
 from cityos.hub.api.linked import render_joined
+from cityos.hub.api.orderby import order_param
 from cityos.hub.api.params import (
     MAX_JOIN_LEVEL,
     RenderOptions,
@@ -223,7 +224,7 @@ async def batch_query(request: Request) -> Response:
         raise BadRequestData('the body must be a Query object: {"type": "Query", ...}')
     ctx = resolve_context(request, body)
     settings = hub_of(request).settings
-    query = EntityQuery()
+    query = EntityQuery(order=order_param(request, ctx))  # orderBy stays in the URL
     selectors = body.get("entities") or []
     if not isinstance(selectors, list):
         raise BadRequestData("entities must be a list of entity selectors")

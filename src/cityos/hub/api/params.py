@@ -15,6 +15,7 @@ from cityos.hub.api.common import (
     options_of,
     validate_uri,
 )
+from cityos.hub.api.orderby import order_param
 from cityos.hub.errors import BadRequestData, InvalidRequest, TooManyResults
 from cityos.hub.ldcontext import Context
 from cityos.hub.model import DEFAULT_GEOPROPERTY, MAX_NAME_BYTES, check_size
@@ -232,4 +233,5 @@ def entity_query(request: Request, ctx: Context, *, require_filter: bool = True)
         raise BadRequestData(
             "a query needs at least one of type, id, idPattern, attrs, q, geoQ or scopeQ"
         )
+    query.order = order_param(request, ctx)
     return query

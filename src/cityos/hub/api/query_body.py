@@ -9,6 +9,7 @@ from typing import Any
 from starlette.requests import Request
 
 from cityos.hub.api.common import flag, hub_of, int_param
+from cityos.hub.api.orderby import order_param
 from cityos.hub.api.params import expand_name, type_param
 from cityos.hub.errors import BadRequestData, TooManyResults
 from cityos.hub.ldcontext import Context
@@ -23,7 +24,7 @@ from cityos.hub.representation.names import check_uri
 def query_from_body(request: Request, body: dict[str, Any], ctx: Context) -> EntityQuery:
     """The entities a Query body selects; its ``attrs`` are left to the caller (they select
     entities in one API and attributes in another)."""
-    query = EntityQuery()
+    query = EntityQuery(order=order_param(request, ctx))  # orderBy stays in the URL
     selectors = body.get("entities") or []
     if not isinstance(selectors, list):
         raise BadRequestData("entities must be a list of entity selectors")

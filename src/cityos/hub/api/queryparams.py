@@ -44,6 +44,7 @@ _QUERY = frozenset(
         "collect",
         "expandValues",
         "jsonKeys",
+        "orderBy",  # v1.9.1 clause 4.23
     }
 )
 # GET /temporal/entities (clause 6.18.3.2): the query's and the temporal ones
@@ -61,7 +62,7 @@ _PAGE = frozenset({"limit", "offset", "count"})
 ALLOWED: dict[str, frozenset[str]] = {
     "create_entity": frozenset({"local"}),
     "query_entities": _QUERY,
-    "purge_entities": _QUERY | {"keep", "drop"},  # DELETE /entities (v1.9 purge)
+    "purge_entities": (_QUERY - {"orderBy"}) | {"keep", "drop"},  # DELETE /entities (v1.9)
     "create_temporal": frozenset({"local"}),
     "query_temporal": _TEMPORAL,
     "list_types": frozenset({"details", "local", "via"}) | _PAGE,

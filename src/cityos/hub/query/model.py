@@ -143,6 +143,27 @@ class GeoQuery:
     min_distance: float | None = None
 
 
+# ---------------------------------------------------------------------------- orderBy
+
+
+ORDER_FIELDS = ("id", "type", "createdAt", "modifiedAt")
+
+
+@dataclass(frozen=True)
+class OrderKey:
+    """One ``orderBy`` criterion (NGSI-LD v1.9.1 clause 4.23): an entity member (``field``:
+    one of :data:`ORDER_FIELDS`) or an attribute ``path`` (its first instance decides).
+
+    ``only_on``: the types (expanded IRIs) on which the value counts; elsewhere the entity
+    sorts as if it lacked the attribute (the security scope sets it, as ``OfType`` in q).
+    """
+
+    path: AttrPath | None = None
+    field: str | None = None
+    descending: bool = False
+    only_on: tuple[str, ...] | None = None
+
+
 # ---------------------------------------------------------------------------- entity query
 
 
@@ -160,4 +181,5 @@ class EntityQuery:
     limit: int = 20
     offset: int = 0
     count: bool = False
+    order: tuple[OrderKey, ...] = ()  # orderBy; empty: insertion order
     extra: dict[str, Any] = field(default_factory=dict)

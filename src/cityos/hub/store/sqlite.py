@@ -27,6 +27,7 @@ from cityos.hub.model import Entity
 from cityos.hub.query import geo as geoq
 from cityos.hub.query import sql as qsql
 from cityos.hub.query.model import EntityQuery, GeoQuery, TypeAnd, TypeExpr, TypeName, TypeOr
+from cityos.hub.query.order import compile_order
 from cityos.hub.store.audit import AuditStore
 from cityos.hub.store.audit_sqlite import SqliteAuditStore
 from cityos.hub.store.base import (
@@ -549,10 +550,14 @@ class SqliteStore(Store):
         else:
             source = "entities e"
             order = " ORDER BY e.pk"
+        order_params: list[Any] = []
+        if query.order:  # orderBy: sorted in the database, so limit/offset page one order
+            order, order_params = compile_order(query.order, "sqlite", "e.doc", "e.pk")
         where_sql = " AND ".join(where) if where else "1"
         sql = f"SELECT e.doc FROM {source} WHERE {where_sql}{order} LIMIT ? OFFSET ?"
+        page_params = (*params, *order_params, query.limit, query.offset)
         with self._lock:
-            rows = self._conn.execute(sql, (*params, query.limit, query.offset)).fetchall()
+            rows = self._conn.execute(sql, page_params).fetchall()
             count = None
             if query.count:
                 count = self._conn.execute(
