@@ -116,3 +116,13 @@ def test_batch_query_attrs_not_an_array_is_400(client) -> None:
     query = {"type": "Query", "entities": [{"type": "Building"}], "attrs": True}
     r = client.post(f"{BASE}/entityOperations/query", content=json.dumps(query), headers=JSON_CT)
     assert r.status_code == 400 and r.json()["type"].endswith("BadRequestData")
+
+
+def test_query_by_ids_alone_is_400(client) -> None:
+    _create(client)
+    r = client.get(f"{BASE}/entities", params={"id": "urn:b:1"})
+    assert r.status_code == 400 and r.json()["type"].endswith("BadRequestData")
+    r = client.get(f"{BASE}/entities", params={"id": "urn:b:1", "type": "Building"})
+    assert [e["id"] for e in r.json()] == ["urn:b:1"]
+    r = client.get(f"{BASE}/entities", params={"id": "urn:b:1", "local": "true"})
+    assert [e["id"] for e in r.json()] == ["urn:b:1"]

@@ -57,7 +57,7 @@ def test_batch_upsert_then_query(client) -> None:
     assert ids(r) == ["urn:ngsi-ld:Sensor:9"]
     r = q(client, idPattern="urn:ngsi-ld:Sensor:[12]")
     assert ids(r) == ["urn:ngsi-ld:Sensor:1", "urn:ngsi-ld:Sensor:2"]
-    r = q(client, id="urn:ngsi-ld:Sensor:3,urn:ngsi-ld:Sensor:4")
+    r = q(client, type=S, id="urn:ngsi-ld:Sensor:3,urn:ngsi-ld:Sensor:4")  # ids narrow a type
     assert sorted(ids(r)) == ["urn:ngsi-ld:Sensor:3", "urn:ngsi-ld:Sensor:4"]
     r = q(
         client,

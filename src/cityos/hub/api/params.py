@@ -216,11 +216,12 @@ def entity_query(request: Request, ctx: Context, *, require_filter: bool = True)
         )
     if query.limit == 0 and not query.count:
         raise BadRequestData("limit=0 is only allowed with count=true")
+    # ids alone are not enough (clause 6.4.3.2; as for the temporal query): they narrow a
+    # query by type, attributes, q, geoQ or scopeQ
     has_filter = any(
         x is not None
         for x in (
             query.types,
-            query.ids,
             query.id_pattern,
             query.attrs,
             query.q,
@@ -231,7 +232,8 @@ def entity_query(request: Request, ctx: Context, *, require_filter: bool = True)
     # local=true (clause 6.3.18): only this broker's entities, so no filter is needed
     if require_filter and not has_filter and not flag(request, "local"):
         raise BadRequestData(
-            "a query needs at least one of type, id, idPattern, attrs, q, geoQ or scopeQ"
+            "a query needs at least one of type, idPattern, attrs, q, geoQ or scopeQ"
+            " (or local=true); id only narrows one"
         )
     query.order = order_param(request, ctx)
     return query
