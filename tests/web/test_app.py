@@ -105,6 +105,30 @@ def test_an_empty_id_or_name_in_the_path_is_a_400(client, method, path) -> None:
     assert doc["type"].endswith("/BadRequestData") and "empty id or name" in doc["detail"]
 
 
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
+def test_an_entity_named_by_an_empty_id_is_a_400(client, method) -> None:
+    """``PUT /entities/`` names an entity by an empty id (ETSI 054_02_02, 056_02_02): 400;
+    without the slash the method is simply not allowed on the collection (405)."""
+    body = {"name": {"type": "Property", "value": 1}}
+    doc = assert_problem(client.request(method, f"{BASE}/entities/", json=body), 400)
+    assert "empty id" in doc["detail"]
+    assert client.request(method, f"{BASE}/entities", json=body).status_code == 405
+
+
+def test_a_partial_attribute_update_takes_merge_patch(client) -> None:
+    """``PATCH /entities/{id}/attrs/{attr}`` with application/merge-patch+json (ETSI 044_01_01)."""
+    entity = {"id": "urn:ngsi-ld:Road:1", "type": "Road", "lanes": {"type": "Property", "value": 2}}
+    assert client.post(f"{BASE}/entities", json=entity).status_code == 201
+    r = client.patch(
+        f"{BASE}/entities/urn:ngsi-ld:Road:1/attrs/lanes",
+        content=json.dumps({"value": 3}),
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert r.status_code == 204, r.text
+    got = client.get(f"{BASE}/entities/urn:ngsi-ld:Road:1", params={"options": "keyValues"})
+    assert got.json()["lanes"] == 3
+
+
 def test_a_wrong_method_is_a_405_problem_with_allow(client) -> None:
     r = client.put("/version")
     doc = assert_problem(r, 405)

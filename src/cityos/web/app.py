@@ -61,6 +61,8 @@ class NormalisePath:
             if len(path) > 1 and path.endswith("/"):
                 path = path.rstrip("/") or "/"
                 raw = raw.rstrip(b"/") or b"/"
+                scope = dict(scope)
+                scope["cityos.trailing_slash"] = True  # `/entities/` may mean an empty id
             if path != scope["path"]:
                 scope = dict(scope)
                 scope["path"] = path
@@ -81,7 +83,16 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 
 async def _not_allowed(request: Request, exc: Exception) -> Response:
     """405 with the route's methods in ``Allow`` (RFC 9110, section 15.5.6: a 405 MUST
-    carry it); Starlette's router puts them on the exception it raises."""
+    carry it); Starlette's router puts them on the exception it raises. But ``PUT`` or
+    ``PATCH /ngsi-ld/v1/entities/`` names an entity by an empty id: that request is
+    malformed (400), as with any other empty id in the path."""
+    path = request.url.path
+    if (
+        request.scope.get("cityos.trailing_slash")
+        and path.startswith("/ngsi-ld/v1/")
+        and request.method in ("PUT", "PATCH", "DELETE")
+    ):
+        return problem(BadRequestData(f"an empty id in the path {path}/"), path)
     allow = (getattr(exc, "headers", None) or {}).get("Allow", "")
     err = InvalidRequest(
         f"method {request.method} is not allowed on {request.url.path}"

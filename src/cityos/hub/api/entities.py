@@ -271,7 +271,9 @@ async def update_attrs(request: Request) -> Response:
 async def partial_attr_update(request: Request) -> Response:
     tenant = tenant_of(request, read=True)
     eid = _entity_id(request)
-    body = _body_object(await read_body(request), "an attribute fragment")
+    body = _body_object(
+        await read_body(request, allow=(JSON, JSONLD, MERGE_PATCH)), "an attribute fragment"
+    )
     ctx = resolve_context(request, body)
     term = path_param(request, "attr")
     attr = ctx.expand_term(term)
