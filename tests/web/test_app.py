@@ -113,6 +113,9 @@ def test_an_entity_named_by_an_empty_id_is_a_400(client, method) -> None:
     doc = assert_problem(client.request(method, f"{BASE}/entities/", json=body), 400)
     assert "empty id" in doc["detail"]
     assert client.request(method, f"{BASE}/entities", json=body).status_code == 405
+    # the other collections keep their 405 (ETSI 029_01_01, 032_01_01, 035_02_01)
+    assert client.request(method, f"{BASE}/subscriptions/", json=body).status_code == 405
+    assert client.delete(f"{BASE}/subscriptions/").status_code == 405
 
 
 def test_a_partial_attribute_update_takes_merge_patch(client) -> None:

@@ -85,12 +85,13 @@ async def _not_allowed(request: Request, exc: Exception) -> Response:
     """405 with the route's methods in ``Allow`` (RFC 9110, section 15.5.6: a 405 MUST
     carry it); Starlette's router puts them on the exception it raises. But ``PUT`` or
     ``PATCH /ngsi-ld/v1/entities/`` names an entity by an empty id: that request is
-    malformed (400), as with any other empty id in the path."""
+    malformed (400), as ETSI's suite checks (054_02_02, 056_02_02); on the other
+    collections (``DELETE /subscriptions/``, …) the suite expects the 405."""
     path = request.url.path
     if (
         request.scope.get("cityos.trailing_slash")
-        and path.startswith("/ngsi-ld/v1/")
-        and request.method in ("PUT", "PATCH", "DELETE")
+        and path == "/ngsi-ld/v1/entities"
+        and request.method in ("PUT", "PATCH")
     ):
         return problem(BadRequestData(f"an empty id in the path {path}/"), path)
     allow = (getattr(exc, "headers", None) or {}).get("Allow", "")
