@@ -192,7 +192,8 @@ def test_subscription_notifies_the_webhook(run: Run, webhook: Webhook) -> None:
         assert n.body["type"] == "Notification"
         for entity in n.body["data"]:
             assert entity["type"] == "AirQualityObserved"
-            assert set(entity) <= {"id", "type", "pm25", "deletedAt"}  # attributes: [pm25]
+            # attributes: [pm25]; under application/ld+json each entity carries its @context
+            assert set(entity) <= {"id", "type", "pm25", "deletedAt", "@context"}
 
 
 def test_ld_json_notification_carries_its_context(run: Run, webhook: Webhook) -> None:

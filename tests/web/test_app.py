@@ -214,3 +214,14 @@ def test_bad_retention_rules_stop_the_start_with_the_reason(tmp_path) -> None:
     app, _ = make_app(tmp_path, retention=["*=forever"], retention_interval_s=60)
     with pytest.raises(Exception, match="forever"), TestClient(app):
         pass
+
+
+def test_a_link_of_another_relation_is_no_context(client) -> None:
+    """A read with a Link header of another relation (RFC 8288; ngsildclient sends its
+    context so on GET subscription) is answered in the core context; a write that needs
+    the context it names is still refused."""
+    odd = {"Link": '<https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context.jsonld>; rel="other"'}
+    assert client.get(f"{BASE}/entities", params={"type": "Road"}, headers=odd).status_code == 200
+    entity = {"id": "urn:ngsi-ld:Road:9", "type": "Road"}
+    doc = assert_problem(client.post(f"{BASE}/entities", json=entity, headers=odd), 400)
+    assert "names no JSON-LD context" in doc["detail"]

@@ -227,6 +227,10 @@ def context_value(request: Request, body: Any | None) -> Any:
         raise BadRequestData("an @context in the body needs Content-Type application/ld+json")
     if link:
         url = parse_link_header(link)
+        if url is None and body is None:
+            # a read: a link of another relation is no @context (RFC 8288), the core one
+            # applies (ngsildclient sends its context with a wrong rel on GET subscription)
+            return None
         if url is None:
             raise BadRequestData(f"Link header {link!r} names no JSON-LD context")
         return url
