@@ -162,6 +162,14 @@ def main() -> None:
         raise SystemExit(f"{args.suite} holds no TP/NGSI-LD: see {args.runner}'s header")
     name = f"conformance-{args.engine}" + ("-dist-ops" if args.dist_ops else "")
     out = args.out or ROOT / "benchmarks" / "results" / f"{name}.json"
+    # the code the hub runs, taken before it starts (uncommitted changes under src/ noted)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no", "--", "src"], cwd=ROOT,
+        capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         port = free_port()
@@ -178,13 +186,6 @@ def main() -> None:
             proc.terminate()
             proc.wait(timeout=20)
         result = count(work / "out" / "output.xml")
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-        capture_output=True, text=True,
-    ).stdout.strip()  # fmt: skip
     record = {
         "engine": args.engine,
         "commit": commit + ("+changes" if dirty else ""),
