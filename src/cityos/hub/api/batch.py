@@ -17,9 +17,7 @@ from cityos.hub.api.common import (
     _media,
     endpoint,
     entity_response,
-    flag,
     hub_of,
-    int_param,
     json_response,
     options_of,
     read_body,
@@ -29,23 +27,17 @@ from cityos.hub.api.common import (
 )
 from cityos.hub.api.entities import with_geo_context
 from cityos.hub.api.linked import render_joined
-from cityos.hub.api.orderby import order_param
 from cityos.hub.api.params import (
     MAX_JOIN_LEVEL,
     RenderOptions,
     expand_name,
     render_options,
-    type_param,
 )
+from cityos.hub.api.query_body import query_from_body
 from cityos.hub.entities import BatchResult
-from cityos.hub.errors import BadRequestData, NgsiLdError, TooManyResults
+from cityos.hub.errors import BadRequestData, NgsiLdError
 from cityos.hub.federation import include
 from cityos.hub.ldcontext import Context
-from cityos.hub.model import DEFAULT_GEOPROPERTY
-from cityos.hub.query.geo import parse_geo_query
-from cityos.hub.query.model import EntityQuery, TypeOr
-from cityos.hub.query.q import expand_q, parse_q, parse_scope_q
-from cityos.hub.query.regex import client_regex
 from cityos.hub.representation import (
     parse_attributes,
     parse_entity,
@@ -223,52 +215,11 @@ async def batch_query(request: Request) -> Response:
     if not isinstance(body, dict) or body.get("type") != "Query":
         raise BadRequestData('the body must be a Query object: {"type": "Query", ...}')
     ctx = resolve_context(request, body)
-    settings = hub_of(request).settings
-    query = EntityQuery(order=order_param(request, ctx))  # orderBy stays in the URL
-    selectors = body.get("entities") or []
-    if not isinstance(selectors, list):
-        raise BadRequestData("entities must be a list of entity selectors")
-    types, ids = [], []
-    for sel in selectors:
-        if not isinstance(sel, dict):
-            raise BadRequestData("each entity selector must be an object")
-        if "type" in sel:
-            types.append(type_param(str(sel["type"]), ctx, "entity selector"))
-        if "id" in sel:
-            ids.append(check_uri(sel["id"], "entity selector"))
-        if "idPattern" in sel:
-            query.id_pattern = str(sel["idPattern"])
-            client_regex(query.id_pattern, "idPattern")
-    if types:
-        query.types = types[0] if len(types) == 1 else TypeOr(tuple(types))
-    if ids:
-        query.ids = ids
-    if "attrs" in body:
+    query = query_from_body(request, body, ctx)
+    if "attrs" in body:  # here they select entities (those with one of them)
         if not isinstance(body["attrs"], list):
             raise BadRequestData("attrs must be an array of attribute names")
         query.attrs = [expand_name(ctx, a, "attrs: attribute") for a in body["attrs"]]
-    if "q" in body:
-        query.q = expand_q(parse_q(str(body["q"])), ctx.expand_term)
-    if "scopeQ" in body:
-        query.scope = parse_scope_q(str(body["scopeQ"]))
-    if "geoQ" in body:
-        g = body["geoQ"]
-        if not isinstance(g, dict):
-            raise BadRequestData("geoQ must be an object")
-        gp = g.get("geoproperty")
-        query.geo = parse_geo_query(
-            str(g.get("georel", "")),
-            str(g.get("geometry", "")),
-            g.get("coordinates", ""),
-            expand_name(ctx, gp, "geoQ.geoproperty") if gp else DEFAULT_GEOPROPERTY,
-        )
-    query.limit = int_param(request, "limit", settings.default_page_size)
-    query.offset = int_param(request, "offset", 0)
-    query.count = flag(request, "count")
-    if query.limit > settings.max_page_size:
-        raise TooManyResults(
-            f"limit {query.limit} is over the maximum page size of {settings.max_page_size}"
-        )
     opts = render_options(request, ctx)
     _query_join(body, opts)
     result = hub_of(request).store.query(tenant, restrict_query(query))
