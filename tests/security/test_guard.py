@@ -285,8 +285,13 @@ def test_a_device_key_sends_without_a_tenant_header(door) -> None:
              "attributes": [{"object_id": "c", "name": "intensity", "type": "Integer"}]}  # fmt: skip
     device = {"device_id": "d9", "apikey": "loop-key",
               "entity_name": "urn:ngsi-ld:TrafficFlowObserved:d9"}  # fmt: skip
-    assert client.post("/iot/services", json={"services": [group]}, headers=as_admin).status_code == 201
-    assert client.post("/iot/devices", json={"devices": [device]}, headers=as_admin).status_code == 201
+    assert (
+        client.post("/iot/services", json={"services": [group]}, headers=as_admin).status_code
+        == 201
+    )
+    assert (
+        client.post("/iot/devices", json={"devices": [device]}, headers=as_admin).status_code == 201
+    )
     key, _ = create_key(hub.store, tenants=["phnompenh"], roles=["device"], service_group="loop-key",
                         device_id="d9")  # fmt: skip
     bare = {"Authorization": f"ApiKey {key}"}  # no tenant header at all
