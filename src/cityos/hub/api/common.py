@@ -298,6 +298,12 @@ def context_url_for_response(request: Request) -> Any:
     return CORE_CONTEXT_URL
 
 
+def context_link_headers(request: Request, media: str) -> dict[str, str]:
+    """The ``Link`` header naming the caller's @context, for a plain-JSON answer (an
+    ``application/ld+json`` one carries it in the body)."""
+    return {} if media == JSONLD else {"Link": link_header_for(context_url_for_response(request))}
+
+
 def page_links(request: Request, base: str, offset: int, limit: int, total: int) -> list[str]:
     """The prev/next ``Link`` values of one page of a list (clause 5.5.9), every other
     parameter kept as sent: ``</ngsi-ld/v1/…?limit=1&offset=2>;rel="next";type=…``."""

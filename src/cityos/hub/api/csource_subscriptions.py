@@ -11,6 +11,7 @@ from starlette.responses import Response
 from cityos.hub import csource_notify
 from cityos.hub.api.common import (
     JSONLD,
+    context_link_headers,
     context_url_for_response,
     endpoint,
     hub_of,
@@ -25,7 +26,7 @@ from cityos.hub.api.common import (
     validate_uri,
 )
 from cityos.hub.errors import AlreadyExists, BadRequestData, NonexistentTenant, ResourceNotFound
-from cityos.hub.ldcontext import Context, link_header_for
+from cityos.hub.ldcontext import Context
 from cityos.hub.model import now_iso, to_hub_time
 from cityos.hub.subscriptions import STATUS_FIELDS, parse_subscription
 
@@ -79,10 +80,6 @@ def _tenant_now(request: Request) -> str:
     return tenant_of(request, read=False)
 
 
-def _headers(request: Request, media: str) -> dict[str, str]:
-    return {} if media == JSONLD else {"Link": link_header_for(context_url_for_response(request))}
-
-
 def _get(request: Request, tenant: str) -> dict[str, Any]:
     sid = validate_uri(path_param(request, "subscription_id"), "subscription id")
     doc = hub_of(request).store.get_doc(KIND, tenant, sid)
@@ -117,7 +114,7 @@ async def list_csource_subscriptions(request: Request) -> Response:
         raise BadRequestData(f"limit must be at most {hub.settings.max_page_size}")
     subs = sorted(hub.store.list_docs(KIND, tenant), key=lambda d: d.get("createdAt", ""))
     page = subs[offset : offset + limit]
-    headers = _headers(request, media)
+    headers = context_link_headers(request, media)
     headers["NGSILD-Results-Count"] = str(len(subs))
     return json_response([_out(request, d, media) for d in page], media_type=media, headers=headers)
 
@@ -128,7 +125,7 @@ async def retrieve_csource_subscription(request: Request) -> Response:
     tenant = _read_tenant(request)
     doc = _get(request, tenant)
     return json_response(
-        _out(request, doc, media), media_type=media, headers=_headers(request, media)
+        _out(request, doc, media), media_type=media, headers=context_link_headers(request, media)
     )
 
 

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -12,11 +11,13 @@ from starlette.responses import Response
 from cityos.hub import csources
 from cityos.hub.api.common import (
     JSONLD,
+    context_link_headers,
     context_url_for_response,
     endpoint,
     hub_of,
     json_response,
     location,
+    page_links,
     path_param,
     read_body,
     resolve_context,
@@ -27,7 +28,7 @@ from cityos.hub.api.common import (
 from cityos.hub.api.params import entity_query
 from cityos.hub.csource_notify import registration_changed
 from cityos.hub.errors import AlreadyExists, BadRequestData, NonexistentTenant, ResourceNotFound
-from cityos.hub.ldcontext import Context, link_header_for
+from cityos.hub.ldcontext import Context
 from cityos.hub.model import to_hub_time
 from cityos.hub.query.q import expand_q, parse_q
 
@@ -54,10 +55,6 @@ def _render(request: Request, doc: dict[str, Any], ctx: Context, media: str) -> 
     if media == JSONLD:
         body["@context"] = context_url_for_response(request)
     return body
-
-
-def _headers(request: Request, media: str) -> dict[str, str]:
-    return {} if media == JSONLD else {"Link": link_header_for(context_url_for_response(request))}
 
 
 def _get(request: Request, tenant: str) -> dict[str, Any]:
@@ -90,7 +87,9 @@ async def retrieve_registration(request: Request) -> Response:
     ctx = resolve_context(request)
     doc = _get(request, tenant)
     return json_response(
-        _render(request, doc, ctx, media), media_type=media, headers=_headers(request, media)
+        _render(request, doc, ctx, media),
+        media_type=media,
+        headers=context_link_headers(request, media),
     )
 
 
@@ -144,22 +143,6 @@ def registration_filter(request: Request, ctx: Context) -> csources.Registration
     return f
 
 
-def _page_links(request: Request, offset: int, limit: int, total: int) -> list[str]:
-    """prev/next links of a page (clause 5.5.9), the other parameters kept as sent."""
-    kept = [(k, v) for k, v in request.query_params.multi_items() if k not in ("limit", "offset")]
-    links = []
-
-    def link(at: int, rel: str) -> str:
-        qs = urlencode([*kept, ("limit", str(limit)), ("offset", str(at))], safe=",;:/")
-        return f'<{BASE}?{qs}>;rel="{rel}";type="application/ld+json"'
-
-    if offset > 0 and limit > 0:
-        links.append(link(max(0, offset - limit), "prev"))
-    if limit > 0 and offset + limit < total:
-        links.append(link(offset + limit, "next"))
-    return links
-
-
 @endpoint
 async def query_registrations(request: Request) -> Response:
     media = response_media(request)
@@ -172,10 +155,10 @@ async def query_registrations(request: Request) -> Response:
     )
     found = [d for d in docs if csources.matches(d, f)]
     page = found[query.offset : query.offset + query.limit]
-    headers = _headers(request, media)
+    headers = context_link_headers(request, media)
     if query.count:
         headers["NGSILD-Results-Count"] = str(len(found))
-    links = _page_links(request, query.offset, query.limit, len(found))
+    links = page_links(request, BASE, query.offset, query.limit, len(found))
     if links:
         headers["Link"] = ", ".join([*links, *([headers["Link"]] if "Link" in headers else [])])
     return json_response(
