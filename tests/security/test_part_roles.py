@@ -110,3 +110,19 @@ def test_with_part_roles(declared, expected) -> None:
     out = with_part_roles(doc, declared)
     assert out["roles"] == {"city-operator": [{"actions": ["read"]}], **expected}
     assert doc == {"roles": {"city-operator": [{"actions": ["read"]}]}}  # not changed in place
+
+
+@pytest.mark.parametrize("text", ["[1]", '"roles"', '{"roles": [1]}'])
+def test_a_rules_file_that_is_no_rules_is_one_line(tmp_path, text) -> None:
+    """With the parts' roles added, a file that is no rules object still stops the server
+    with a PolicyError saying why (a list once ended in an AttributeError)."""
+    from cityos.config import Settings
+    from cityos.security.policy import PolicyError
+    from cityos.web.app import create_app
+
+    rules = tmp_path / "rules.json"
+    rules.write_text(text)
+    settings = Settings(database_url=f"sqlite:///{tmp_path}/h.db", policy_path=str(rules))
+    with pytest.raises(PolicyError) as caught:
+        create_app(settings)
+    assert "\n" not in str(caught.value) and ("roles" in str(caught.value))

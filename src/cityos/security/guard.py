@@ -26,7 +26,7 @@ from cityos.hub.tenancy import TENANT_HEADERS, TenantConflict, decide_tenant, te
 from cityos.security.audit import AuditLog
 from cityos.security.detect import Detector, cause_of, refused  # detection
 from cityos.security.identity import authenticator, credentials_of
-from cityos.security.policy import EXAMPLE_ROLES, Policy, with_part_roles
+from cityos.security.policy import EXAMPLE_ROLES, Policy, read_rules, with_part_roles
 from cityos.security.principal import AuthError, Principal
 from cityos.security.scope import Forbidden, as_caller, as_hub
 
@@ -353,7 +353,5 @@ def load_policy(
     the entity types it reads and writes; see :func:`with_part_roles`)."""
     ctx = core_context()
     path = hub.settings.policy_path
-    policy = Policy.load(path, ctx) if path else Policy(EXAMPLE_ROLES, ctx)
-    if parts:
-        policy = Policy(with_part_roles(policy.doc, parts), ctx)
-    return policy
+    doc = read_rules(path) if path else EXAMPLE_ROLES
+    return Policy(with_part_roles(doc, parts) if parts else doc, ctx)  # compiled once

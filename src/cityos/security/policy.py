@@ -126,11 +126,7 @@ class Policy:
 
     @classmethod
     def load(cls, path: str | Path, ctx: Context) -> Policy:
-        try:
-            doc = json.loads(Path(path).read_text())
-        except (OSError, ValueError) as exc:
-            raise PolicyError(f"policy file {path}: {exc}") from exc
-        return cls(doc, ctx)
+        return cls(read_rules(path), ctx)
 
     def allowed(
         self,
@@ -238,6 +234,18 @@ def _strings(rule: dict[str, Any], key: str, where: str, default: Any = "*") -> 
     return value
 
 
+def read_rules(path: str | Path) -> dict[str, Any]:
+    """A rules file's document; PolicyError (one line) when it cannot be read or is no
+    JSON object."""
+    try:
+        doc = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise PolicyError(f"policy file {path}: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise PolicyError(f'policy file {path}: a JSON object with "roles" is expected')
+    return doc
+
+
 def part_role(name: str) -> str:
     """The role a registered part's own credentials carry (``cityos keys create --role``)."""
     return f"service:{name}"
@@ -250,7 +258,9 @@ def with_part_roles(
     role: read, aggregate and subscribe what it declares it reads; read, write and
     subscribe what it writes; nothing else. A role the rules already name is theirs and is
     kept as written (a city narrows or widens a part's grant in its own file)."""
-    roles = dict(doc.get("roles") or {})
+    if not isinstance(doc.get("roles"), dict):
+        return doc  # not rules at all: Policy says why, in one line
+    roles = dict(doc["roles"])
     for name, (reads, writes) in declared.items():
         role = part_role(name)
         if role in roles:
