@@ -50,6 +50,20 @@ def _check_port(port: int) -> None:
         raise fail(f"[red]port {port} is out of range:[/red] give --port a number from 1 to 65535")
 
 
+def _check_service_settings(settings: Settings) -> None:
+    """Before serving: each registered part's own settings ([services.<name>],
+    CITYOS_<NAME>_*) as it declares them; a wrong one is one line, exit 2."""
+    from rich.markup import escape
+
+    from cityos.services.settings import settings_of
+
+    for service in services():
+        try:
+            settings_of(service, settings)
+        except ValueError as exc:
+            raise fail(f"[red]configuration error:[/red] {escape(str(exc))}") from exc
+
+
 def _check_database(settings: Settings) -> None:
     """Before serving: a wrong, unreachable or unwritable database is one line, exit 2."""
     store = open_database(settings, code=2)
@@ -115,6 +129,7 @@ def serve(
         )
     # -- end hardening --------------------------------------------------------------------
     where = f"http://{settings.host}:{settings.port}/ngsi-ld/v1"
+    _check_service_settings(settings)
     _check_database(settings)
     if workers == 1:
         application = create_app(settings)
@@ -198,6 +213,7 @@ def demo(
     if serve_after:  # a busy port is found now, not after a minute of loading
         _check_port(settings.port)
         _check_bindable(settings.host, settings.port)
+    _check_service_settings(settings)
     _check_database(settings)
     from cityos.demo import run_demo
 
@@ -284,6 +300,8 @@ def doctor(database_url: DbOption = None, json_out: JsonOption = False) -> None:
     """Check that this installation is ready to serve: settings, database, PostGIS, Redis,
     the port, then each registered part's own checks (MQTT broker, keys, SUMO, ...).
     Changes nothing; exit 1 when a check fails."""
+    from rich.markup import escape
+
     from cityos.doctor import run
 
     findings = run(load_settings(database_url), services())
@@ -293,10 +311,10 @@ def doctor(database_url: DbOption = None, json_out: JsonOption = False) -> None:
         table = Table("part", "check", "", "detail")
         for f in findings:
             mark = "[green]ok[/green]" if f.check.ok else "[red]FAIL[/red]"
-            detail = f.check.detail + (
-                f"\n[yellow]→ {f.check.hint}[/yellow]" if f.check.hint else ""
+            detail = escape(f.check.detail) + (
+                f"\n[yellow]→ {escape(f.check.hint)}[/yellow]" if f.check.hint else ""
             )
-            table.add_row(f.part, f.check.name, mark, detail)
+            table.add_row(f.part, escape(f.check.name), mark, detail)
         console.print(table)
         failed = sum(not f.check.ok for f in findings)
         console.print(

@@ -97,3 +97,35 @@ def test_docs_configuration_lists_every_registered_services_settings() -> None:
     doc = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
     begin, end = "<!-- settings:begin -->\n", "<!-- settings:end -->"
     assert doc[doc.index(begin) + len(begin) : doc.index(end)] == table
+
+
+def test_serve_with_a_wrong_service_setting_is_one_line(tmp_path: Path) -> None:
+    """`cityos serve` refuses a service's wrong setting before it starts: one line naming
+    it, exit 2 (it once ended in a traceback from inside the app factory)."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "cityos.toml").write_text('[services.traffic]\nsignalz = "x"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITYOS_")}
+    env["CITYOS_DATABASE_URL"] = f"sqlite:///{tmp_path}/h.db"
+    proc = subprocess.run(
+        [sys.executable, "-m", "cityos.cli", "serve", "--port", "1"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == (
+        "configuration error: unknown setting(s) in [services.traffic]: signalz"
+    )
+
+
+def test_doctor_shows_a_bracketed_name_as_written(tmp_path: Path, monkeypatch) -> None:
+    """Rich markup must not eat ``[services.traffic]`` out of a check's detail."""
+    from typer.testing import CliRunner
+
+    from cityos.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cityos.toml").write_text('[services.traffic]\nsignalz = "x"\n')
+    result = CliRunner().invoke(app, ["doctor"], env={"COLUMNS": "200"})
+    assert "unknown setting(s) in [services.traffic]: signalz" in result.output
