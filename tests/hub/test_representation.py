@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cityos.hub.errors import BadRequestData
-from cityos.hub.model import INSTANCE_MEMBER_KEYS, LOCATION, NGSILD
+from cityos.hub.model import INSTANCE_MEMBER_KEYS, LOCATION, NGSILD, display_time
 from cityos.hub.representation import (
     choose_language,
     parse_attribute,
@@ -606,11 +606,11 @@ def test_render_key_values() -> None:
         "address": {"street": "Norodom"},
         "tags": ["a", "b"],
         "shape": POINT,
-        "temp": 30,
+        "temp": {"dataset": {"@none": 30, "urn:ds:2": 31}},
     }
 
 
-def test_key_values_multi_attribute_without_default_gives_first() -> None:
+def test_key_values_multi_attribute_gives_every_dataset() -> None:
     stored = {
         "id": "urn:x:1",
         "type": [VOCAB + "T"],
@@ -621,38 +621,44 @@ def test_key_values_multi_attribute_without_default_gives_first() -> None:
             ]
         },
     }
-    assert render_entity(stored, CTX, fmt="keyValues")["speed"] == 1
+    got = render_entity(stored, CTX, fmt="keyValues")["speed"]
+    assert got == {"dataset": {"urn:d:1": 1, "urn:d:2": 2}}
     stored["attrs"][SPEED].append({"type": "Property", "value": 9})
-    assert render_entity(stored, CTX, fmt="keyValues")["speed"] == 9
+    got = render_entity(stored, CTX, fmt="keyValues")["speed"]
+    assert got == {"dataset": {"urn:d:1": 1, "urn:d:2": 2, "@none": 9}}
+    # one instance, with or without datasetId: its bare payload
+    stored["attrs"][SPEED] = [{"type": "Property", "value": 1, "datasetId": "urn:d:1"}]
+    assert render_entity(stored, CTX, fmt="keyValues")["speed"] == 1
 
 
 def test_sys_attrs_everywhere() -> None:
+    """sysAttrs everywhere, times shown in their shortest form (stored: .000000Z)."""
     got = render_entity(STORED, CTX, sys_attrs=True, attrs={SPEED})
     assert got == {
         "id": "urn:ngsi-ld:Building:b1",
         "type": "Building",
         "scope": "/KH",
-        "createdAt": "2026-01-01T00:00:00.000000Z",
-        "modifiedAt": "2026-01-02T00:00:00.000000Z",
+        "createdAt": "2026-01-01T00:00:00Z",
+        "modifiedAt": "2026-01-02T00:00:00Z",
         "speed": {
             "type": "Property",
             "value": 3,
-            "createdAt": "2026-01-01T00:00:00.000000Z",
-            "modifiedAt": "2026-01-02T00:00:00.000000Z",
+            "createdAt": "2026-01-01T00:00:00Z",
+            "modifiedAt": "2026-01-02T00:00:00Z",
             "accuracy": {
                 "type": "Property",
                 "value": 0.5,
-                "createdAt": "2026-01-01T00:00:00.000000Z",
+                "createdAt": "2026-01-01T00:00:00Z",
             },
         },
     }
     concise = render_entity(STORED, CTX, fmt="concise", sys_attrs=True, attrs={SPEED})
     assert concise["speed"]["accuracy"] == {
         "value": 0.5,
-        "createdAt": "2026-01-01T00:00:00.000000Z",
+        "createdAt": "2026-01-01T00:00:00Z",
     }
     kv = render_entity(STORED, CTX, fmt="keyValues", sys_attrs=True, attrs={SPEED})
-    assert kv["createdAt"] == "2026-01-01T00:00:00.000000Z" and kv["speed"] == 3
+    assert kv["createdAt"] == "2026-01-01T00:00:00Z" and kv["speed"] == 3
 
 
 def test_projection_attrs() -> None:
@@ -808,7 +814,7 @@ json_values = st.recursive(
 non_null = json_values.filter(lambda v: v is not None)
 datetimes = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
-).map(lambda d: d.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+).map(lambda d: display_time(d.strftime("%Y-%m-%dT%H:%M:%S.%fZ")))  # as the hub shows it
 points = st.tuples(st.floats(-180, 180, allow_nan=False), st.floats(-90, 90, allow_nan=False)).map(
     lambda c: {"type": "Point", "coordinates": list(c)}
 )
@@ -931,12 +937,17 @@ def _kv_readable(inst: dict[str, Any]) -> bool:
 @ROUND_TRIP
 @given(entities())
 def test_key_values_parse_back_except_relationships(body: dict[str, Any]) -> None:
-    """keyValues keeps every payload; only metadata and the Relationship type are lost."""
+    """keyValues keeps every payload; only metadata and the Relationship type are lost
+    (a multi-attribute's payloads are under ``dataset``, one per datasetId)."""
     stored = parse_entity(body, CTX)
     simplified = render_entity(stored, CTX, fmt="keyValues")
     for iri, insts in stored["attrs"].items():
         term = CTX.compact_iri(iri)
-        chosen = next((i for i in insts if "datasetId" not in i), insts[0])
+        if len(insts) > 1:
+            by_dataset = simplified[term]["dataset"]
+            assert set(by_dataset) == {i.get("datasetId", "@none") for i in insts}
+            continue
+        chosen = insts[0]
         if not _kv_readable(chosen):
             continue
         got = parse_attributes({term: simplified[term]}, CTX)[iri]
@@ -961,7 +972,7 @@ def test_with_the_core_context() -> None:
         "id": "urn:ngsi-ld:Bus:b1",
         "type": "Bus",
         "location": POINT,
-        "speed": {"value": 30, "unitCode": "KMH", "observedAt": "2026-01-01T00:00:00.000000Z"},
+        "speed": {"value": 30, "unitCode": "KMH", "observedAt": "2026-01-01T00:00:00Z"},
         "operator": {"object": "urn:ngsi-ld:Company:c1"},
     }
     stored = parse_entity(body, ctx)

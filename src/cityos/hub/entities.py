@@ -20,7 +20,7 @@ from cityos.hub.errors import (
     NgsiLdError,
     ResourceNotFound,
 )
-from cityos.hub.model import INSTANCE_MEMBER_KEYS, Entity, Instance, now_iso
+from cityos.hub.model import INSTANCE_MEMBER_KEYS, SCOPE, Entity, Instance, now_iso
 from cityos.hub.store.base import HistoryRow, Store, Transaction
 
 if TYPE_CHECKING:
@@ -507,15 +507,19 @@ class EntityService:
             tx.add_history([change])
 
     def delete_scope(self, tenant: str, entity_id: str) -> None:
-        """DELETE /entities/{id}/attrs/scope (clause 4.18): the entity's scope goes."""
+        """DELETE /entities/{id}/attrs/scope (clause 4.18): the entity's scope goes, and
+        its deletion joins the entity's temporal evolution (``timeproperty=deletedAt``)."""
+        now = now_iso()
         with self._transaction(tenant) as tx:
             old = self._get(tx, entity_id)
             if not old.get("scope"):
                 raise ResourceNotFound(f"entity {entity_id} has no scope")
             new = _copy(old)
-            del new["scope"]
-            new["modifiedAt"] = now_iso()
+            scope = new.pop("scope")
+            new["modifiedAt"] = now
             tx.update(new)
+            inst = {"type": "Property", "value": scope}
+            tx.add_history([_history(new, SCOPE, inst, "delete", now)])
 
     def delete_attr(
         self,
@@ -732,9 +736,11 @@ class EntityService:
         *,
         types: list[str] | None = None,
         create: bool = True,
+        scope: list[str] | None = None,
     ) -> bool:
         """Append past instances to history; the newest of each (by observedAt) also becomes
-        the current value when it is newer than what the entity holds. True if created."""
+        the current value when it is newer than what the entity holds. ``scope``, when
+        given, becomes the entity's scope. True if created."""
         now = now_iso()
         with self._transaction(tenant) as tx:
             old = tx.get([entity_id]).get(entity_id)
@@ -756,6 +762,8 @@ class EntityService:
                 if created
                 else _copy(old)
             )
+            if scope is not None:
+                new["scope"] = scope
             history: list[HistoryRow] = []
             for attr, instances in attrs.items():
                 ordered = sorted(instances, key=lambda i: i.get("observedAt") or "")

@@ -143,6 +143,8 @@ def check_size(value: str, limit: int, what: str) -> str:
 
 # Well-known expanded IRIs.
 NGSILD = "https://uri.etsi.org/ngsi-ld/"
+# the history keeps the scope's changes under this name, beside the attributes (clause 4.18)
+SCOPE = NGSILD + "scope"
 LOCATION = NGSILD + "location"
 OBSERVATION_SPACE = NGSILD + "observationSpace"
 OPERATION_SPACE = NGSILD + "operationSpace"
@@ -173,6 +175,17 @@ def _to_hub_time(value: str) -> str:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def display_time(text: str) -> str:
+    """A hub time (``…:00.000000Z``) as every API shows it: the fraction without trailing
+    zeros, none when it is zero (``…:00Z``, ``…:00.5Z``). Stored times keep the hub's
+    fixed form so that they compare as text; anything else is returned as it is."""
+    if not text.endswith("Z") or "." not in text:
+        return text
+    head, _, frac = text[:-1].partition(".")
+    frac = frac.rstrip("0")
+    return f"{head}.{frac}Z" if frac else f"{head}Z"
 
 
 def default_instance(instances: list[Instance]) -> Instance | None:

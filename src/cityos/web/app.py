@@ -33,6 +33,7 @@ from cityos.security.headers import harden
 from cityos.security.scope import install as install_access
 from cityos.services.registry import services
 from cityos.services.runtime import contexts_for
+from cityos.web.headercase import CanonicalHeaderCase
 from cityos.web.openapi import openapi_document
 
 log = logging.getLogger("cityos.web")
@@ -226,5 +227,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
     wrapped = NormalisePath(Guard(app, hub, policy, recorder, detector))
     # hardening: security headers, CORS if configured, rate limits (cityos.security.headers)
     wrapped = harden(wrapped, settings)
+    # header names in their canonical case on the wire (cityos.web.headercase)
+    wrapped = CanonicalHeaderCase(wrapped)
     wrapped.state = app.state  # type: ignore[attr-defined]
     return wrapped

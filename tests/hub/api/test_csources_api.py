@@ -215,7 +215,7 @@ def test_csource_subscription_crud_and_notifications(client: TestClient) -> None
         assert _wait(receiver, 3)[2]["triggerReason"] == "noLongerMatching"
 
         got = client.get(f"{BASE}/csourceSubscriptions/{sub['id']}").json()
-        assert (got["isActive"], got["status"]) == (True, "active")
+        assert got["status"] == "active" and "isActive" not in got  # as written: absent = true
         assert got["notification"]["timesSent"] == 3
         listed = client.get(f"{BASE}/csourceSubscriptions")
         assert [s["id"] for s in listed.json()] == [sub["id"]]
@@ -225,6 +225,8 @@ def test_csource_subscription_crud_and_notifications(client: TestClient) -> None
         assert client.post(f"{BASE}/csourceRegistrations", json=_reg()).status_code == 201
         time.sleep(0.3)
         assert len(receiver.received) == 3  # paused: told nothing
+        got = client.get(f"{BASE}/csourceSubscriptions/{sub['id']}").json()
+        assert (got["isActive"], got["status"]) == (False, "paused")
         bad = {"notification": {"format": "keyValues"}}
         assert client.patch(f"{BASE}/csourceSubscriptions/{sub['id']}", json=bad).status_code == 400
         assert client.delete(f"{BASE}/csourceSubscriptions/{sub['id']}").status_code == 204

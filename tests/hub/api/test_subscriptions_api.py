@@ -585,7 +585,10 @@ def test_attribute_deletions_instances_and_whole_entities(live, receiver) -> Non
     )
     assert r.status_code == 204
     (first,) = receiver.wait_entities(1)
-    assert first["name"] == "Central Market"  # the default instance, as keyValues shows it
+    # keyValues shows every instance of a multi-attribute, the deleted one as NGSI-LD Null
+    assert first["name"] == {
+        "dataset": {"@none": "Central Market", "urn:ngsi-ld:Dataset:km": "urn:ngsi-ld:null"}
+    }
     r = live.patch(
         f"{BASE}/entities/{eid}/attrs", json={"tags": {"type": "JsonProperty", "json": 1}}
     )

@@ -163,6 +163,21 @@ def test_a_deleted_attribute_shows_as_a_deletion_instance(client) -> None:
     assert [i["value"] for i in _get(client).json()["fuelLevel"]] == [50]  # history stays
 
 
+def test_a_deleted_scope_shows_as_a_deletion_instance(client) -> None:
+    """Clause 4.18: the scope's deletion is part of the temporal evolution (deletedAt)."""
+    _vehicle(client, scope=["/KH/PhnomPenh", "/A/B"], speed=SPEEDS[:1])
+    assert client.delete(f"{BASE}/entities/{EID}/attrs/scope").status_code == 204
+    body = _get(client, {"timeproperty": "deletedAt"}).json()
+    [gone] = body["scope"]
+    assert gone["type"] == "Property" and gone["value"] == []  # no scope any more
+    assert gone["deletedAt"].endswith("Z") and "speed" not in body
+    simple = _get(client, {"timeproperty": "deletedAt", "options": "temporalValues"}).json()
+    assert simple["scope"] == {"type": "Property", "values": [[[], gone["deletedAt"]]]}
+    # not an observation: the observedAt history is the attributes' alone
+    assert "scope" not in _get(client).json()
+    assert client.delete(f"{BASE}/entities/{EID}/attrs/scope").status_code == 404
+
+
 def test_pick_and_omit_select_members(client) -> None:
     _vehicle(client, speed=SPEEDS[:1], fuelLevel=[_prop(50, "2020-08-01T12:03:00Z")])
     assert set(_get(client, {"pick": "speed"}).json()) == {"speed"}

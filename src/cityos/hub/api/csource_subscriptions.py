@@ -44,8 +44,8 @@ def _parse(body: Any, ctx: Context, request: Request, sub_id: str | None = None)
     for key in ("timesSent", "timesFailed", "notificationTrigger"):  # not of csource ones
         if key not in body:
             doc.pop(key, None)
-    doc["isActive"] = body.get("isActive", True)
-    doc["status"] = "active" if doc["isActive"] else "paused"
+    # isActive as the client wrote it (absent means true), as for entity subscriptions
+    doc["status"] = "active" if doc.get("isActive", True) else "paused"
     if "expiresAt" in body:
         try:
             expires = to_hub_time(str(body["expiresAt"]))

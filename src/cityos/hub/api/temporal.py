@@ -52,7 +52,7 @@ from cityos.hub.representation import (
     parse_types,
     validate_stored_instance,
 )
-from cityos.hub.representation.names import check_name
+from cityos.hub.representation.names import check_name, parse_scope
 from cityos.hub.representation.projection import Projection
 from cityos.hub.representation.temporal import (
     display_time,
@@ -461,6 +461,7 @@ async def create_temporal(request: Request) -> Response:
         raise BadRequestData("a temporal entity needs a type")
     types = parse_types(body["type"], ctx, f"entity {eid!r}")
     attrs = _temporal_attrs(body, ctx, f"entity {eid!r}")
+    scope = parse_scope(body["scope"], f"entity {eid!r}") if "scope" in body else None
     hub = hub_of(request)
     existing = hub.store.get_entity(tenant, eid)
     if existing is not None:  # past instances change no current value: checked here
@@ -468,7 +469,7 @@ async def create_temporal(request: Request) -> Response:
         attrs = _replace_observed(hub.store, tenant, eid, attrs)
         if not attrs:
             return Response(status_code=204)
-    created = hub.entities.add_temporal(tenant, eid, attrs, types=types)
+    created = hub.entities.add_temporal(tenant, eid, attrs, types=types, scope=scope)
     if created:
         return Response(status_code=201, headers=location("/ngsi-ld/v1/temporal/entities", eid))
     return Response(status_code=204)

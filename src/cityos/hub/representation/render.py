@@ -9,8 +9,14 @@
 * ``keyValues`` (simplified): attribute -> its payload. Property and GeoProperty give the
   value, Relationship the object; the other types keep their payload key so the type stays
   readable: ``{"languageMap": …}``, ``{"json": …}``, ``{"vocab": …}``, ``{"valueList": …}``,
-  ``{"objectList": …}``. A multi-attribute gives its default instance (the one without
-  ``datasetId``), or its first instance when all have one.
+  ``{"objectList": …}``. A multi-attribute (more than one instance) gives
+  ``{"dataset": {datasetId: payload, "@none": payload of the default instance}}`` (clause
+  4.5.5), so that no instance is lost in the simplified form.
+
+Times (``observedAt``, ``createdAt``, ``modifiedAt``, ``deletedAt``) are shown in their
+shortest form, ``2020-08-01T12:03:00Z`` or ``…:00.25Z``, in every representation and in the
+temporal API alike; they are stored in the hub's fixed form (UTC, six fraction digits) so that
+``q``, ``orderBy`` and the history compare them as text.
 
 Only ``ctx.compact_iri`` is used: attribute and sub-attribute names, entity types,
 ``objectType`` and ``vocab`` values are compacted; compound values are written as stored.
@@ -21,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Literal, Protocol
 
-from cityos.hub.model import INSTANCE_MEMBER_KEYS, Entity, Instance, default_instance
+from cityos.hub.model import INSTANCE_MEMBER_KEYS, Entity, Instance, display_time
 from cityos.hub.representation.lang import choose_language
 from cityos.hub.representation.names import is_geometry
 
@@ -29,6 +35,8 @@ Format = Literal["normalized", "concise", "keyValues"]
 FORMATS: tuple[str, ...] = ("normalized", "concise", "keyValues")
 
 _SYS_MEMBERS = frozenset({"createdAt", "modifiedAt", "deletedAt"})
+# shown in the shortest form (display_time), stored in the hub's fixed one
+_TIME_MEMBERS = frozenset({"observedAt", *_SYS_MEMBERS})
 # Entity members pick/omit can name besides attributes.
 _ENTITY_MEMBERS = frozenset({"id", "type", "scope", "createdAt", "modifiedAt", "deletedAt"})
 # Payload keys kept as a wrapper in keyValues so the attribute type stays readable.
@@ -104,7 +112,7 @@ def render_entity(
     if sys_attrs:
         for key in ("createdAt", "modifiedAt", "deletedAt"):
             if key in entity and select.keeps(key):
-                out[key] = entity[key]
+                out[key] = display_time(entity[key])
     for iri, instances in entity.get("attrs", {}).items():
         if attrs is not None and iri not in attrs:
             continue
@@ -127,8 +135,14 @@ def render_attribute(
 ) -> Any:
     """All instances of one attribute: an object (or bare value) for one, an array for more."""
     if fmt == "keyValues":
-        chosen = default_instance(instances) or instances[0]
-        return simplified_value(chosen, ctx, lang=lang)
+        if len(instances) == 1:
+            return simplified_value(instances[0], ctx, lang=lang)
+        return {
+            "dataset": {
+                inst.get("datasetId", "@none"): simplified_value(inst, ctx, lang=lang)
+                for inst in instances
+            }
+        }
     if len(instances) == 1:
         return render_instance(instances[0], ctx, fmt=fmt, sys_attrs=sys_attrs, lang=lang)
     return [
@@ -169,7 +183,12 @@ def render_instance(
                 continue
             if key == "instanceId" and not instance_id:
                 continue
-            out[key] = _compact_terms(value, ctx) if key in ("objectType", "vocab") else value
+            if key in _TIME_MEMBERS:
+                out[key] = display_time(value)
+            elif key in ("objectType", "vocab"):
+                out[key] = _compact_terms(value, ctx)
+            else:
+                out[key] = value
         else:
             out[ctx.compact_iri(key)] = render_instance(
                 value, ctx, fmt=fmt, sys_attrs=sys_attrs, lang=lang, instance_id=instance_id

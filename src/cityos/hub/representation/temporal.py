@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cityos.hub.model import INSTANCE_MEMBER_KEYS, VALUE_KEY
+from cityos.hub.model import INSTANCE_MEMBER_KEYS, SCOPE, VALUE_KEY, display_time
 from cityos.hub.representation.render import TermCompactor, render_instance, simplified_value
 from cityos.hub.store.base import HistoryRow
 
@@ -51,31 +51,25 @@ class Point:
     deleted: bool = False
 
 
-def display_time(text: str) -> str:
-    """A hub time (``…:00.000000Z``) in its shortest form: the fraction without trailing
-    zeros, none when it is zero. Anything else is returned as it is."""
-    if not text.endswith("Z") or "." not in text:
-        return text
-    head, _, frac = text[:-1].partition(".")
-    frac = frac.rstrip("0")
-    return f"{head}.{frac}Z" if frac else f"{head}Z"
-
-
 def instance_urn(instance_id: int | None) -> str | None:
     return None if instance_id is None else f"{INSTANCE_ID_PREFIX}{instance_id}"
 
 
 def stored_instance(point: Point) -> dict[str, Any]:
-    """The instance as stored, or for a deletion the NGSI-LD Null and ``deletedAt``."""
+    """The instance as stored, or for a deletion the NGSI-LD Null and ``deletedAt`` (a
+    deleted scope: no scope, ``[]``)."""
     row = point.row
     if not point.deleted:
         return row.instance
     kind = row.instance.get("type", "Property")
     key = VALUE_KEY.get(kind, "value")
-    inst: dict[str, Any] = {
-        "type": kind,
-        key: {"@none": NGSI_LD_NULL} if kind == "LanguageProperty" else NGSI_LD_NULL,
-    }
+    inst: dict[str, Any] = {"type": kind}
+    if row.attr == SCOPE:
+        inst[key] = []
+    elif kind == "LanguageProperty":
+        inst[key] = {"@none": NGSI_LD_NULL}
+    else:
+        inst[key] = NGSI_LD_NULL
     if row.dataset_id is not None:
         inst["datasetId"] = row.dataset_id
     inst["deletedAt"] = row.recorded_at
