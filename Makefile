@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CODE := src tests benchmarks
 
-.PHONY: setup interop demo test test-fast lint bench clean
+.PHONY: setup interop citylearn demo test test-fast lint bench clean
 
 # Reinstall only when pyproject.toml changes (the stamp is older than it).
 setup: $(STAMP)
@@ -30,10 +30,26 @@ $(INTEROP)/%/.installed: tests/interop/requirements-%.txt
 	$(INTEROP)/$*/bin/pip install -q -r $<
 	touch $@
 
+# CityLearn 1.3.6 (the 2022 challenge's simulator; its phase_1 data ships in the wheel) in its
+# own virtualenv: it needs numpy<2 and gym 0.24, which clash with ours. The energy service
+# drives it over a pipe (src/cityos/services/energy/sim/citylearn.py). Rebuilt when the
+# requirements file changes; citylearn itself goes in with --no-deps (its metadata pins
+# versions with no wheels for Python 3.11), named on the file's `# no-deps:` line.
+CITYLEARN := .venv-citylearn
+CITYLEARN_REQ := src/cityos/services/energy/sim/requirements-citylearn.txt
+
+citylearn: $(CITYLEARN)/.installed
+
+$(CITYLEARN)/.installed: $(CITYLEARN_REQ)
+	test -x $(CITYLEARN)/bin/python || $(PY) -m venv $(CITYLEARN)
+	$(CITYLEARN)/bin/pip install -q -r $<
+	$(CITYLEARN)/bin/pip install -q --no-deps $$(sed -n 's/^# no-deps: *//p' $<)
+	touch $@
+
 demo: setup
 	$(BIN)/cityos demo
 
-test: setup interop
+test: setup interop citylearn
 	$(BIN)/pytest -q
 
 # What a developer runs between edits: the suite less the slow tests (the fuzzers, the

@@ -25,6 +25,7 @@ from cityos.hub.access import restrict_query, visible, visible_all
 from cityos.hub.core import Hub
 from cityos.hub.delivery import Deliverer
 from cityos.hub.errors import ResourceNotFound
+from cityos.hub.model import to_hub_time
 from cityos.hub.query.model import EntityQuery
 from cityos.hub.query.q import expand_q, expand_types, parse_q, parse_type_expr
 from cityos.hub.representation import parse_attributes, parse_entity, render_entity
@@ -98,6 +99,37 @@ class HubClient:
         query.count = True
         result = self.hub.store.query(self.tenant, restrict_query(query))
         return int(result.count or 0)
+
+    def history(
+        self,
+        entity_id: str,
+        attr: str,
+        *,
+        after: str | None = None,
+        before: str | None = None,
+        limit: int = 100_000,
+    ) -> list[tuple[str, Any]]:
+        """``(observedAt, value)`` of one attribute's past instances, oldest first, as the
+        temporal API has them (``timerel=between`` on observedAt); the caller's reading
+        rights apply as for :meth:`get`."""
+        found = self.hub.store.get_entity(self.tenant, entity_id)
+        if found is None or visible(found) is None:
+            raise ResourceNotFound(f"entity {entity_id} not found")
+        rows = self.hub.store.history(
+            self.tenant,
+            entity_id,
+            self.ctx.expand_term(attr),
+            limit,
+            time_property="observedAt",
+            after=to_hub_time(after) if after else None,
+            before=to_hub_time(before) if before else None,
+        )
+        out = [
+            (r.observed_at, r.instance.get("value"))
+            for r in rows
+            if r.op != "delete" and r.observed_at is not None
+        ]
+        return sorted(out, key=lambda p: p[0])
 
     def _entity_query(
         self,
