@@ -87,6 +87,27 @@ def record(result: EpisodeResult) -> dict[str, Any]:
     }
 
 
+def feeder_check(result: EpisodeResult, days: int) -> dict[str, Any]:
+    """The schedule on a real low-voltage feeder (SimBench ``1-LV-rural2--0-sw``, pandapower):
+    each of its load buses gets one of the five homes' hourly draw (round-robin, so ~19
+    homes of each kind), and a power flow runs for every hour of the ``days`` days around the
+    district's highest hour without control; voltage band ±5 %, loading ≤ 100 %."""
+    import numpy as np
+
+    from cityos.services.energy.grid import Feeder
+
+    net = np.asarray(result.series.net, float)  # (homes, steps) kWh per hour = mean kW
+    base = np.asarray(result.series.net_no_storage, float)
+    peak = int(np.argmax(base.sum(axis=0)))
+    lo = max(0, peak - days * 12)
+    hi = min(net.shape[1], lo + days * 24)
+    feeder = Feeder.simbench()
+    homes = feeder.map_homes(len(feeder.load_buses))
+    rows = np.arange(len(homes)) % net.shape[0]
+    check = feeder.check_schedule(net[rows, lo:hi])
+    return {"first_step": lo, "steps": hi - lo, **check.summary()}
+
+
 def table(results: dict[str, EpisodeResult]) -> Table:
     """A row for CityLearn's numbers, then one for ours, per controller."""
     t = Table(title=f"CityLearn 2022 ({DATASET}): lower is better, 1.0 = no control")
@@ -107,12 +128,80 @@ def table(results: dict[str, EpisodeResult]) -> Table:
     return t
 
 
+def plot_week(results: dict[str, EpisodeResult], path: Path) -> None:
+    """The district's draw in the week of its highest hour, for each controller, with the
+    price: what the batteries do to the evening peak."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    first = next(iter(results.values()))
+    base = np.asarray(first.series.net_district, float)
+    peak = int(np.argmax(base))
+    lo = max(0, peak - 84)
+    hours = np.arange(lo, min(len(base), lo + 168))
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 6), sharex=True)
+    for name, r in results.items():
+        net = np.asarray(r.series.net_district, float)[hours]
+        top.plot(hours, net, label=NAMES.get(name, name), linewidth=1.2)
+    top.set_ylabel("district draw, kWh per hour")
+    top.legend(loc="upper left", fontsize=8)
+    bottom.step(hours, np.asarray(first.series.price, float)[hours], where="mid", color="tab:red")
+    bottom.set_ylabel("price, $/kWh")
+    bottom.set_xlabel("hour of the year")
+    fig.suptitle("CityLearn 2022 phase_1: the week of the year's highest hour")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+NAMES = {
+    "none": "no control",
+    "rule-based": "rule-based (charge at night, discharge 09–21 h)",
+    "mpc": "CityOS MPC (LightGBM forecasts + HiGHS LP, no foresight)",
+    "foresight": "perfect-foresight LP (the bound)",
+}
+
+
+def report(path: Path) -> str:
+    """The Markdown table of docs/services/energy.md, from a recorded run."""
+    data = json.loads(path.read_text())
+    rows = [
+        "| controller | score | cost | carbon | grid | ramping | 1 − load factor "
+        "| feeder: hours over a limit / hours checked | worst voltage (p.u.) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in data.items():
+        if not isinstance(r, dict) or "score" not in r:
+            continue
+        f = r.get("feeder")
+        grid = f"{len(f['violating_steps'])} / {f['steps']}" if f else "—"
+        vmin = f"{f['worst_vm_min_pu']:.3f}" if f else "—"
+        cells = [f"{r[k]:.3f}" for k in ("score", "cost", "carbon", "grid", "ramping")]
+        cells.append(f"{r['load_factor']:.3f}")
+        rows.append(f"| {NAMES.get(name, name)} | " + " | ".join([*cells, grid, vmin]) + " |")
+    rows.append("")
+    rows.append(f"Run `{data['command']}` at {data['commit']} ({data['date']}; {data['machine']}).")
+    return "\n".join(rows) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--controller", action="append", default=[], help="a CONTROLLERS name")
     ap.add_argument("--steps", type=int, help="hours from the start (default: the year)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/energy-citylearn.json")
+    ap.add_argument(
+        "--grid-days", type=int, default=7, help="days of power flow around the peak (0: none)"
+    )
+    ap.add_argument("--report", action="store_true", help="print the docs table of --out")
+    ap.add_argument("--plot", type=Path, help="write the week of the peak as a PNG here")
     args = ap.parse_args()
+    if args.report:
+        print(report(args.out), end="")
+        return
     console = Console()
     if not console.is_terminal:  # a log, not a window: room for the whole table
         console = Console(width=120)
@@ -128,7 +217,13 @@ def main() -> None:
 
             results[name] = run_episode(controller, steps=args.steps, progress=advance)
     console.print(table(results))
+    if args.plot:
+        plot_week(results, args.plot)
     out: dict[str, Any] = {name: record(r) for name, r in results.items()}
+    if args.grid_days:
+        for name, r in results.items():
+            out[name]["feeder"] = feeder_check(r, args.grid_days)
+            console.print(f"feeder, {name}: {out[name]['feeder']}")
     first = next(iter(results.values()))
     out |= {
         "commit": commit(),

@@ -46,6 +46,13 @@ def test_demo_no_serve_loads_replays_and_answers(tmp_path, transport, request, m
     assert traffic["vehicles"] > 0 and traffic["bus_trips"] >= 1
     assert traffic["hub"]["messages_refused"] == 0
     assert summary["entities"]["TrafficFlowObserved"] == 40
+    # the energy service planned every metered building and ran the chargers over OCPP
+    energy = summary["energy"]
+    assert energy["buildings"] == 60 and energy["status"] == "optimal"
+    assert energy["peak_kw"] <= energy["peak_kw_no_control"]
+    assert [c["profiles"] for c in energy["chargers"]] == [1, 1, 1]
+    assert all(c["kwh"] > 0 for c in energy["chargers"])
+    assert energy["entities"] == 60 + 1 + 3  # schedules, the district's, the chargers
     assert summary["updates"] > 0
     # every sensor update went into history: first sensor has its creation rows plus 6 steps
     assert summary["history_rows_first_sensor"] > 6
@@ -65,7 +72,10 @@ def test_demo_no_serve_loads_replays_and_answers(tmp_path, transport, request, m
     assert stats.exit_code == 0, stats.output
     # and, with devices, each sensor's Device entity holding its message counters
     assert json.loads(stats.stdout)["entities"] == (
-        summary["loaded"] + summary["devices"] + summary["traffic"]["entities"]
+        summary["loaded"]
+        + summary["devices"]
+        + summary["traffic"]["entities"]
+        + summary["energy"]["entities"]
     )
     assert (summary["devices"] == 106) == (transport == "mqtt")
 

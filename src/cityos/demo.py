@@ -210,6 +210,7 @@ def run_demo(
         summary["history_rows_first_sensor"] = len(history)
         summary["history"] = _history_example(client, console, minutes)
     summary["traffic"] = run_traffic(settings, console, minutes)
+    summary["energy"] = run_energy(settings, console)
     summary["curl"] = curl_lines(settings)
     return summary
 
@@ -290,6 +291,60 @@ def run_traffic(settings: Settings, console: Console, minutes: int) -> dict[str,
         f"{result.wall_s:.1f} s: average delay {result.average_delay_s:.1f} s; "
         f"{stats.commands:,} signal commands, {stats.jams} jams, "
         f"{stats.emission_entities} emission records, {stats.bus_reports:,} bus reports."
+    )
+    return summary
+
+
+DEMO_CHARGERS = [("market-ac-1", 11.0), ("market-ac-2", 11.0), ("wat-phnom-dc", 22.0)]
+DEMO_CARD = "04CITYOS0001"
+
+
+def run_energy(settings: Settings, console: Console) -> dict[str, Any]:
+    """The energy service on the district: tomorrow's battery plan for every metered
+    building (forecast from the meters in the hub, stored as EnergySchedule entities), and
+    the district's chargers speaking OCPP 2.0.1 to the service's central system, charging
+    under the plan's limits."""
+    import asyncio
+
+    from cityos.services.energy.mpc import Battery
+    from cityos.services.energy.ocpp import CentralSystem
+    from cityos.services.energy.planner import Tariff, ev_limits, plan_day, schedule_entities
+    from cityos.services.energy.sim.chargers import run_chargers
+
+    hub = Hub(settings)
+    before = hub.store.stats()["entities"]
+    try:
+        client = HubClient(hub).for_context(CONTEXT_URL)
+        day = (DISTRICT_TIME + timedelta(days=1)).date()
+        plan = plan_day(client, day, battery=Battery(13.5, 5.0))
+        client.upsert(schedule_entities(plan))
+        tariff = Tariff()
+        start = DISTRICT_TIME.replace(hour=11)  # 18:00 in Phnom Penh, the evening peak
+
+        async def chargers() -> list[Any]:
+            async with CentralSystem(HubClient(hub), port=0, id_tokens={DEMO_CARD}) as system:
+                return await run_chargers(
+                    system, DEMO_CHARGERS, DEMO_CARD, start, limits_kw=ev_limits(tariff, 22.0)
+                )
+
+        runs = asyncio.run(chargers())
+        created = hub.store.stats()["entities"] - before
+    finally:
+        hub.close()
+    summary = {
+        "day": day.isoformat(),
+        "buildings": len(plan.buildings),
+        "status": "fallback" if plan.fallback else "optimal",
+        "forecaster": plan.forecaster,
+        **plan.summary,
+        "chargers": [vars(r) for r in runs],
+        "entities": created,  # schedules, chargers
+    }
+    console.print(
+        f"Energy: {len(plan.buildings)} buildings planned for {day} ({plan.forecaster}, "
+        f"{summary['status']}): evening peak {plan.summary['peak_kw_no_control']:.0f} → "
+        f"{plan.summary['peak_kw']:.0f} kW with batteries; {len(runs)} chargers over OCPP 2.0.1 "
+        f"delivered {sum(r.kwh for r in runs):.1f} kWh under the plan's limits."
     )
     return summary
 
@@ -517,6 +572,11 @@ def curl_lines(settings: Settings) -> list[str]:
     lines.append(f"curl -s '{url}/entities?type=TrafficSignal&options=keyValues&limit=3'")
     lines.append(f"curl -s '{url}/entities?type=Alert&q=subCategory==%22trafficJam%22&limit=3'")
     lines.append(f"curl -s '{root}/services/traffic/gtfs-rt/vehicle-positions?format=json'")
+    # the energy service: tomorrow's district plan, and the chargers it talked to
+    lines.append(
+        f"curl -s '{url}/entities/urn:ngsi-ld:EnergySchedule:district:2026-12-01?options=keyValues'"
+    )
+    lines.append(f"curl -s '{url}/entities?type=EVChargingStation&options=keyValues'")
     return lines
 
 

@@ -187,6 +187,13 @@ def plan_day(
     return out
 
 
+def ev_limits(tariff: Tariff, max_kw: float, peak_share: float = 0.3) -> list[float]:
+    """Hourly charging limits (kW) for the day's chargers: full power off-peak, a share of it
+    in the tariff's peak hours, when the district's evening load is highest."""
+    prices = tariff.prices(np.arange(DAY))
+    return [round(max_kw * (peak_share if p == tariff.peak else 1.0), 1) for p in prices]
+
+
 def _summary(
     load: np.ndarray, schedule: Schedule | None, price: np.ndarray, carbon: np.ndarray
 ) -> dict[str, float]:
