@@ -162,6 +162,7 @@ NAMES = {
     "none": "no control",
     "rule-based": "rule-based (charge at night, discharge 09–21 h)",
     "mpc": "CityOS MPC (LightGBM forecasts + HiGHS LP, no foresight)",
+    "mpc-perfect-forecast": "the same MPC with perfect 24 h forecasts (diagnostic)",
     "foresight": "perfect-foresight LP (the bound)",
 }
 

@@ -217,3 +217,24 @@ def test_close_deletes_its_subscriptions_and_stops_the_endpoint(served: str) -> 
 def test_problem_details_become_the_hubs_exceptions(status, problem, expected) -> None:
     err = error_from_problem(status, problem)
     assert type(err) is expected and err.status == status
+
+
+def test_history_and_delete_behave_the_same(client: Any) -> None:
+    """An attribute's past values, oldest first, in a window; a delete with history takes
+    the past too (what retention and erasure need)."""
+    eid = "urn:ngsi-ld:Bus:history-1"
+    client.create(bus(eid))
+    for minute, delay in ((1, 10), (2, 20), (3, 30), (4, 40)):
+        at = f"2026-01-01T00:0{minute}:00Z"
+        client.update_attrs(eid, {"delay": {"type": "Property", "value": delay, "observedAt": at}})
+    points = client.history(eid, "delay")
+    assert [v for _, v in points] == [10, 20, 30, 40]
+    window = client.history(
+        eid, "delay", after="2026-01-01T00:02:00Z", before="2026-01-01T00:04:00Z"
+    )
+    assert [v for _, v in window] == [20, 30]
+    client.delete(eid, history=True)
+    with pytest.raises(ResourceNotFound):
+        client.get(eid)
+    with pytest.raises(ResourceNotFound):
+        client.history(eid, "delay")

@@ -21,7 +21,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from cityos.hub.access import restrict_query, visible, visible_all
+from cityos.hub.access import check_history, restrict_query, visible, visible_all
 from cityos.hub.core import Hub
 from cityos.hub.delivery import Deliverer
 from cityos.hub.errors import ResourceNotFound
@@ -63,6 +63,20 @@ class HubClient:
 
     def update_attrs(self, entity_id: str, attrs: dict[str, Any]) -> None:
         self.hub.entities.append_attrs(self.tenant, entity_id, parse_attributes(attrs, self.ctx))
+
+    def delete(self, entity_id: str, *, history: bool = False) -> None:
+        """``DELETE /entities/{id}``; with ``history``, ``DELETE /temporal/entities/{id}``:
+        the entity and every past instance of its attributes go (what an erasure or a
+        retention rule needs: a plain delete keeps the values in the history).
+        :class:`ResourceNotFound` when it does not exist or the caller may not see it."""
+        found = self.hub.store.get_entity(self.tenant, entity_id)
+        if found is None or visible(found) is None:
+            raise ResourceNotFound(f"entity {entity_id} not found")
+        if history:
+            check_history(found, found["attrs"], "delete")
+        self.hub.entities.delete(self.tenant, entity_id)
+        if history:
+            self.hub.store.delete_history(self.tenant, entity_id)
 
     def get(self, entity_id: str, *, fmt: str = "normalized") -> dict[str, Any]:
         """One entity; :class:`ResourceNotFound` when it does not exist or the caller may

@@ -153,6 +153,67 @@ class HttpHubClient:
             "POST", f"/entities/{_path_id(entity_id)}/attrs", body=attrs, tenant_read=True
         )
 
+    def delete(self, entity_id: str, *, history: bool = False) -> None:
+        """``DELETE /entities/{id}``, or with ``history`` ``DELETE /temporal/entities/{id}``."""
+        prefix = "/temporal/entities/" if history else "/entities/"
+        self._request("DELETE", prefix + _path_id(entity_id), tenant_read=True)
+
+    def history(
+        self,
+        entity_id: str,
+        attr: str,
+        *,
+        after: str | None = None,
+        before: str | None = None,
+        limit: int = 100_000,
+    ) -> list[tuple[str, Any]]:
+        """``(observedAt, value)`` of one attribute's past instances, oldest first, read
+        through ``GET /temporal/entities/{id}`` page by page (206 answers continue after
+        the last instance seen)."""
+        out: dict[str, Any] = {}
+        start = after
+        while len(out) < limit:
+            window: dict[str, Any] = {"timeproperty": "observedAt"}
+            if start and before:
+                window |= {"timerel": "between", "timeAt": start, "endTimeAt": before}
+            elif start:
+                window |= {"timerel": "after", "timeAt": start}
+            elif before:
+                window |= {"timerel": "before", "timeAt": before}
+            if self._inline_context:  # the terms travel in the body: the POST form
+                body: dict[str, Any] = {
+                    "type": "Query",
+                    "entities": [{"id": entity_id}],
+                    "attrs": [attr],
+                }
+                if "timerel" in window:
+                    body["temporalQ"] = window
+                r = self._request("POST", "/temporal/entityOperations/query", body=body)
+                found = [_without_context(e) for e in r.json()]
+                if not found:
+                    raise ResourceNotFound(f"entity {entity_id} not found")
+                answer = found[0]
+            else:
+                r = self._request(
+                    "GET",
+                    f"/temporal/entities/{_path_id(entity_id)}",
+                    params={"attrs": attr, **window},
+                    tenant_read=True,
+                )
+                answer = _without_context(r.json())
+            instances = answer.get(attr) or []
+            instances = instances if isinstance(instances, list) else [instances]
+            new = {
+                i["observedAt"]: i.get("value")
+                for i in instances
+                if "observedAt" in i and i["observedAt"] not in out
+            }
+            out.update(new)
+            if r.status_code != 206 or not new:
+                break
+            start = max(new)
+        return sorted(out.items())[:limit]
+
     def get(self, entity_id: str, *, fmt: str = "normalized") -> dict[str, Any]:
         if self._inline_context:
             found = self._query({"entities": [{"id": entity_id}]}, limit=1, offset=0, fmt=fmt)

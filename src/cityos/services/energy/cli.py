@@ -53,7 +53,7 @@ def _bar() -> Progress:
 @app.command()
 def citylearn(
     controller: Annotated[
-        str, typer.Option(help="none, rule, mpc or foresight (the perfect-foresight bound)")
+        str, typer.Option(help="none, rule, mpc, mpc-perfect-forecast or foresight (the bound)")
     ] = "mpc",
     steps: Annotated[
         int, typer.Option(min=24, max=8760, help="Hours from the start of the year")

@@ -56,6 +56,19 @@ class Weights:
 
 
 @dataclass(frozen=True)
+class Norms:
+    """What one unit of each term is measured against over the horizon: the no-control
+    cost, carbon and ramping, and the kWh of monthly peak worth a whole unit of the load
+    factor term. A controller with history passes long-run values (so that a cheap day does
+    not make its dollars dearer); without them each is the horizon's own no-control value."""
+
+    cost: float
+    carbon: float
+    ramping: float
+    peak: float
+
+
+@dataclass(frozen=True)
 class Schedule:
     charge_kwh: np.ndarray  # (B, T): drawn into the battery minus delivered from it
     stored_kwh: np.ndarray  # (B, T): the change of the energy stored (after the losses)
@@ -184,6 +197,7 @@ def plan(
     month: np.ndarray | None = None,
     month_peak_so_far: float = 0.0,
     weights: Weights | None = None,
+    norms: Norms | None = None,
     feeder_limit_kwh: float | None = None,
     cost_per_building: bool = False,
     step_hours: float = 1.0,
@@ -212,6 +226,10 @@ def plan(
     c0 = max(c0, 0.05 * energy * max(float(price.mean()), 1e-6))
     e0 = max(e0, 0.05 * energy * max(float(carbon.mean()), 1e-6))
     r0 = max(r0, 0.05 * energy)
+    if norms is not None:
+        c0, e0, r0, p0 = (
+            max(v, 1e-9) for v in (norms.cost, norms.carbon, norms.ramping, norms.peak)
+        )
 
     cap = np.array([b.capacity_kwh for b in batteries])
     pmax = np.array([b.power_kw for b in batteries]) * step_hours
