@@ -37,6 +37,29 @@ class Secured:
 MakeSecured = Callable[..., Secured]
 
 
+def payments_environ(tmp_path, url: str | None = None, schema: str | None = None) -> dict[str, str]:
+    """The payments service's settings for a test app (``Settings(environ=...)``): its
+    ledger, ticket key and pseudonym key in the test's own places (by default they would
+    land in the repository's data/); on PostgreSQL (``url``) the ledger's tables go in the
+    test's throwaway ``schema``, dropped with it. Its background task stays idle."""
+    return {
+        "CITYOS_PAYMENTS_DATABASE_URL": url or f"sqlite:///{tmp_path}/ledger.db",
+        **({"CITYOS_PAYMENTS_DATABASE_SCHEMA": schema} if url and schema else {}),
+        "CITYOS_PAYMENTS_TICKET_KEY_PATH": str(tmp_path / "payments-ticket.pem"),
+        "CITYOS_PAYMENTS_PSEUDONYM_KEY_PATH": str(tmp_path / "payments-pseudonym.key"),
+        "CITYOS_PAYMENTS_PUBLISH_INTERVAL_S": "0",
+    }
+
+
+def close_payments(client: TestClient) -> None:
+    """Close the payments ledger's connections if a request opened them (the app's
+    shutdown leaves them open)."""
+    ctx = client.app.state.services.get("payments")
+    parts = ctx.state.pop("payments", None) if ctx is not None else None
+    if parts is not None:
+        parts.close()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def secured(request: pytest.FixtureRequest, tmp_path) -> Iterator[MakeSecured]:
     """``secured(rules=None, schema=None, **settings)``: the app served with authentication
@@ -53,17 +76,22 @@ def secured(request: pytest.FixtureRequest, tmp_path) -> Iterator[MakeSecured]:
             path = tmp_path / f"rules-{uuid.uuid4().hex[:6]}.json"
             path.write_text(json.dumps(rules))
             settings.setdefault("policy_path", str(path))
+        store = engine_store(request, tmp_path, schema, schemas)
+        pg = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
         config = Settings(
             **{
                 "auth_required": True,
                 "token_key_path": str(tmp_path / "key.pem"),
                 "audit_key_path": str(tmp_path / "audit.pem"),
                 "rate_per_s": 0,
+                # the payments ledger beside the hub's tables (its schema on PostgreSQL)
+                "environ": payments_environ(tmp_path, pg, getattr(store, "schema", None)),
                 **settings,
             }
         )
-        hub = Hub(config, store=engine_store(request, tmp_path, schema, schemas))
+        hub = Hub(config, store=store)
         client = TestClient(create_app(config, hub), raise_server_exceptions=False)
+        stack.callback(close_payments, client)  # after the client's shutdown (LIFO)
         return Secured(stack.enter_context(client), hub)
 
     yield make

@@ -1,6 +1,7 @@
 """The door, walked: every route × every example role × own tenant, another tenant and no
 credentials, on SQLite and PostgreSQL. Without credentials: 401; another tenant: 403; in
-its tenant a role gets 403 exactly where no rule of it grants the route's action."""
+its tenant a role gets 403 exactly where no rule of it grants the route's action (and, on
+the payments ledger's routes, the action on the ``FareLedger`` type as well)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 from starlette.testclient import TestClient
+from tests.security.conftest import close_payments, payments_environ
 
 from cityos.config import Settings
 from cityos.devices.api import ROUTES as DEVICE_ROUTES
@@ -17,6 +19,8 @@ from cityos.hub.core import Hub
 from cityos.security.guard import action_of, load_policy
 from cityos.security.keys import create_key
 from cityos.security.policy import EXAMPLE_ROLES
+from cityos.services.flows import api as flows_api
+from cityos.services.payments import api as payments_api
 from cityos.services.traffic import api as traffic_api
 
 PARAMS = {
@@ -28,37 +32,63 @@ PARAMS = {
     "subscription_id": "urn:ngsi-ld:Subscription:1",
     "registration_id": "urn:ngsi-ld:ContextSourceRegistration:1",
     "type": "TrafficFlowObserved",
+    "account_id": "rider:a",
+    "transfer_id": "t1",
 }
 ROLES = sorted(EXAMPLE_ROLES["roles"])
 ALL_ROUTES = [(PREFIX + p, m) for p, m, _, _ in ROUTES] + [(p, m) for p, m, _, _ in DEVICE_ROUTES]
 ALL_ROUTES += [
     (r.path, m) for r in traffic_api.routes() for m in sorted(r.methods or ()) if m != "HEAD"
 ]
+ALL_ROUTES += [(payments_api.BASE + p, m) for p, m, _, _ in payments_api.ROUTES]
+# the flows service: its releases one route per kind (each spends its own dataset's budget)
+ALL_ROUTES += [
+    (path, m)
+    for r in flows_api.routes()
+    for m in sorted(r.methods or ())
+    if m != "HEAD"
+    for path in (
+        [r.path.replace("{kind}", kind) for kind in flows_api.RELEASES]
+        if "{kind}" in r.path
+        else [r.path]
+    )
+]
+# The payments routes that move or read money: past the door, they also need the action on
+# the ledger's type (api.require); qr, decode and fares/quote touch no ledger.
+LEDGER_ROUTES = {
+    payments_api.BASE + p
+    for p, _, _, _ in payments_api.ROUTES
+    if p not in ("/qr", "/decode", "/fares/quote")
+}
+FARE_LEDGER = "https://uri.etsi.org/ngsi-ld/default-context/FareLedger"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def door(request, tmp_path) -> Iterator[tuple[TestClient, Hub]]:
     from cityos.web.app import create_app
 
+    schema = f"cityos_test_{uuid.uuid4().hex[:10]}"
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
     settings = Settings(
         auth_required=True,
         token_key_path=str(tmp_path / "key.pem"),
         audit_key_path=str(tmp_path / "audit.pem"),
         rate_per_s=0,  # the walk is hundreds of requests from one client
+        environ=payments_environ(tmp_path, url, schema),  # the ledger beside the hub's tables
     )
-    if request.param == "sqlite":
+    if url is None:
         from cityos.hub.store.sqlite import SqliteStore
 
         store = SqliteStore(tmp_path / "g.db")
     else:
         from cityos.hub.store.postgres import PostgresStore
 
-        url = request.getfixturevalue("postgres_url")
-        store = PostgresStore(url, schema=f"cityos_test_{uuid.uuid4().hex[:10]}")
+        store = PostgresStore(url, schema=schema)
     hub = Hub(settings, store=store)
     with TestClient(create_app(settings, hub), raise_server_exceptions=False) as client:
         yield client, hub
-    if request.param == "postgresql":
+    close_payments(client)
+    if url is not None:
         from cityos.hub.store.postgres import PostgresStore
 
         PostgresStore(url, schema=store.schema).drop_schema()
@@ -67,6 +97,8 @@ def door(request, tmp_path) -> Iterator[tuple[TestClient, Hub]]:
 def test_every_route_role_and_tenant(door) -> None:
     client, hub = door
     policy = load_policy(hub)
+    payments = client.app.state.services["payments"]
+    assert payments.client.ctx.expand_term(payments_api.LEDGER_TYPE) == FARE_LEDGER
     keys = {
         role: create_key(hub.store, tenants=["phnompenh"], roles=[role], name=role)[0]
         for role in ROLES
@@ -86,8 +118,12 @@ def test_every_route_role_and_tenant(door) -> None:
             assert other.status_code == 403, (role, method, path)
             own = client.request(method, url, headers={**auth, "NGSILD-Tenant": "phnompenh"})
             granted = policy.allowed([role], "phnompenh", action)
+            if template in LEDGER_ROUTES:  # the door's action, then the ledger's type
+                view = policy.view(frozenset([role]), "phnompenh", action)
+                granted = granted and (view.all_types or FARE_LEDGER in view.types)
             assert (own.status_code == 403) == (not granted), (role, method, path, own.text)
             assert own.status_code != 401
+            assert own.status_code < 500, (role, method, path, own.text)
             checked += 1
     assert checked == len(ALL_ROUTES) * len(ROLES)
     assert client.get("/health").status_code == 200  # liveness needs no credentials
@@ -187,6 +223,22 @@ PINNED_ACTIONS = {
     ("GET", "/services/traffic/gtfs-rt/vehicle-positions"): "read",
     ("GET", "/services/traffic/gtfs-rt/trip-updates"): "read",
     ("GET", "/services/traffic/gtfs"): "read",
+    ("POST", "/services/payments/qr"): "write",
+    ("POST", "/services/payments/decode"): "write",
+    ("POST", "/services/payments/fares/quote"): "write",
+    ("POST", "/services/payments/taps"): "write",
+    ("POST", "/services/payments/tickets"): "write",
+    ("POST", "/services/payments/accounts"): "write",
+    ("GET", "/services/payments/accounts/{account_id}"): "read",
+    ("POST", "/services/payments/transfers"): "write",
+    ("GET", "/services/payments/transfers/{transfer_id}"): "read",
+    ("POST", "/services/payments/transfers/{transfer_id}/post"): "write",
+    ("POST", "/services/payments/transfers/{transfer_id}/void"): "write",
+    ("GET", "/services/flows/privacy-report"): "read",
+    ("GET", "/services/flows/zones"): "read",
+    ("POST", "/services/flows/releases/od"): "write",
+    ("POST", "/services/flows/releases/crowd"): "write",
+    ("POST", "/services/flows/releases/dwell"): "write",
 }
 
 
@@ -199,6 +251,23 @@ def test_every_route_is_judged_by_its_pinned_action() -> None:
     post = f"{PREFIX}/temporal/entityOperations/query"
     assert action_of("POST", post, "aggrMethods=avg&aggrPeriodDuration=PT1H") == "aggregate"
     assert action_of("HEAD", f"{PREFIX}/jsonldContexts", "") == "read"
+
+
+def test_every_service_route_is_walked() -> None:
+    """Each route a registered service serves under /services/ has its row in the walk
+    (a {kind} route once per kind): a service's new route cannot skip it."""
+    from cityos.services.registry import services
+
+    served = set()
+    for service in services():
+        for r in service.routes():
+            if not r.path.startswith("/services/"):
+                continue
+            kinds = flows_api.RELEASES if "{kind}" in r.path else [""]
+            served |= {(r.path.replace("{kind}", k), m) for k in kinds for m in r.methods or ()}
+    assert {(p, m) for p, m in served if m != "HEAD"} == {
+        (p, m) for p, m in ALL_ROUTES if p.startswith("/services/")
+    }
 
 
 def test_provisioning_needs_administer_and_device_keys_only_send_measures(door) -> None:

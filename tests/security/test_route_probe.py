@@ -12,12 +12,14 @@ read, every body trying to write it — and:
 * the answers to every read are the same whether the hidden values are one thing or
   another (a filter on them cannot answer yes or no);
 * afterwards, what it may not change is as it was: the hidden entity, the secret and its
-  history, the operator's subscription, the devices.
+  history, the operator's subscription, the devices, the payments ledger (no role of it
+  may read or move money: ``FareLedger``) and the flows' privacy budget.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 from urllib.parse import urlencode
 
@@ -29,6 +31,10 @@ from cityos.devices.agent import DEVICE, GROUP
 from cityos.devices.api import ROUTES as DEVICE_ROUTES
 from cityos.hub.api import PREFIX, ROUTES
 from cityos.hub.core import Hub
+from cityos.services.flows import api as flows_api
+from cityos.services.flows.entities import zone_entity
+from cityos.services.flows.model import Zone
+from cityos.services.payments import api as payments_api
 from cityos.services.traffic import api as traffic_api
 
 TENANT = "city"
@@ -51,16 +57,26 @@ OPEN, PARTIAL, HIDDEN = (f"urn:ngsi-ld:{t}:1" for t in ("Open", "Partial", "Hidd
 SUB = "urn:ngsi-ld:Subscription:operators"
 SECRET = "https://uri.etsi.org/ngsi-ld/default-context/secret"
 # values only the operator may read: no answer to the prober may hold one
-SENTINELS = ("S3CRET", "HIDDEN-NAME", "HOOKPASS", "GROUPKEY", "RECEIVERTOKEN", "REGTOKEN")
+SENTINELS = ("S3CRET", "HIDDEN-NAME", "HOOKPASS", "GROUPKEY", "RECEIVERTOKEN", "REGTOKEN",
+             "LEDGERMEMO")  # fmt: skip
 REG = "urn:ngsi-ld:ContextSourceRegistration:department"
 T0, T1 = "2026-11-30T01:00:00Z", "2026-11-30T02:00:00Z"
 POINT = {"type": "Point", "coordinates": [104.92, 11.57]}
 FAR = {"type": "Point", "coordinates": [100.5, 13.75]}
+PAY = payments_api.BASE
+FLOWS = flows_api.BASE
+# a zone the prober may not see (FlowZone is not its type): releases find none for it
+ZONE = zone_entity(Zone("riverside", "HIDDEN-NAME-zone", 500))
 
 ALL_ROUTES = [(PREFIX + p, m) for p, m, _, _ in ROUTES] + [(p, m) for p, m, _, _ in DEVICE_ROUTES]
 ALL_ROUTES += [
-    (r.path, m) for r in traffic_api.routes() for m in sorted(r.methods or ()) if m != "HEAD"
+    (r.path, m)
+    for api in (traffic_api, flows_api)
+    for r in api.routes()
+    for m in sorted(r.methods or ())
+    if m != "HEAD"
 ]
+ALL_ROUTES += [(PAY + p, m) for p, m, _, _ in payments_api.ROUTES]
 
 
 def _prop(value: Any, at: str = T0) -> dict[str, Any]:
@@ -132,6 +148,19 @@ def _seed(client: TestClient, op: dict[str, str]) -> None:
     _ok(client.post("/iot/services", json={"services": [group]}, headers=iot), "group")
     device = {"device_id": "dev1", "apikey": "GROUPKEY", "entity_name": PARTIAL}
     _ok(client.post("/iot/devices", json={"devices": [device]}, headers=iot), "device")
+    _ok(client.post(f"{PREFIX}/entities", json=ZONE, headers=op), "zone")
+    # the ledger: a settlement account, a rider topped up, and a pending hold on the rider
+    for account in (
+        {"id": "settlement:khqr", "currency": "KHR", "kind": "settlement", "overdraft_limit": None},
+        {"id": "rider:a", "currency": "KHR"},
+    ):
+        _ok(client.post(f"{PAY}/accounts", json=account, headers=op), "account")
+    top = {"id": "top-1", "debit": "settlement:khqr", "credit": "rider:a", "amount": "10000",
+           "currency": "KHR", "memo": "LEDGERMEMO top-up"}  # fmt: skip
+    _ok(client.post(f"{PAY}/transfers", json=top, headers=op), "top-up")
+    hold = {"id": "hold-1", "debit": "rider:a", "credit": "settlement:khqr", "amount": "10",
+            "currency": "KHR", "pending": True, "memo": "LEDGERMEMO hold"}  # fmt: skip
+    _ok(client.post(f"{PAY}/transfers", json=hold, headers=op), "hold")
 
 
 def _flip(client: TestClient, op: dict[str, str], n: int) -> None:
@@ -142,6 +171,10 @@ def _flip(client: TestClient, op: dict[str, str], n: int) -> None:
     _ok(client.patch(f"{PREFIX}/entities/{PARTIAL}/attrs", json=patch, headers=op), "flip")
     patch = {"name": _prop(f"HIDDEN-NAME-{n}")}
     _ok(client.patch(f"{PREFIX}/entities/{HIDDEN}/attrs", json=patch, headers=op), "flip")
+    # and the rider's balance (a new transfer each time: the balance never comes back)
+    move = {"id": f"flip-{uuid.uuid4().hex}", "debit": "settlement:khqr", "credit": "rider:a",
+            "amount_minor": n, "currency": "KHR", "memo": "LEDGERMEMO flip"}  # fmt: skip
+    _ok(client.post(f"{PAY}/transfers", json=move, headers=op), "flip")
 
 
 def _instance_id(client: TestClient, op: dict[str, str]) -> str:
@@ -223,6 +256,8 @@ def _read_urls(inst: str) -> list[str]:
         "instance_id": [inst],
         "context_id": ["nope"],
         "registration_id": [REG],
+        "account_id": ["rider:a", "settlement:khqr"],
+        "transfer_id": ["top-1", "hold-1"],
     }
     for template, method in ALL_ROUTES:
         if method != "GET":
@@ -259,6 +294,34 @@ _PURGES = [
     ("DELETE", f"{PREFIX}/entities?type=Partial&keep=name", None),
     ("DELETE", f"{PREFIX}/entities?q=secret==%22S3CRET-1%22", None),
     ("DELETE", f"{PREFIX}/entities?id={HIDDEN},{PARTIAL}", None),
+]
+
+
+# the payments routes that move money, with bodies that would (the operator's answer to
+# each is 2xx, or 422 where the ledger itself refuses): the prober gets 403 on each, before
+# its body is read. qr, decode and fares/quote move none and are the door's alone.
+_MONEY = [
+    ("POST", f"{PAY}/accounts", {"id": "rider:pwned", "currency": "KHR"}),
+    ("POST", f"{PAY}/accounts", {"id": "rider:pwned", "currency": "KHR", "overdraft_limit": None}),
+    ("POST", f"{PAY}/transfers",
+     {"debit": "rider:a", "credit": "settlement:khqr", "amount": "1", "currency": "KHR"}),
+    ("POST", f"{PAY}/transfers", {"atomic": False, "transfers": [
+        {"id": "pwned", "debit": "rider:a", "credit": "settlement:khqr", "amount": "1",
+         "currency": "KHR"}]}),
+    ("POST", f"{PAY}/transfers/hold-1/post", None),
+    ("POST", f"{PAY}/transfers/hold-1/post", {"amount": "5"}),
+    ("POST", f"{PAY}/transfers/hold-1/void", None),
+    ("POST", f"{PAY}/transfers/top-1/void", None),
+    ("POST", f"{PAY}/taps",
+     {"id": "p1", "stop": "wat-phnom", "product": "bus", "medium": "account", "account": "rider:a"}),
+    ("POST", f"{PAY}/taps", {"id": "p2", "stop": "wat-phnom", "product": "bus", "medium": "cash"}),
+    ("POST", f"{PAY}/tickets", {"account": "rider:a"}),
+]  # fmt: skip
+# the DP releases spend the day's privacy budget: refused (the prober sees no zone: 400),
+# nothing charged (test_a_release_needs_write_on_the_privacy_types: the types' check)
+_RELEASES = [
+    ("POST", f"{FLOWS}/releases/{kind}", {"day": "2026-11-30", "epsilon": 0.5})
+    for kind in flows_api.RELEASES
 ]
 
 
@@ -354,6 +417,8 @@ def _writes(inst: str) -> list[tuple[str, str, Any]]:
         ("DELETE", "/iot/services?apikey=GROUPKEY", None),
         ("POST", "/iot/d?k=GROUPKEY&i=dev1", "s|PWNED"),
         ("POST", "/iot/json?k=GROUPKEY&i=dev1", {"s": "PWNED"}),
+        *_MONEY,
+        *_RELEASES,
     ]
     return out
 
@@ -390,6 +455,23 @@ def _forbidden_state(hub: Hub) -> str:
     ).decode()
 
 
+def _books(client: TestClient, op: dict[str, str]) -> str:
+    """The ledger (every row of its tables, every tenant) and the privacy budget (the
+    datasets' declarations and their charges): what no request of the prober may change."""
+    from cityos.services.payments.runtime import payments_of
+
+    with payments_of(client.app.state.services["payments"]).db.reading() as tx:
+        tables = {
+            t: sorted(map(list, tx.all(f"SELECT * FROM {t}")))
+            for t in ("pay_accounts", "pay_transfers", "pay_taps", "pay_nonces")
+        }
+    for etype in ("PrivacyDataset", "PrivacyBudgetEntry"):
+        r = client.get(f"{PREFIX}/entities", params={"type": etype, "limit": 1000}, headers=op)
+        _ok(r, etype)
+        tables[etype] = sorted(r.json(), key=lambda e: e["id"])
+    return json.dumps(tables, sort_keys=True, default=str)
+
+
 def _answers(client: TestClient, who: dict[str, str], urls: list[str]) -> dict[str, Any]:
     out = {}
     for url in urls:
@@ -414,8 +496,14 @@ def test_a_role_sees_and_changes_nothing_beyond_its_grant_on_any_route(probe) ->
     assert not differ, f"answers that tell the hidden values apart: {differ[:10]}"
     # the operator's own answers do differ: the probe would see a leak if there was one
     assert _answers_differ(client, op, [f"{PREFIX}/entities?type=Partial&q=secret==%22S3CRET-2%22"])
+    assert _answers_differ(client, op, [f"{PAY}/accounts/rider:a"])
+    # the ledger is not the prober's at all: each read of it is refused, not hidden
+    ledger_reads = [u for u in urls if u.startswith(f"{PAY}/")]
+    assert len(ledger_reads) == 4 and all(first[u][0] == 403 for u in ledger_reads)
 
     before = _forbidden_state(hub)
+    books = _books(client, op)
+    balance = client.get(f"{PAY}/accounts/rider:a", headers=op).json()
     refused = 0
     for method, path, body in _writes(inst):
         headers = dict(me)
@@ -430,6 +518,12 @@ def test_a_role_sees_and_changes_nothing_beyond_its_grant_on_any_route(probe) ->
             assert sentinel not in r.text, (method, path, sentinel)
         refused += r.status_code >= 400
         assert _forbidden_state(hub) == before, (method, path, r.status_code, r.text)
+        if path.startswith(f"{PAY}/"):
+            assert r.status_code == 403, (method, path, r.text)  # before its body is read
+        if path.startswith((f"{PAY}/", f"{FLOWS}/")):
+            assert r.status_code >= 400 and _books(client, op) == books, (method, path, r.text)
+    assert client.get(f"{PAY}/accounts/rider:a", headers=op).json() == balance  # no money moved
+    assert _books(client, op) == books
     # the batches may apply their allowed parts; a purge of what one may not see or change
     # is an empty purge (204), so it counts as done, not refused
     assert refused >= len(_writes(inst)) - 4 - len(_PURGES)
@@ -471,13 +565,16 @@ def test_a_role_reads_nothing_beyond_its_grant_through_a_posted_temporal_query(p
 
 
 def _timeless(text: str) -> str:
-    """An answer without the time it was made at (a GTFS-Realtime feed's header)."""
+    """An answer without the time it was made at (a GTFS-Realtime feed's header, the
+    privacy report's generatedAt)."""
     try:
         body = json.loads(text)
     except ValueError:
         return text
     if isinstance(body, dict) and isinstance(body.get("header"), dict):
         body["header"].pop("timestamp", None)
+    if isinstance(body, dict):
+        body.pop("generatedAt", None)
     return json.dumps(body, sort_keys=True)
 
 
@@ -487,3 +584,81 @@ def _answers_differ(client: TestClient, who: dict[str, str], urls: list[str]) ->
     b = [client.get(u, headers=who).text for u in urls]
     _flip(client, who, 2)
     return a != b
+
+
+# -- the flows releases: what spends the privacy budget ----------------------------------
+_ANALYSTS = {
+    "roles": {
+        **RULES["roles"],
+        # may read everything a release reads, write an unrelated type (so the door lets
+        # its POST through), and neither declare the datasets nor charge their budget
+        "analyst": [
+            {"types": ["FlowZone", "CrowdFlowObserved", "AnonymousCommuterId", "CrowdLevel",
+                       "PrivacyDataset", "PrivacyBudgetEntry"], "actions": ["read", "aggregate"]},
+            {"types": ["Open"], "actions": ["write"]},
+        ],
+        # the same, and may declare the datasets, but still not charge their budget
+        "declarer": [
+            {"types": ["FlowZone", "CrowdFlowObserved", "AnonymousCommuterId", "CrowdLevel",
+                       "PrivacyDataset", "PrivacyBudgetEntry"], "actions": ["read", "aggregate"]},
+            {"types": ["PrivacyDataset"], "actions": ["write"]},
+        ],
+    }
+}  # fmt: skip
+
+
+def test_a_release_needs_write_on_the_privacy_types(secured) -> None:
+    """A DP release charges the dataset's budget (a PrivacyBudgetEntry) after declaring the
+    datasets (PrivacyDataset), through the service's client under the caller's own rules: a
+    role that may read the zones and the data but not write those types is refused (403)
+    and nothing is charged; the operator's release is charged."""
+    city = secured(_ANALYSTS, detect=False)
+    op = city.key("operator", TENANT)
+    _ok(city.client.post(f"{PREFIX}/entities", json=ZONE, headers=op), "zone")
+
+    def charges() -> list[str]:
+        r = city.client.get(
+            f"{PREFIX}/entities", params={"type": "PrivacyBudgetEntry", "limit": 1000}, headers=op
+        )
+        _ok(r, "charges")
+        return sorted(e["id"] for e in r.json())
+
+    body = {"day": "2026-11-30", "epsilon": 0.5}
+    for role, refused_type in (("analyst", "PrivacyDataset"), ("declarer", "PrivacyBudgetEntry")):
+        who = city.key(role, TENANT)
+        zones = city.client.get(f"{FLOWS}/zones", headers=who)
+        assert zones.status_code == 200 and len(zones.json()) == 1  # it reads the zone
+        for kind in flows_api.RELEASES:
+            r = city.client.post(f"{FLOWS}/releases/{kind}", json=body, headers=who)
+            assert r.status_code == 403, (role, kind, r.text)
+            assert refused_type in r.json()["detail"], (role, kind, r.text)  # the types' check
+            assert charges() == [], (role, kind)
+    for kind in flows_api.RELEASES:
+        r = city.client.post(f"{FLOWS}/releases/{kind}", json=body, headers=op)
+        assert r.status_code == 201, (kind, r.text)
+    assert len(charges()) == len(flows_api.RELEASES)
+
+
+# -- the payments tickets: one tenant's credential ------------------------------------------
+def test_a_ticket_pays_only_in_the_tenant_it_was_issued_in(secured) -> None:
+    city = secured(RULES, detect=False)
+    here, there = city.key("operator", TENANT), city.key("operator", "elsewhere")
+    for headers in (here, there):
+        for account in (
+            {"id": "settlement:khqr", "currency": "KHR", "kind": "settlement",
+             "overdraft_limit": None},
+            {"id": "rider:a", "currency": "KHR"},
+        ):  # fmt: skip
+            _ok(city.client.post(f"{PAY}/accounts", json=account, headers=headers), "account")
+        top = {"id": "top-1", "debit": "settlement:khqr", "credit": "rider:a",
+               "amount": "10000", "currency": "KHR"}  # fmt: skip
+        _ok(city.client.post(f"{PAY}/transfers", json=top, headers=headers), "top-up")
+    before = city.client.get(f"{PAY}/accounts/rider:a", headers=there).json()
+    # issued by a credential of this tenant only, shown at the other tenant's reader
+    ticket = city.client.post(f"{PAY}/tickets", json={"account": "rider:a"}, headers=here)
+    _ok(ticket, "ticket")
+    tap = {"id": "tap-1", "stop": "wat-phnom", "product": "bus", "medium": "ticket",
+           "ticket": ticket.json()["payload"]}  # fmt: skip
+    r = city.client.post(f"{PAY}/taps", json=tap, headers=there)
+    assert 400 <= r.status_code < 500, r.text
+    assert city.client.get(f"{PAY}/accounts/rider:a", headers=there).json() == before

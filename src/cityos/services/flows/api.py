@@ -181,7 +181,13 @@ def openapi() -> dict[str, Any]:
             "get": {
                 "summary": "The registered zones",
                 "operationId": "get_services_flows_zones",
-                "responses": {"200": {"description": "The zones", "content": ok}, **errors},
+                "responses": {
+                    "200": {
+                        "description": "The zones",
+                        "content": {"application/json": {"schema": {"type": "array"}}},
+                    },
+                    **errors,
+                },
             }
         },
         f"{BASE}/releases/{{kind}}": {
