@@ -8,6 +8,7 @@ included, which may import nothing above it — can use it without importing
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 import typer
@@ -40,6 +41,18 @@ def _no_type_on_flags() -> None:
 
 
 _no_type_on_flags()
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every non-finite number as ``None`` (JSON's ``null``): ``--json``
+    output stays strict JSON (``Infinity`` and ``NaN`` are not JSON)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

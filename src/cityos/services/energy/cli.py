@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
+
+from cityos.clikit import finite
 
 app = typer.Typer(
     help="Energy: battery scheduling (LightGBM forecasts, HiGHS), CityLearn, chargers.",
@@ -26,16 +27,6 @@ err = Console(stderr=True)
 def _fail(message: str) -> typer.Exit:
     err.print(Text(message, style="red"), soft_wrap=True)  # one line, as written
     return typer.Exit(2)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
 
 
 def _bar() -> Progress:
@@ -90,7 +81,7 @@ def citylearn(
         "seconds": round(result.seconds, 1),
     }
     if as_json:
-        print(json.dumps(_finite(out), allow_nan=False))
+        print(json.dumps(finite(out), allow_nan=False))
         return
     table = Table(title=f"CityLearn 2022 phase_1, {result.steps} h (lower is better; 1.0 = none)")
     for col in ("controller", "score", "cost", "carbon", "grid"):
@@ -168,7 +159,7 @@ def plan(
         **result.summary,
     }
     if as_json:
-        print(json.dumps(_finite(out), allow_nan=False))
+        print(json.dumps(finite(out), allow_nan=False))
         return
     table = Table(title=f"Energy plan for {when} ({len(result.buildings)} buildings)")
     table.add_column("")

@@ -41,6 +41,42 @@ def _prepare(
     return chosen
 
 
+def _publish(
+    client: Any,
+    dataset: Any,
+    day: date,
+    what: str,
+    counts: Counter[str] | dict[str, int],
+    domain: list[str],
+    sensitivity: int,
+    privacy: PrivacySettings,
+    *,
+    epsilon: float,
+    delta: float,
+    mechanism: str,
+    now: datetime | None,
+    note: str,
+) -> Release:
+    """Charge the dataset's budget and release ``counts`` over ``domain`` (the one path
+    every flows release takes), with the contribution bound it assumed as a note."""
+    release = release_counts(
+        client,
+        dataset,
+        day.isoformat(),
+        what,
+        counts,
+        domain,
+        sensitivity=sensitivity,
+        epsilon=epsilon,
+        delta=delta,
+        mechanism=mechanism,
+        threshold=privacy.suppress_below,
+        now=now,
+    )
+    release.notes.append(note)
+    return release
+
+
 def od_release(
     client: Any,
     day: date,
@@ -59,22 +95,12 @@ def od_release(
     dataset = declare_flows_datasets(client, settings)[JOURNEYS]
     k = settings.max_journeys_per_day
     od = build_od(journeys_of_day(client, day, ZoneInfo(privacy.timezone)), chosen, max_per_card=k)
-    release = release_counts(
-        client,
-        dataset,
-        day.isoformat(),
-        f"origin-destination journeys between {', '.join(chosen)}",
-        od.counts,
-        od.domain(),
-        sensitivity=k,
-        epsilon=epsilon,
-        delta=delta,
-        mechanism=mechanism,
-        threshold=privacy.suppress_below,
-        now=now,
-    )
-    release.notes.append(f"each card counts for at most {k} journeys a day (its first)")
-    return release
+    return _publish(
+        client, dataset, day, f"origin-destination journeys between {', '.join(chosen)}",
+        od.counts, od.domain(), k, privacy, epsilon=epsilon, delta=delta,
+        mechanism=mechanism, now=now,
+        note=f"each card counts for at most {k} journeys a day (its first)",
+    )  # fmt: skip
 
 
 def crowd_release(
@@ -103,24 +129,12 @@ def crowd_release(
             counts[f"{r['zoneCode']}@{labels[slot]}"] += int(r["peopleCount"])
     domain = list(dict.fromkeys(f"{z}@{label}" for z in chosen for label in labels))
     k = settings.max_crossings_per_day
-    release = release_counts(
-        client,
-        dataset,
-        day.isoformat(),
-        f"people entering per zone and hour: {', '.join(chosen)}",
-        counts,
-        domain,
-        sensitivity=k,
-        epsilon=epsilon,
-        delta=delta,
-        mechanism=mechanism,
-        threshold=privacy.suppress_below,
+    return _publish(
+        client, dataset, day, f"people entering per zone and hour: {', '.join(chosen)}",
+        counts, domain, k, privacy, epsilon=epsilon, delta=delta, mechanism=mechanism,
         now=now,
-    )
-    release.notes.append(
-        f"assumes a person crosses counters at most {k} times a day (counters cannot tell)"
-    )
-    return release
+        note=f"assumes a person crosses counters at most {k} times a day (counters cannot tell)",
+    )  # fmt: skip
 
 
 def dwell_release(
@@ -151,19 +165,9 @@ def dwell_release(
         per_device[p.pseudonym] += 1
         if p.zone in chosen:
             counts[f"{p.zone}:{bin_of(p.minutes)}"] += 1
-    release = release_counts(
-        client,
-        dataset,
-        day.isoformat(),
-        f"Wi-Fi stays per zone and dwell time: {', '.join(chosen)}",
-        counts,
-        [f"{z}:{label}" for z in chosen for label in LABELS],
-        sensitivity=k,
-        epsilon=epsilon,
-        delta=delta,
-        mechanism=mechanism,
-        threshold=privacy.suppress_below,
-        now=now,
-    )
-    release.notes.append(f"each device counts in at most {k} zones a day (its first)")
-    return release
+    return _publish(
+        client, dataset, day, f"Wi-Fi stays per zone and dwell time: {', '.join(chosen)}",
+        counts, [f"{z}:{label}" for z in chosen for label in LABELS], k, privacy,
+        epsilon=epsilon, delta=delta, mechanism=mechanism, now=now,
+        note=f"each device counts in at most {k} zones a day (its first)",
+    )  # fmt: skip

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import math
 from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -15,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+
+from cityos.clikit import finite
 
 app = typer.Typer(
     help="Traffic: signal control on Eclipse SUMO (RESCO scenarios), through the hub.",
@@ -45,20 +46,8 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
-def _finite(value: Any) -> Any:
-    """``value`` with every non-finite number (an infinite ``max_green_s``: no limit) as
-    ``None``, which JSON writes ``null``; ``Infinity`` is not JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def _print_json(data: Any) -> None:
-    print(json.dumps(_finite(data), indent=2, allow_nan=False))
+    print(json.dumps(finite(data), indent=2, allow_nan=False))
 
 
 JSON_HELP = "Print machine-readable JSON (a number without a limit, such as infinity, is null)."
