@@ -71,6 +71,9 @@ class Settings:
     # the latest signed head, kept outside the database (written on each signature; what
     # `cityos audit verify` checks the log still reaches). "": one per database beside the key
     audit_anchor_path: str = ""
+    # the dashboard's live stream ends after this, and the page opens a new one (so no
+    # connection is held for ever, and a grant revoked since is judged again)
+    dashboard_stream_s: float = 300.0
     # -- identity (docs/security.md, "Identity"; cityos.security.identity) --------------
     auth_required: bool = False  # true: a request without credentials is refused (401)
     jwt_issuer: str = ""  # an external OIDC issuer (its tokens' "iss", exactly)

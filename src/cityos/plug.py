@@ -56,6 +56,61 @@ def _no_routes() -> list[Any]:
     return []
 
 
+def _no_pages() -> list[Page]:
+    return []
+
+
+# What a dashboard panel shows; the web layer draws each kind (escaped, charts and the map
+# as SVG drawn on the server), so a service hands over data, never markup.
+PANEL_KINDS = ("metrics", "table", "chart", "map", "text", "alerts")
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One box of a dashboard page. ``data`` by ``kind``:
+
+    - ``metrics``: ``[{"label", "value", "unit"?, "hint"?}]`` — big numbers.
+    - ``table``: ``{"columns": [...], "rows": [[...], ...]}``.
+    - ``chart``: ``{"x": [labels], "series": [{"name", "values": [...]}], "unit"?,
+      "kind"?: "line"|"bar"}``.
+    - ``map``: ``{"features": [{"geometry": GeoJSON, "layer", "label"?, "level"?: 0..1}]}``
+      — lon/lat geometries drawn on one projected SVG, coloured by layer (and by ``level``
+      for crowds or congestion).
+    - ``text``: a string (plain; shown as a paragraph).
+    - ``alerts``: ``[{"id", "category", "severity", "description", "time", "where"?}]`` —
+      rows that open to their details.
+    """
+
+    title: str
+    kind: str
+    data: Any
+    wide: bool = False  # spans the page's width
+
+    def __post_init__(self) -> None:
+        if self.kind not in PANEL_KINDS:
+            raise ValueError(f"panel kind {self.kind!r}: one of {', '.join(PANEL_KINDS)}")
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of the operations dashboard (``/``), brought by the service that owns it.
+
+    ``panels(client)`` is called for each view of the page with a
+    :class:`cityos.hub.client.HubClient` for the viewer's tenant, inside the viewer's
+    request: the hub's access check narrows what it reads to the viewer's grant, so a page
+    shows each role only what it may see. It runs in a worker thread. ``watch``: the entity
+    types whose changes refresh the page live; ``reads``: those it shows (a viewer whose
+    role may not read one is told so on the page).
+    """
+
+    slug: str
+    title: str
+    panels: Callable[[Any], list[Panel]]
+    watch: tuple[str, ...] = ()
+    reads: tuple[str, ...] = ()
+    order: int = 100
+
+
 @dataclass(frozen=True)
 class Service:
     """A service's face to the rest of CityOS.
@@ -80,6 +135,7 @@ class Service:
       from it. None: no settings.
     - ``diagnostics``: a callable ``(ServiceContext) -> iterable of Check``, run by
       ``cityos doctor``; or None.
+    - ``pages``: a callable returning its :class:`Page` list for the operations dashboard.
     - ``stage``: parts start in ascending stage (then name) and stop in reverse; the
       built-ins use 0–20 (audit first up, last down), services keep the default.
     """
@@ -97,6 +153,7 @@ class Service:
     health: Callable[[ServiceContext], dict[str, Any]] | None = None
     settings: type | None = None
     diagnostics: Callable[[ServiceContext], Iterable[Check]] | None = None
+    pages: Callable[[], list[Page]] = _no_pages
     stage: int = 100
     builtin: bool = False  # a part of CityOS itself: its context carries the app state
 

@@ -22,6 +22,8 @@ from cityos.security.policy import EXAMPLE_ROLES
 from cityos.services.flows import api as flows_api
 from cityos.services.payments import api as payments_api
 from cityos.services.traffic import api as traffic_api
+from cityos.web.dashboard import Dashboard
+from cityos.web.dashboard import routes as dashboard_routes
 
 PARAMS = {
     "entity_id": "urn:ngsi-ld:TrafficFlowObserved:1",
@@ -34,6 +36,7 @@ PARAMS = {
     "type": "TrafficFlowObserved",
     "account_id": "rider:a",
     "transfer_id": "t1",
+    "slug": "overview",
 }
 ROLES = sorted(EXAMPLE_ROLES["roles"])
 ALL_ROUTES = [(PREFIX + p, m) for p, m, _, _ in ROUTES] + [(p, m) for p, m, _, _ in DEVICE_ROUTES]
@@ -52,6 +55,13 @@ ALL_ROUTES += [
         if "{kind}" in r.path
         else [r.path]
     )
+]
+# the operations dashboard's API (its shell and assets are open: they hold no data)
+ALL_ROUTES += [
+    (r.path, m)
+    for r in dashboard_routes(Dashboard((), {}), auth_required=True)
+    for m in sorted(r.methods or ())
+    if m != "HEAD" and r.path.startswith("/ui/api/")
 ]
 # The payments routes that move or read money: past the door, they also need the action on
 # the ledger's type (api.require); qr, decode and fares/quote touch no ledger.
@@ -74,6 +84,7 @@ def door(request, tmp_path) -> Iterator[tuple[TestClient, Hub]]:
         token_key_path=str(tmp_path / "key.pem"),
         audit_key_path=str(tmp_path / "audit.pem"),
         rate_per_s=0,  # the walk is hundreds of requests from one client
+        dashboard_stream_s=0,  # the dashboard's live stream answers, then ends
         environ=payments_environ(tmp_path, url, schema),  # the ledger beside the hub's tables
     )
     if url is None:
@@ -239,6 +250,10 @@ PINNED_ACTIONS = {
     ("POST", "/services/flows/releases/od"): "write",
     ("POST", "/services/flows/releases/crowd"): "write",
     ("POST", "/services/flows/releases/dwell"): "write",
+    ("GET", "/ui/api/me"): "read",
+    ("GET", "/ui/api/pages"): "read",
+    ("GET", "/ui/api/pages/{slug}"): "read",
+    ("GET", "/ui/api/pages/{slug}/events"): "read",
 }
 
 

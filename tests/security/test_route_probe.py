@@ -35,7 +35,10 @@ from cityos.services.flows import api as flows_api
 from cityos.services.flows.entities import zone_entity
 from cityos.services.flows.model import Zone
 from cityos.services.payments import api as payments_api
+from cityos.services.registry import services
 from cityos.services.traffic import api as traffic_api
+from cityos.web.dashboard import Dashboard
+from cityos.web.dashboard import routes as dashboard_routes
 
 TENANT = "city"
 RULES = {
@@ -77,6 +80,13 @@ ALL_ROUTES += [
     if m != "HEAD"
 ]
 ALL_ROUTES += [(PAY + p, m) for p, m, _, _ in payments_api.ROUTES]
+# the operations dashboard's API (its shell and assets are open: they hold no data)
+ALL_ROUTES += [
+    (r.path, m)
+    for r in dashboard_routes(Dashboard((), {}), auth_required=True)
+    for m in sorted(r.methods or ())
+    if m != "HEAD" and r.path.startswith("/ui/api/")
+]
 
 
 def _prop(value: Any, at: str = T0) -> dict[str, Any]:
@@ -89,7 +99,7 @@ def _entity(eid: str, etype: str, **attrs: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def probe(secured) -> tuple[TestClient, Hub, dict[str, str], dict[str, str]]:
-    city = secured(RULES, detect=False)  # hundreds of refusals on purpose
+    city = secured(RULES, detect=False, dashboard_stream_s=0)  # refusals on purpose
     op, me = city.key("operator", TENANT), city.key("prober", TENANT)
     _seed(city.client, op)
     return city.client, city.hub, op, me
@@ -258,6 +268,8 @@ def _read_urls(inst: str) -> list[str]:
         "registration_id": [REG],
         "account_id": ["rider:a", "settlement:khqr"],
         "transfer_id": ["top-1", "hold-1"],
+        # every dashboard page the registered services bring
+        "slug": [p.slug for s in services() for p in s.pages()],
     }
     for template, method in ALL_ROUTES:
         if method != "GET":

@@ -26,14 +26,34 @@ from cityos.hub.tenancy import TENANT_HEADERS, TenantConflict, decide_tenant, te
 from cityos.security.audit import AuditLog
 from cityos.security.detect import Detector, cause_of, refused  # detection
 from cityos.security.identity import authenticator, credentials_of
-from cityos.security.policy import EXAMPLE_ROLES, Policy, read_rules, with_part_roles
+from cityos.security.policy import (
+    EXAMPLE_ROLES,
+    Policy,
+    PolicyError,
+    read_rules,
+    with_part_roles,
+)
 from cityos.security.principal import AuthError, Principal
 from cityos.security.scope import Forbidden, as_caller, as_hub
 
 log = logging.getLogger("cityos.security.guard")
 
-# Reachable without credentials: liveness, the API description, getting a token.
-OPEN_PATHS = frozenset({"/health", "/version", "/openapi.json", "/auth/token", "/auth/jwks.json"})
+# Reachable without credentials: liveness, the API description, getting a token, the
+# dashboard's empty shell.
+OPEN_PATHS = frozenset(
+    {
+        "/health",
+        "/version",
+        "/openapi.json",
+        "/auth/token",
+        "/auth/jwks.json",
+        # the dashboard's shell and assets (cityos.web.dashboard): no data, only a page that
+        # asks who you are; its data comes through /ui/api/, behind this door
+        "/",
+        "/ui/app.js",
+        "/ui/app.css",
+    }
+)
 
 
 # A device's own messages: measures and command results (exact paths: ``/iot/devices``
@@ -345,13 +365,22 @@ async def _problem(send: Send, err: NgsiLdError) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+def _rules_context(hub: Hub, raw: Any) -> Any:
+    try:
+        return hub.contexts.resolve(raw)
+    except Exception as exc:  # unreachable, not JSON-LD: the server stops with the reason
+        raise PolicyError(f"the rules' @context cannot be resolved: {exc}") from None
+
+
 def load_policy(
     hub: Hub, parts: Mapping[str, tuple[Iterable[str], Iterable[str]]] | None = None
 ) -> Policy:
     """The rules in ``CITYOS_POLICY_PATH`` (a bad file stops the server with the reason),
     else the example roles; with a default role per registered part (``parts``: name ->
     the entity types it reads and writes; see :func:`with_part_roles`)."""
-    ctx = core_context()
     path = hub.settings.policy_path
     doc = read_rules(path) if path else EXAMPLE_ROLES
+    # the rules' own @context (a hosted or inline one: the terms the city's data is written
+    # in, e.g. Smart Data Models'), else the core context
+    ctx = core_context() if doc.get("@context") is None else _rules_context(hub, doc["@context"])
     return Policy(with_part_roles(doc, parts) if parts else doc, ctx)  # compiled once

@@ -1,6 +1,6 @@
-"""The declaration a service makes: see :mod:`cityos.plug` (kept here for the services'
+"""What a service needs of the plug (re-exported so a service names it through its layer's
 own imports: ``from cityos.services.base import Service``)."""
 
-from cityos.plug import Check, Service, ServiceContext
+from cityos.plug import Check, Page, Panel, Service, ServiceContext
 
-__all__ = ["Check", "Service", "ServiceContext"]
+__all__ = ["Check", "Page", "Panel", "Service", "ServiceContext"]

@@ -33,6 +33,8 @@ from cityos.security.headers import harden
 from cityos.security.scope import install as install_access
 from cityos.services.registry import services
 from cityos.services.runtime import contexts_for
+from cityos.web.dashboard import Dashboard
+from cityos.web.dashboard import routes as dashboard_routes
 from cityos.web.headercase import CanonicalHeaderCase
 from cityos.web.openapi import openapi_document
 
@@ -129,6 +131,8 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
         return json_response(openapi_document())
 
     registered = services()  # the cityos.services entry points; a bad one stops here
+    dashboard = Dashboard(registered, {})  # two services bringing one page stop here
+    dashboard.stream_s = settings.dashboard_stream_s
 
     async def health(request: Request) -> Response:
         body: dict[str, Any] = {"status": "ok", "engine": hub.store.engine, "worker": os.getpid()}
@@ -155,6 +159,8 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
         Route("/version", version, methods=["GET"]),
         # every registered part's routes: the IoT agent, identity, audit, the services
         *(route for service in registered for route in service.routes()),
+        # the operations dashboard: the pages the registered parts bring (cityos.web.dashboard)
+        *dashboard_routes(dashboard, settings.auth_required),
     ]
     audit_log = audit_api.AuditLog(
         hub.store, key_path=settings.audit_key_path, anchor_path=settings.audit_anchor_path
@@ -201,6 +207,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
         delivery.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await delivery
+        await dashboard.close()  # its live subscriptions go before the hub does
         await deliverer.close()
         hub.close()
 
@@ -221,6 +228,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
     # name -> ServiceContext: its tasks, health and own routes find their client there
     contexts = contexts_for(registered, hub, app.state)
     app.state.services = contexts
+    dashboard.contexts = contexts
     # the door (cityos.security.guard): authentication, tenant binding, roles, audit —
     # inside the path normalisation so it judges the path the router will see
     install_access()  # the hub's access check (cityos.hub.access) by these rules

@@ -13,6 +13,7 @@ from cityos.services.base import Service
 
 from .indicators import KPIS, READS, WRITES
 from .indicators_cli import app as indicators_app
+from .pages import pages
 from .plan_cli import app as plan_app
 
 
@@ -37,4 +38,5 @@ SERVICE = Service(
     cli={"indicators": indicators_app, "plan": plan_app},
     health=lambda ctx: {"status": "ok"},
     settings=CitySettings,
+    pages=pages,
 )

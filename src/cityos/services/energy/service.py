@@ -17,6 +17,7 @@ from typing import Any
 from cityos.services.base import Check, Service
 
 from .cli import app as cli_app
+from .pages import pages
 
 _STATE: dict[str, Any] = {}
 
@@ -106,4 +107,5 @@ SERVICE = Service(
     health=health,
     settings=EnergySettings,
     diagnostics=diagnostics,
+    pages=pages,
 )

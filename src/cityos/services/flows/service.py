@@ -17,6 +17,7 @@ from cityos.plug import Check, Service, ServiceContext
 from . import api
 from .cli import app as cli_app
 from .entities import ALERT, COMMUTER, COUNT, DWELL, FORECAST, LEVEL, ZONE
+from .pages import pages
 from .service_settings import FlowsSettings
 from .task import run_flows
 
@@ -72,4 +73,5 @@ SERVICE = Service(
     health=health,
     settings=FlowsSettings,
     diagnostics=diagnostics,
+    pages=pages,
 )

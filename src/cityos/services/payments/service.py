@@ -21,6 +21,7 @@ from cityos.services.base import Check, Service
 from . import api
 from .cli import app as cli_app
 from .model import SUMMARY_TYPE
+from .pages import pages
 from .runtime import PaymentsSettings
 
 log = logging.getLogger("cityos.services.payments")
@@ -271,6 +272,7 @@ SERVICE = Service(
     health=health,
     settings=PaymentsSettings,
     diagnostics=diagnostics,
+    pages=pages,
 )
 
 __all__ = ["SERVICE", "PaymentsSettings", "publish_once"]

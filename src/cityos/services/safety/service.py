@@ -14,6 +14,7 @@ from typing import Any
 from cityos.services.base import Check, Service
 
 from .cli import app as cli_app
+from .pages import pages
 from .settings import NAME, SafetySettings
 
 
@@ -64,4 +65,5 @@ SERVICE = Service(
     health=health,
     settings=SafetySettings,
     diagnostics=diagnostics,
+    pages=pages,
 )

@@ -20,6 +20,7 @@ from .cli import app as cli_app
 from .controllers import CONTROLLERS, DEFAULT_CONTROLLER
 from .controllers.presets import TUNED_DIR, tuned_params
 from .errors import TrafficError
+from .pages import pages
 from .signalfile import read_signals
 from .task import run_signals, status_of
 
@@ -173,4 +174,5 @@ SERVICE = Service(
     health=health,
     settings=TrafficSettings,
     diagnostics=diagnostics,
+    pages=pages,
 )
