@@ -117,3 +117,34 @@ def test_decisions_agree_with_the_view(rule_type, rule_attr, asked_type, asked_a
         view.attrs_for([iri(asked_type)]) or set()
     )
     assert in_view == decided
+
+
+def test_a_rules_files_context_names_the_types_in_the_citys_terms(tmp_path) -> None:
+    """The rules' ``@context`` (here the sample district's, hosted by the hub) expands their
+    type names: a role over ``TrafficFlowObserved`` then reaches the district's Smart Data
+    Models detectors, not only the core context's; one that cannot be resolved stops the
+    server with the reason."""
+    from cityos.config import Settings
+    from cityos.hub.core import Hub
+    from cityos.hub.model import now_iso
+    from cityos.hub.store.base import StoredContext
+    from cityos.security.guard import load_policy
+    from cityos.twin.context import CONTEXT_URL, DISTRICT_CONTEXT
+
+    rules = tmp_path / "rules.json"
+    doc = {
+        "@context": CONTEXT_URL,
+        "roles": {"eng": [{"types": ["TrafficFlowObserved"], "actions": ["read"]}]},
+    }
+    rules.write_text(json.dumps(doc))
+    hub = Hub(Settings(database_url=f"sqlite:///{tmp_path}/h.db", policy_path=str(rules)))
+    hub.store.put_context(
+        StoredContext("district", CONTEXT_URL, DISTRICT_CONTEXT, "hosted", now_iso())
+    )
+    view = load_policy(hub).view(frozenset(["eng"]), "", "read")
+    assert view.types == {
+        "https://smartdatamodels.org/dataModel.Transportation/TrafficFlowObserved"
+    }
+    rules.write_text(json.dumps({**doc, "@context": "https://nowhere.invalid/ctx.jsonld"}))
+    with pytest.raises(PolicyError, match="rules' @context cannot be resolved"):
+        load_policy(hub)
