@@ -17,7 +17,7 @@ from rich.table import Table
 
 from cityos.clikit import DbOption, JsonOption, console, err, fail, load_settings, open_database
 from cityos.config import Settings
-from cityos.hub.cli import db_app, retention_app
+from cityos.hub.cli import db_app, load, retention_app
 from cityos.services.registry import ServiceLoadError, services
 
 app = typer.Typer(
@@ -27,6 +27,7 @@ app = typer.Typer(
 )
 app.add_typer(db_app, name="db")  # the hub's own groups
 app.add_typer(retention_app, name="retention")
+app.command("load")(load)
 
 
 def _mount_services() -> None:
