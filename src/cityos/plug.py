@@ -62,7 +62,8 @@ def _no_pages() -> list[Page]:
 
 # What a dashboard panel shows; the web layer draws each kind (escaped, charts and the map
 # as SVG drawn on the server), so a service hands over data, never markup.
-PANEL_KINDS = ("metrics", "table", "chart", "map", "text", "alerts")
+PANEL_KINDS = ("metrics", "table", "chart", "map", "text", "alerts", "form")
+FIELD_KINDS = ("select", "number", "checkbox", "range", "text")
 
 
 @dataclass(frozen=True)
@@ -76,9 +77,19 @@ class Panel:
     - ``map``: ``{"features": [{"geometry": GeoJSON, "layer", "label"?, "level"?: 0..1}]}``
       — lon/lat geometries drawn on one projected SVG, coloured by layer (and by ``level``
       for crowds or congestion).
-    - ``text``: a string (plain; shown as a paragraph).
+    - ``text``: a string (plain; shown as a paragraph), or a list of strings (one
+      paragraph each).
     - ``alerts``: ``[{"id", "category", "severity", "description", "time", "where"?}]`` —
       rows that open to their details.
+    - ``form``: ``{"fields": [field, ...], "submit": "button label", "intro"?: text}``, each
+      field ``{"name", "label", "kind": "select"|"number"|"checkbox"|"range"|"text",
+      "value"?, "help"?, "group"?, "options"?, "min"?, "max"?, "step"?, "fills"?}``:
+      ``options`` (select) are values or ``{"value", "label"}``; ``min``/``max``/``step``
+      bound a number or range; ``group`` puts consecutive fields under one heading;
+      ``fills`` (select) maps an option's value to ``{field name: value}`` that choosing it
+      puts into the other fields (presets). The browser sends the values as one JSON object
+      (a checkbox as true/false, a number or range as a number, the rest as text) to the
+      page's :attr:`Page.answer`, and shows the panels it returns under the form.
     """
 
     title: str
@@ -89,6 +100,24 @@ class Panel:
     def __post_init__(self) -> None:
         if self.kind not in PANEL_KINDS:
             raise ValueError(f"panel kind {self.kind!r}: one of {', '.join(PANEL_KINDS)}")
+        if self.kind == "form":
+            for f in (self.data or {}).get("fields", ()):
+                if f.get("kind") not in FIELD_KINDS:
+                    raise ValueError(
+                        f"form field {f.get('name')!r} of kind {f.get('kind')!r}: one of "
+                        f"{', '.join(FIELD_KINDS)}"
+                    )
+
+
+class FormError(ValueError):
+    """What a page's :attr:`Page.answer` raises for a submitted value it refuses: the
+    dashboard answers 400 with ``detail`` (the message, which names the field) and
+    ``field`` (the form field's ``name``, so the browser can mark it)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -101,6 +130,14 @@ class Page:
     shows each role only what it may see. It runs in a worker thread. ``watch``: the entity
     types whose changes refresh the page live; ``reads``: those it shows (a viewer whose
     role may not read one is told so on the page).
+
+    ``answer(client, values)``, for a page with a ``form`` panel: the panels that answer
+    the submitted form (``values``: the fields' values by name, as the browser sent them;
+    checked by ``answer``, never trusted). It is called like ``panels`` (the viewer's
+    client, a worker thread) for ``POST /ui/api/pages/{slug}``, which the door judges a
+    *read*: it computes and reads, and must never write to the hub. A value it refuses
+    raises :class:`FormError` (a 400 naming the field). None: the page takes no answers
+    (405).
     """
 
     slug: str
@@ -109,6 +146,7 @@ class Page:
     watch: tuple[str, ...] = ()
     reads: tuple[str, ...] = ()
     order: int = 100
+    answer: Callable[[Any, dict[str, Any]], list[Panel]] | None = None
 
 
 @dataclass(frozen=True)

@@ -253,6 +253,8 @@ PINNED_ACTIONS = {
     ("GET", "/ui/api/me"): "read",
     ("GET", "/ui/api/pages"): "read",
     ("GET", "/ui/api/pages/{slug}"): "read",
+    # a page's form answered: computed from the values, reading under the viewer's grant
+    ("POST", "/ui/api/pages/{slug}"): "read",
     ("GET", "/ui/api/pages/{slug}/events"): "read",
 }
 

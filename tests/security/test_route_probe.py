@@ -337,6 +337,16 @@ _RELEASES = [
 ]
 
 
+# a page's form answered (POST /ui/api/pages/{slug}) writes nothing: each page, a body
+# aimed at what the prober may not reach; the pages without a form answer 405
+_ANSWERS = [
+    ("POST", f"/ui/api/pages/{p.slug}", body)
+    for s in services()
+    for p in s.pages()
+    for body in ({"id": HIDDEN, "type": "Hidden", "name": "PWNED"}, {"city": HIDDEN}, [HIDDEN])
+]
+
+
 def _writes(inst: str) -> list[tuple[str, str, Any]]:
     """Every write route, aimed at what the prober may not change."""
     secret = {"secret": _prop("PWNED")}
@@ -431,6 +441,7 @@ def _writes(inst: str) -> list[tuple[str, str, Any]]:
         ("POST", "/iot/json?k=GROUPKEY&i=dev1", {"s": "PWNED"}),
         *_MONEY,
         *_RELEASES,
+        *_ANSWERS,
     ]
     return out
 

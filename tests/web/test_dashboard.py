@@ -148,9 +148,10 @@ def app(tmp_path) -> Any:
 def test_the_api_lists_pages_in_order_and_draws_one(app) -> None:
     with TestClient(app) as client:
         pages = client.get("/ui/api/pages").json()
-        assert pages[0]["slug"] == "overview" and pages[-1]["slug"] == "indicators"
+        assert pages[0]["slug"] == "overview" and pages[-1]["slug"] == "plan"
         orders = [p["slug"] for p in pages]
         assert orders.index("traffic") < orders.index("energy") < orders.index("payments")
+        assert orders.index("payments") < orders.index("indicators") < orders.index("plan")
         page = client.get("/ui/api/pages/overview").json()
         assert page["hidden"] == [] and "The hub holds nothing with a location" in page["html"]
         assert client.get("/ui/api/pages/nope").status_code == 404
@@ -203,3 +204,151 @@ def test_the_live_feed_shares_one_subscription_and_removes_it(tmp_path) -> None:
         assert subscriptions() == 0 and not feed.listeners
 
     asyncio.run(run())
+
+
+# -- a page's form, and its answer --------------------------------------------------------
+
+
+def _form_panel(**extra: Any) -> Panel:
+    return Panel(
+        EVIL,
+        "form",
+        {
+            "intro": EVIL,
+            "submit": EVIL,
+            "fields": [
+                {"name": "city", "label": EVIL, "kind": "select", "group": EVIL, "value": EVIL,
+                 "options": [{"value": EVIL, "label": EVIL}, "plain"], "help": EVIL,
+                 "fills": {EVIL: {"n": EVIL}}},
+                {"name": EVIL, "label": "n", "kind": "number", "value": EVIL, "min": 1},
+                {"name": "r", "label": EVIL, "kind": "range", "value": 3, "min": 1, "max": 5},
+                {"name": "c", "label": EVIL, "kind": "checkbox", "value": True, "help": EVIL},
+                {"name": "t", "label": EVIL, "kind": "text", "value": EVIL},
+            ],
+            **extra,
+        },
+    )  # fmt: skip
+
+
+def test_a_form_is_drawn_labelled_with_every_value_escaped() -> None:
+    html = panel_html(_form_panel())
+    assert "<script" not in html and "&lt;script&gt;" in html
+    quoted = "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;"  # no attribute broken out of
+    assert f'name="{quoted}"' in html and f'value="{quoted}"' in html
+    # every input has its label, tied by id; help is tied by aria-describedby
+    assert '<label for="field-city">' in html and 'id="field-city"' in html
+    assert 'aria-describedby="field-city-help"' in html and 'id="field-city-help"' in html
+    assert '<option value="plain">plain</option>' in html
+    assert "selected>&lt;script&gt;" in html  # the value chosen, escaped
+    assert 'type="checkbox" id="field-c" name="c" data-kind="checkbox"' in html
+    assert "checked" in html and 'min="1" max="5"' in html and "<output" in html
+    assert "data-fills=" in html and "&quot;n&quot;" in html  # the presets, as escaped JSON
+    assert "<fieldset><legend>&lt;script&gt;" in html
+    # the answer goes right under the form, the page's width
+    assert html.endswith('</section><div class="form-result" aria-live="polite"></div>')
+    assert '<section class="panel form wide">' in html
+
+
+def test_a_form_field_of_an_unknown_kind_is_refused() -> None:
+    with pytest.raises(ValueError, match="form field 'x' of kind 'file'"):
+        Panel("f", "form", {"fields": [{"name": "x", "label": "x", "kind": "file"}]})
+
+
+def test_text_may_be_several_paragraphs() -> None:
+    html = panel_html(Panel("t", "text", ["one", EVIL]))
+    assert html.count('<p class="text">') == 2 and "&lt;script&gt;" in html
+
+
+def test_bars_sit_inside_the_chart() -> None:
+    svg = chart_svg(
+        {"x": ["a", "b", "c"], "series": [{"name": "n", "values": [1, 2, 3]}], "kind": "bar"}
+    )
+    xs = [float(part.split('"')[1]) for part in svg.split('class="bar" x=')[1:]]
+    widths = [
+        float(part.split('width="')[1].split('"')[0]) for part in svg.split('class="bar"')[1:]
+    ]
+    assert len(xs) == 3 and xs[0] > 56 and xs[-1] + widths[-1] < 640
+    assert all(f">{label}<" in svg for label in "abc")  # every label shown where they fit
+
+
+def _echo(client: Any, values: dict[str, Any]) -> list[Panel]:
+    from cityos.plug import FormError
+
+    if not isinstance(values.get("n"), int):
+        raise FormError("n", f"n: expected a whole number, got {values.get('n')!r}")
+    if values["n"] < 0:
+        raise RuntimeError("a secret reason")
+    return [Panel("Echo", "table", {"columns": ["name", "value"],
+                                    "rows": [[k, v] for k, v in values.items()]})]  # fmt: skip
+
+
+@pytest.fixture
+def answering(tmp_path, monkeypatch) -> Any:
+    import cityos.web.app as web_app
+    from cityos.services.registry import services
+
+    page = Page("echo", "Echo", panels=lambda c: [_form_panel()], answer=_echo)
+    monkeypatch.setattr(web_app, "services", lambda: (*services(), _service("echo", page)))
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path}/hub.db",
+        audit_key_path=str(tmp_path / "audit.pem"),
+        dashboard_stream_s=0,
+    )
+    with TestClient(web_app.create_app(settings, Hub(settings))) as client:
+        yield client
+
+
+def test_a_form_is_answered_with_panels_drawn_and_escaped(answering) -> None:
+    r = answering.post("/ui/api/pages/echo", json={"n": 2, "name": EVIL})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["slug"] == "echo" and "<td>2</td>" in body["html"]
+    assert "<script" not in body["html"] and "&lt;script&gt;" in body["html"]
+
+
+def test_what_a_form_post_is_refused_for(answering) -> None:
+    def post(body: bytes, slug: str = "echo") -> Any:
+        headers = {"Content-Type": "application/json"}
+        return answering.post(f"/ui/api/pages/{slug}", content=body, headers=headers)
+
+    for body, why in (
+        (b'{"n": ', "malformed JSON"),
+        (b"[1, 2]", "expected a JSON object"),
+        (b'"n"', "expected a JSON object"),
+        (b"", "body is empty"),
+    ):
+        r = post(body)
+        assert r.status_code == 400, (body, r.text)
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert why in r.json()["detail"] and "\n" not in r.json()["detail"]
+    big = post(b'{"n": 1, "pad": "' + b"x" * 70_000 + b'"}')
+    assert big.status_code == 413 and "65536" in big.json()["detail"]
+    # a value the page refuses: 400 naming the field
+    refused = post(b'{"n": "two"}')
+    assert refused.status_code == 400 and refused.json()["field"] == "n"
+    assert refused.json()["detail"].startswith("n: expected a whole number")
+    # a page that takes no answers
+    none = post(b'{"n": 1}', slug="overview")
+    assert none.status_code == 405 and none.headers["allow"] == "GET"
+    assert post(b'{"n": 1}', slug="nope").status_code == 404
+    # a page whose answer breaks says so, and keeps its reason to the server's log
+    broken = post(b'{"n": -1}')
+    assert broken.status_code == 200 and "could not be answered: RuntimeError" in broken.text
+    assert "a secret reason" not in broken.text
+
+
+def test_the_plan_page_refuses_a_wrong_answer_by_its_field(app) -> None:
+    from cityos.services.city.plan_data import find_city
+    from cityos.services.city.plan_page import prefilled
+
+    values = {"city": "Bangkok", "example": True, **prefilled(find_city("Bangkok"))}
+    with TestClient(app) as client:
+        ok = client.post("/ui/api/pages/plan", json=values)
+        assert ok.status_code == 200 and "Services by phase" in ok.json()["html"]
+        r = client.post("/ui/api/pages/plan", json={**values, "flooding": 9})
+        assert r.status_code == 400
+        assert r.json()["detail"] == "answers.flooding: expected 1–5, got 9"
+        assert r.json()["field"] == "flooding"
+        r = client.post("/ui/api/pages/plan", json={**values, "city": "Atlantis"})
+        assert r.status_code == 400 and r.json()["field"] == "city"
+        assert r.json()["detail"].startswith("city: unknown city 'Atlantis'")

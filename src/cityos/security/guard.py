@@ -69,6 +69,11 @@ def action_of(method: str, path: str, query: str) -> str:
     """The policy action a route performs."""
     if is_device_message(method, path):
         return "write"  # device measures (the device key's own check comes first)
+    if path.startswith("/ui/api/"):
+        # the dashboard's API: pages drawn, and a page's form answered (POST), which
+        # computes from the submitted values and reads the hub under the viewer's grant,
+        # never writing (cityos.plug.Page.answer)
+        return "read"
     if path.startswith(("/iot/", "/audit")):
         return "administer"  # provisioning, service groups (their API keys), the audit log
     if path.startswith("/ngsi-ld/v1/csourceSubscriptions"):

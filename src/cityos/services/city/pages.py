@@ -1,6 +1,9 @@
 """The city's own dashboard pages: the district at a glance (``overview``) and the
 indicators (``indicators``).
 
+The basic plan's page (``plan``: the needs survey answered by the planner) is in
+:mod:`.plan_page`.
+
 The overview draws everything in the hub that has a location and that some service knows
 how to name, coloured by what matters to an operator (congestion, crowding, PM2.5); the
 indicators page computes the ISO 37120 / 37122 / U4SSC set over the last 365 days from the
@@ -17,6 +20,7 @@ from cityos.services.base import Page, Panel
 from .indicators import compute_report
 from .indicators_data import CityData, value_of
 from .indicators_model import Period
+from .plan_page import pages as plan_pages
 
 # type -> the map layer it is drawn in (what a service writes, in the hub's shared names)
 LAYERS: dict[str, str] = {
@@ -188,4 +192,5 @@ def pages() -> list[Page]:
             reads=("KeyPerformanceIndicator",),
             order=90,
         ),
+        *plan_pages(),
     ]

@@ -2,7 +2,9 @@
 
 ``/`` and its two static files are open (they hold no data: a shell that asks who you are);
 everything under ``/ui/api/`` goes through the door like any API call (a ``read``), in the
-viewer's tenant, so each page shows a role what its grant allows and nothing more.
+viewer's tenant, so each page shows a role what its grant allows and nothing more. That
+includes ``POST /ui/api/pages/{slug}``, a page's form answered: it computes panels from the
+submitted values and writes nothing.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from cityos.hub import access
-from cityos.hub.api.common import json_response, problem, tenant_of
-from cityos.hub.errors import NgsiLdError, ResourceNotFound
-from cityos.plug import Page, Panel, Service, ServiceContext
+from cityos.hub.api.common import json_response, problem, read_limited, tenant_of
+from cityos.hub.errors import BadRequestData, InvalidRequest, NgsiLdError, ResourceNotFound
+from cityos.hub.jsonbody import parse_json
+from cityos.plug import FormError, Page, Panel, Service, ServiceContext
 from cityos.twin.context import DISTRICT_TERMS
 
 from .draw import page_html
@@ -44,6 +47,8 @@ STATIC = {
 OPEN_PATHS = frozenset(STATIC)  # the security door lists the same paths (security/guard.py)
 HEARTBEAT_S = 15.0
 MIN_REFRESH_S = 1.0  # changes closer than this are one refresh
+FORM_MAX_BYTES = 64 * 1024  # a form's values: a few hundred bytes; more is not a form
+FORM_MAX_DEPTH = 4
 
 
 class Dashboard:
@@ -116,6 +121,42 @@ def _principal(request: Request) -> Any:
     return request.scope.get("state", {}).get("principal")
 
 
+def _drawn(page: Page, panels: list[Panel], hidden: list[str]) -> dict[str, Any]:
+    return {
+        "slug": page.slug,
+        "title": page.title,
+        "hidden": hidden,
+        "html": page_html(panels, hidden),
+        "generatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _broken(page: Page, name: str, what: str, exc: Exception) -> list[Panel]:
+    """One service's broken page is its own, not the dashboard's: said on the page, the
+    reason in the server's log only."""
+    log.exception("dashboard page %s of %s failed", page.slug, name)
+    why = f"This page could not be {what}: {type(exc).__name__}. The server's log has more."
+    return [Panel(page.title, "text", why)]
+
+
+def _not_answered(slug: str) -> NgsiLdError:
+    return InvalidRequest(
+        f"method POST is not allowed on /ui/api/pages/{slug}: the page has no form; allowed: GET",
+        status=405,
+    )
+
+
+def form_values(raw: bytes) -> dict[str, Any]:
+    """A form's submitted values: one JSON object (400 otherwise, saying why in a line)."""
+    if not raw.strip():
+        raise InvalidRequest("the request body is empty: send the form's values as a JSON object")
+    values = parse_json(raw, max_depth=FORM_MAX_DEPTH)
+    if not isinstance(values, dict):
+        kind = "an array" if isinstance(values, list) else f"a {type(values).__name__}"
+        raise BadRequestData(f"expected a JSON object of the form's values, got {kind}")
+    return values
+
+
 def routes(dashboard: Dashboard, auth_required: bool) -> list[Route]:
     """The shell, its assets and the page API."""
 
@@ -153,19 +194,37 @@ def routes(dashboard: Dashboard, auth_required: bool) -> list[Route]:
             panels = await asyncio.to_thread(page.panels, client)
         except NgsiLdError as err:  # the viewer's own request refused inside the page
             return problem(err, request.url.path)
-        except Exception as exc:  # one service's broken page is its own, not the dashboard's
-            log.exception("dashboard page %s of %s failed", page.slug, name)
-            why = f"This page could not be drawn: {type(exc).__name__}. The server's log has more."
-            panels = [Panel(page.title, "text", why)]
-        return json_response(
-            {
-                "slug": page.slug,
-                "title": page.title,
-                "hidden": hidden,
-                "html": page_html(panels, hidden),
-                "generatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            }
-        )
+        except Exception as exc:
+            panels = _broken(page, name, "drawn", exc)
+        return json_response(_drawn(page, panels, hidden))
+
+    async def page_answer(request: Request) -> Response:
+        """A page's form answered: ``page.answer(client, values)`` under the viewer's grant,
+        drawn like the page; a value the page refuses is a 400 naming its field."""
+        try:
+            name, page = dashboard.find(request.path_params["slug"])
+            if page.answer is None:
+                response = problem(_not_answered(page.slug), request.url.path)
+                response.headers["Allow"] = "GET"
+                return response
+            tenant = tenant_of(request, read=True)
+            values = form_values(await read_limited(request, FORM_MAX_BYTES, "form"))
+        except NgsiLdError as err:
+            return problem(err, request.url.path)
+        client = dashboard.client(name, tenant)
+        hidden = dashboard.hidden(name, page)
+        try:
+            panels = await asyncio.to_thread(page.answer, client, values)
+        except FormError as err:
+            return problem(BadRequestData(err.message, field=err.field), request.url.path)
+        except NgsiLdError as err:
+            return problem(err, request.url.path)
+        except Exception as exc:
+            panels = _broken(page, name, "answered", exc)
+        return json_response(_drawn(page, panels, hidden))
+
+    async def page(request: Request) -> Response:  # one route: a 405 lists both methods
+        return await (page_answer if request.method == "POST" else page_view)(request)
 
     async def page_events(request: Request) -> Response:
         try:
@@ -207,7 +266,7 @@ def routes(dashboard: Dashboard, auth_required: bool) -> list[Route]:
         *served,
         Route("/ui/api/me", me, methods=["GET"]),
         Route("/ui/api/pages", page_list, methods=["GET"]),
-        Route("/ui/api/pages/{slug}", page_view, methods=["GET"]),
+        Route("/ui/api/pages/{slug}", page, methods=["GET", "POST"]),
         Route("/ui/api/pages/{slug}/events", page_events, methods=["GET"]),
     ]
 

@@ -208,7 +208,13 @@ def chart_svg(data: dict[str, Any], title: str = "chart") -> str:
     if hi == lo:
         hi = lo + 1.0
     n = len(labels)
-    step = (w - left - 8) / max(n - 1, 1)
+    bars = data.get("kind") == "bar"
+    if bars:  # a band per label, the bars in its middle: none is cut at either end
+        step = (w - left - 8) / n
+        first = left + step / 2
+    else:
+        step = (w - left - 8) / max(n - 1, 1)
+        first = left if n > 1 else left + (w - left) / 2
 
     def y_of(v: float) -> float:
         return top + (hi - v) / (hi - lo) * (h - top - bottom)
@@ -229,15 +235,15 @@ def chart_svg(data: dict[str, Any], title: str = "chart") -> str:
         parts.append(
             f'<line x1="{left}" y1="{y}" x2="{w - 4}" y2="{y}" stroke="#e3e7eb" stroke-width="1"/>'
         )
-    ticks = sorted({0, n // 2, n - 1})
+    fits = bars and max(len(label) for label in labels) * 6.5 <= step  # 11 px text
+    ticks = range(n) if fits else sorted({0, n // 2, n - 1})
     for i in ticks:
-        x = left + i * step if n > 1 else left + (w - left) / 2
+        x = first + i * step
         parts.append(
             f'<text x="{_fmt(x)}" y="{h - 8}" text-anchor="middle" font-size="11" '
             f'fill="#4f5b66">{escape(labels[i])}</text>'
         )
-    bars = data.get("kind") == "bar"
-    width = max(min(step / max(len(series), 1) * 0.8, 40), 2) if bars else 0
+    width = max(min(step / max(len(series), 1) * 0.7, 64), 2) if bars else 0
     for k, (name, vs) in enumerate(series):
         colour = SERIES_COLOURS[k % len(SERIES_COLOURS)]
         label = escape(name, quote=True)
@@ -245,15 +251,15 @@ def chart_svg(data: dict[str, Any], title: str = "chart") -> str:
             for i, v in enumerate(vs[:n]):
                 if v is None:
                     continue
-                x = left + i * step - width * len(series) / 2 + k * width
+                x = first + i * step - width * len(series) / 2 + k * width
                 y0, y1 = y_of(max(v, lo)), y_of(lo)
                 parts.append(
-                    f'<rect class="bar" x="{_fmt(max(x, left))}" y="{_fmt(min(y0, y1))}" '
+                    f'<rect class="bar" x="{_fmt(x)}" y="{_fmt(min(y0, y1))}" '
                     f'width="{_fmt(width)}" height="{_fmt(abs(y1 - y0))}" fill="{colour}">'
                     f"<title>{label} {escape(labels[i])}: {_number(v)} {unit}</title></rect>"
                 )
             continue
-        pts = [(left + i * step, y_of(v)) for i, v in enumerate(vs[:n]) if v is not None]
+        pts = [(first + i * step, y_of(v)) for i, v in enumerate(vs[:n]) if v is not None]
         if len(pts) == 1:
             x, y = pts[0]
             parts.append(f'<circle cx="{_fmt(x)}" cy="{_fmt(y)}" r="3" fill="{colour}"/>')

@@ -91,7 +91,10 @@ async function showPage() {
   if (changed || !state.stream) startStream();
 }
 
-async function refresh() {
+// live: a refresh asked for by the hub's change event. It leaves a page alone while its
+// form holds the viewer's input or an answer (redrawing would wipe both).
+async function refresh(live) {
+  if (live && $("panels").querySelector("form.page-form[data-dirty], form.page-form[data-answered]")) return;
   try {
     const page = await api("/ui/api/pages/" + encodeURIComponent(state.slug));
     $("page").hidden = false; $("page-error").textContent = "";
@@ -131,7 +134,7 @@ async function startStream() {
       let cut;
       while ((cut = buffer.indexOf("\n\n")) >= 0) {
         const event = buffer.slice(0, cut); buffer = buffer.slice(cut + 2);
-        if (/^event: change/m.test(event) && slug === state.slug) refresh();
+        if (/^event: change/m.test(event) && slug === state.slug) refresh(true);
       }
     }
     clean = true;  // the server ended it (dashboard_stream_s): open the next one at once
@@ -141,6 +144,94 @@ async function startStream() {
   if (state.stream === control) {
     setLive(false); state.stream = null;
     setTimeout(() => { if (!state.stream && slug === state.slug) startStream(); }, clean ? 0 : 3000);
+  }
+}
+
+// A page's form (a "form" panel): its values go to the page as one JSON object (POST
+// /ui/api/pages/{slug}) and the panels that answer them, drawn and escaped by the server,
+// are placed right under the form; errors there too. No reload, no navigation.
+function formValues(form) {
+  const values = {};
+  for (const el of form.elements) {
+    if (!el.name || !el.dataset.kind) continue;
+    const kind = el.dataset.kind;
+    if (kind === "checkbox") values[el.name] = el.checked;
+    else if (kind === "number" || kind === "range") values[el.name] = el.value === "" ? null : Number(el.value);
+    else values[el.name] = el.value;
+  }
+  return values;
+}
+
+function showRange(el) {
+  if (el.dataset.kind !== "range") return;
+  const out = el.parentElement.querySelector("output");
+  if (out) out.textContent = el.value;
+}
+
+function setField(form, name, value) {
+  const el = form.elements.namedItem(name);
+  if (!el || !el.dataset || !el.dataset.kind) return;
+  if (el.dataset.kind === "checkbox") el.checked = value === true;
+  else el.value = value === null || value === undefined ? "" : String(value);
+  el.removeAttribute("aria-invalid");
+  showRange(el);
+}
+
+function formInput(ev) {
+  const el = ev.target;
+  const form = el.closest && el.closest("form.page-form");
+  if (!form || !el.dataset || !el.dataset.kind) return;
+  form.dataset.dirty = "1";
+  el.removeAttribute("aria-invalid");
+  showRange(el);
+  if (ev.type === "change" && el.dataset.fills) {  // a preset: choosing it fills other fields
+    let fills = {};
+    try { fills = JSON.parse(el.dataset.fills)[el.value] || {}; } catch (e) { /* none */ }
+    for (const [name, value] of Object.entries(fills)) setField(form, name, value);
+  }
+}
+
+function formResult(form) {
+  const next = form.closest("section").nextElementSibling;
+  return next && next.classList.contains("form-result") ? next : null;
+}
+
+async function submitForm(ev) {
+  const form = ev.target;
+  if (!form.matches || !form.matches("form.page-form")) return;
+  ev.preventDefault();
+  const result = formResult(form);
+  const status = form.querySelector(".form-status");
+  const button = form.querySelector("button[type=submit]");
+  const slug = state.slug;
+  for (const el of form.querySelectorAll("[aria-invalid]")) el.removeAttribute("aria-invalid");
+  button.disabled = true; status.textContent = "working…";
+  const fail = (why) => {
+    const p = document.createElement("p");
+    p.className = "error form-error"; p.setAttribute("role", "alert"); p.textContent = why;
+    result.replaceChildren(p);
+  };
+  try {
+    const r = await fetch("/ui/api/pages/" + encodeURIComponent(slug), {
+      method: "POST", headers: { ...headers(), "Content-Type": "application/json" }, body: JSON.stringify(formValues(form)),
+    });
+    if (r.status === 401) { showLogin(); return; }
+    const answer = await r.json().catch(() => ({}));
+    if (slug !== state.slug || !form.isConnected) return;  // the viewer went elsewhere
+    form.dataset.answered = "1";
+    if (!r.ok) {
+      fail(answer.detail || answer.title || (r.status + " " + r.statusText));
+      const bad = answer.field ? form.elements.namedItem(answer.field) : null;
+      if (bad && bad.setAttribute) { bad.setAttribute("aria-invalid", "true"); bad.focus(); }
+      return;
+    }
+    result.innerHTML = answer.html;  // markup drawn and escaped by the server
+    result.dataset.answers = String((Number(result.dataset.answers) || 0) + 1);
+    result.scrollIntoView({ block: "start" });
+  } catch (e) {
+    fail(String(e.message || e));
+  } finally {
+    button.disabled = false; status.textContent = "";
   }
 }
 
@@ -161,5 +252,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("logout").addEventListener("click", logout);
   $("tenant").addEventListener("change", (ev) => { state.tenant = ev.target.value; sessionStorage.setItem("cityos.tenant", state.tenant); stopStream(); showPage(); });
   window.addEventListener("hashchange", showPage);
+  $("panels").addEventListener("submit", submitForm);
+  $("panels").addEventListener("input", formInput);
+  $("panels").addEventListener("change", formInput);
   start();
 });
