@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -15,14 +14,9 @@ import numpy as np
 import pytest
 
 from cityos.config import Settings
-from cityos.hub import access
 from cityos.hub.client import HubClient
 from cityos.hub.core import Hub
-from cityos.hub.ldcontext import core_context
 from cityos.plug import PANEL_KINDS, Panel
-from cityos.security import scope
-from cityos.security.policy import Policy
-from cityos.security.principal import Principal
 from cityos.services.energy.ocpp import CentralSystem
 from cityos.services.energy.ocpp_model import POWER, iso_z
 from cityos.services.energy.pages import panels
@@ -221,21 +215,9 @@ def test_the_plans_alert_shows_in_whichever_terms_it_was_written(district: HubCl
     assert alert["description"] == "no plan within the feeder limit"
 
 
-@contextmanager
-def viewer(*types: str) -> Iterator[None]:
-    """Read as a caller whose role may read only ``types`` (as the door sets it)."""
-    rules = {"roles": {"viewer": [{"types": list(types), "actions": ["read"]}]}}
-    who = Principal("viewer", frozenset({""}), frozenset({"viewer"}))
-    previous = access.current()
-    token = scope.as_caller(who, "", Policy(rules, core_context()))
-    try:
-        yield
-    finally:
-        scope.CALLER.reset(token)
-        access.install(previous)
-
-
-def test_a_role_that_may_read_only_chargers_gets_a_smaller_page(district: HubClient) -> None:
+def test_a_role_that_may_read_only_chargers_gets_a_smaller_page(
+    viewer, district: HubClient
+) -> None:
     with viewer("EVChargingStation"):
         found = by_kind(panels(district))
     figures = metrics(found)

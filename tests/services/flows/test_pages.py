@@ -5,19 +5,12 @@ explanation on an empty hub, and no failure for a role that may not read every t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, timedelta
 from typing import Any
 
-from cityos.hub import access
 from cityos.hub.client import HubClient
-from cityos.hub.ldcontext import core_context
 from cityos.plug import PANEL_KINDS, Panel
 from cityos.privacy import Pseudonymiser
-from cityos.security import scope
-from cityos.security.policy import Policy
-from cityos.security.principal import Principal
 from cityos.services.flows import (
     SERVICE,
     CounterReading,
@@ -33,20 +26,6 @@ from cityos.services.flows.synthetic import sample_zones, synthetic_sightings, s
 from .conftest import DAY, TZ, at
 
 MARKET = "Phsar Thmei (Central Market)"  # central-market, capacity 6000
-
-
-@contextmanager
-def viewer(*types: str) -> Iterator[None]:
-    """Read as a caller whose role may read only ``types`` (as the door sets it)."""
-    rules = {"roles": {"viewer": [{"types": list(types), "actions": ["read"]}]}}
-    who = Principal("viewer", frozenset({""}), frozenset({"viewer"}))
-    previous = access.current()
-    token = scope.as_caller(who, "", Policy(rules, core_context()))
-    try:
-        yield
-    finally:
-        scope.CALLER.reset(token)
-        access.install(previous)
 
 
 def by_kind(found: list[Panel]) -> dict[str, list[Panel]]:
@@ -162,7 +141,7 @@ def test_nothing_on_the_page_names_a_person(
         assert raw not in text and raw.replace(":", "") not in text
 
 
-def test_a_role_that_may_not_read_every_type(client: HubClient, zones: ZoneMap) -> None:
+def test_a_role_that_may_not_read_every_type(viewer, client: HubClient, zones: ZoneMap) -> None:
     ingest_counts(client, [reading("counter-central-market-1", 9, 600)])
     build_day(client, DAY, TZ, now=at(9, 30))
     with viewer("FlowZone"):  # the zones, not their crowd

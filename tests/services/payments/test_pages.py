@@ -6,7 +6,6 @@ on an empty hub, what feeds it."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,14 +15,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cityos.config import Settings
-from cityos.hub import access
 from cityos.hub.client import HubClient
 from cityos.hub.core import Hub
-from cityos.hub.ldcontext import core_context
 from cityos.plug import PANEL_KINDS, Panel
-from cityos.security import scope
-from cityos.security.policy import Policy
-from cityos.security.principal import Principal
 from cityos.services.payments.ledger import Transfer
 from cityos.services.payments.pages import panels
 from cityos.services.payments.runtime import PaymentsSettings, payments_of
@@ -64,20 +58,6 @@ def ctx(tmp_path: Path, client: HubClient) -> Iterator[Any]:
     yield context
     if "payments" in context.state:
         context.state["payments"].close()
-
-
-@contextmanager
-def viewer(*types: str) -> Iterator[None]:
-    """Read as a caller whose role may read only ``types`` (as the door sets it)."""
-    rules = {"roles": {"viewer": [{"types": list(types), "actions": ["read"]}]}}
-    who = Principal("viewer", frozenset({""}), frozenset({"viewer"}))
-    previous = access.current()
-    token = scope.as_caller(who, "", Policy(rules, core_context()))
-    try:
-        yield
-    finally:
-        scope.CALLER.reset(token)
-        access.install(previous)
 
 
 def by_kind(found: list[Panel]) -> dict[str, list[Panel]]:
@@ -161,7 +141,7 @@ def test_one_day_only_has_no_chart_of_days(ctx: Any, client: HubClient) -> None:
     assert [c.data["x"][0] for c in found["chart"]] == ["Wallet account"]
 
 
-def test_a_role_that_may_not_read_the_summaries(ctx: Any, client: HubClient) -> None:
+def test_a_role_that_may_not_read_the_summaries(viewer, ctx: Any, client: HubClient) -> None:
     fares(ctx)
     with viewer("TrafficSignal"):
         (only,) = panels(client)

@@ -6,21 +6,14 @@ every type."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from cityos.devices.agent import Agent
-from cityos.hub import access
 from cityos.hub.client import HubClient
-from cityos.hub.ldcontext import core_context
 from cityos.plug import PANEL_KINDS, Panel
-from cityos.security import scope
-from cityos.security.policy import Policy
-from cityos.security.principal import Principal
 from cityos.services.flows.crowding import crowding_alerts
 from cityos.services.flows.model import HourLevel
 from cityos.services.safety import pages as safety_pages
@@ -35,20 +28,6 @@ NOW = T0 + timedelta(hours=1)
 MARKET = Camera("cam-1", "Market entrance", (104.9210, 11.5696))
 RIVER = Camera("cam-2", "Riverside", (104.9310, 11.5700))
 SNAPSHOT = "data:image/jpeg;base64,/9j/4AAQSkZJRgABAQAAAQABAAD"
-
-
-@contextmanager
-def viewer(*types: str) -> Iterator[None]:
-    """Read as a caller whose role may read only ``types`` (as the door sets it)."""
-    rules = {"roles": {"viewer": [{"types": list(types), "actions": ["read"]}]}}
-    who = Principal("viewer", frozenset({""}), frozenset({"viewer"}))
-    previous = access.current()
-    token = scope.as_caller(who, "", Policy(rules, core_context()))
-    try:
-        yield
-    finally:
-        scope.CALLER.reset(token)
-        access.install(previous)
 
 
 def by_kind(found: list[Panel]) -> dict[str, list[Panel]]:
@@ -188,7 +167,7 @@ def test_the_newest_written_alerts_when_there_are_many(
     assert "table" not in found
 
 
-def test_a_role_that_may_not_read_every_type(client: HubClient) -> None:
+def test_a_role_that_may_not_read_every_type(viewer, client: HubClient) -> None:
     cameras(client)
     other_alerts(client)
     with viewer("Alert"):

@@ -6,20 +6,14 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
 from cityos.config import Settings
-from cityos.hub import access
 from cityos.hub.client import HubClient
 from cityos.hub.core import Hub
-from cityos.hub.ldcontext import core_context
 from cityos.plug import PANEL_KINDS, Panel
-from cityos.security import scope
-from cityos.security.policy import Policy
-from cityos.security.principal import Principal
 from cityos.services.traffic import SERVICE, Alert, Decision
 from cityos.services.traffic.congestion import SegmentReading
 from cityos.services.traffic.pages import panels
@@ -263,21 +257,7 @@ def test_the_alerts_are_the_traffic_ones_newest_first(city: HubClient) -> None:
     assert alerts.data[1]["time"] == "2026-01-05 07:05:00Z"
 
 
-@contextmanager
-def viewer(*types: str) -> Iterator[None]:
-    """Read as a caller whose role may read only ``types`` (as the door sets it)."""
-    rules = {"roles": {"viewer": [{"types": list(types), "actions": ["read"]}]}}
-    who = Principal("viewer", frozenset({""}), frozenset({"viewer"}))
-    previous = access.current()
-    token = scope.as_caller(who, "", Policy(rules, core_context()))
-    try:
-        yield
-    finally:
-        scope.CALLER.reset(token)
-        access.install(previous)
-
-
-def test_a_role_that_may_read_only_signals_gets_a_smaller_page(city: HubClient) -> None:
+def test_a_role_that_may_read_only_signals_gets_a_smaller_page(viewer, city: HubClient) -> None:
     with viewer("TrafficSignal"):
         found = by_kind(panels(city))
     figures = metrics(found)

@@ -10,26 +10,28 @@ few flows for the chart, so a page view stays cheap whatever the city's size.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
-from urllib.parse import unquote
 
-from cityos.hub.errors import Forbidden, ResourceNotFound
 from cityos.services.base import Page, Panel
-from cityos.twin.context import DISTRICT_TERMS
+from cityos.services.pagekit import (
+    Reader,
+    bucket,
+    local,
+    number,
+    observed,
+    time_text,
+    value,
+)
 
 from .signalservice import segment_entity
 
-LIMIT = 1000  # entities read per type and context
 CHART_FLOWS = 12  # flows whose history the chart averages
 HISTORY_LIMIT = 2000  # instances read per flow
 WINDOW = timedelta(hours=6)  # the chart's span, back from the newest reading
 JAM_LEVEL = 0.7  # the service's jam threshold (congestion.JamWatch's ``enter``)
 TOP_FLOWS = 10
 MAX_ALERTS = 50
-STEPS_MIN = (1, 5, 15, 30, 60, 180, 360, 1440)  # chart bucket widths, minutes
-MAX_BUCKETS = 48
 
 WATCH = ("TrafficFlowObserved", "RoadSegment", "TrafficSignal", "Vehicle", "Alert")
 READS = (*WATCH, "GtfsStop")
@@ -63,7 +65,7 @@ def pages() -> list[Page]:
 
 def panels(client: Any) -> list[Panel]:
     """The page's panels for the viewer's ``client`` (a HubClient of their tenant)."""
-    hub = _Reader(client)
+    hub = Reader(client, history_limit=HISTORY_LIMIT)
     flows = hub.entities("TrafficFlowObserved")
     segments = hub.entities("RoadSegment")
     signals = hub.entities("TrafficSignal")
@@ -101,7 +103,7 @@ def panels(client: Any) -> list[Panel]:
 
 # -- figures ---------------------------------------------------------------------------------
 def _metrics(
-    hub: _Reader,
+    hub: Reader,
     flows: list[dict[str, Any]],
     levels: dict[str, float],
     signals: list[dict[str, Any]],
@@ -126,12 +128,12 @@ def _metrics(
              "hint": f"over {len(speeds)} detectors"}
         )  # fmt: skip
     if signals:
-        adaptive = sum(1 for s in signals if isinstance(_value(s, "setPhase"), dict))
+        adaptive = sum(1 for s in signals if isinstance(value(s, "setPhase"), dict))
         out.append(
             {"label": "Signals under adaptive control", "value": adaptive,
              "unit": f"of {len(signals)}", "hint": "given a setPhase by the service"}
         )  # fmt: skip
-    delays = [d for b in buses if (d := _number(b, "delay")) is not None]
+    delays = [d for b in buses if (d := number(b, "delay")) is not None]
     if delays:
         out.append(
             {"label": "Mean bus delay", "value": round(sum(delays) / len(delays)), "unit": "s",
@@ -142,7 +144,7 @@ def _metrics(
 
 def _congested(flow: dict[str, Any], level: float | None) -> bool | None:
     """The detector's own verdict; without one, the service's jam threshold on its level."""
-    flag = _value(flow, "congested")
+    flag = value(flow, "congested")
     if isinstance(flag, bool):
         return flag
     return None if level is None else level >= JAM_LEVEL
@@ -151,13 +153,13 @@ def _congested(flow: dict[str, Any], level: float | None) -> bool | None:
 def _levels(flows: list[dict[str, Any]], segments: list[dict[str, Any]]) -> dict[str, float]:
     """Congestion 0..1 per flow: the speed lost against its segment's limit, else its
     segment's congestion index (the service's own segments), else its congested flag."""
-    limits = {s["id"]: _number(s, "maximumAllowedSpeed") for s in segments}
-    index = {s["id"]: _number(s, "congestionIndex") for s in segments}
+    limits = {s["id"]: number(s, "maximumAllowedSpeed") for s in segments}
+    index = {s["id"]: number(s, "congestionIndex") for s in segments}
     out: dict[str, float] = {}
     for f in flows:
         seg = _segment_id(f)
         speed, limit = _speed(f), limits.get(seg)
-        flag = _value(f, "congested")
+        flag = value(f, "congested")
         if speed is not None and limit:
             out[f["id"]] = min(1.0, max(0.0, 1.0 - speed / limit))
         elif index.get(seg) is not None:
@@ -181,19 +183,19 @@ def _segment_id(flow: dict[str, Any]) -> str:
 def _table(
     flows: list[dict[str, Any]], levels: dict[str, float], segments: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    names = {s["id"]: _value(s, "name") for s in segments}
+    names = {s["id"]: value(s, "name") for s in segments}
     ranked = sorted(flows, key=lambda f: (-levels.get(f["id"], -1.0), f["id"]))[:TOP_FLOWS]
     rows = []
     for f in ranked:
         level = levels.get(f["id"])
         rows.append(
             [
-                _local(f["id"]),
-                names.get(_segment_id(f)) or _value(f, "refRoadSegment"),
+                local(f["id"]),
+                names.get(_segment_id(f)) or value(f, "refRoadSegment"),
                 _speed(f),
-                _value(f, "intensity"),
+                value(f, "intensity"),
                 None if level is None else round(100 * level),
-                _value(f, "congested"),
+                value(f, "congested"),
             ]
         )
     columns = ["flow", "road", "speed (km/h)", "intensity", "congestion (%)", "congested"]
@@ -217,12 +219,12 @@ def _features(
         ("bus", buses),
     ):
         for e in entities:
-            geometry = _value(e, "location")
+            geometry = value(e, "location")
             if not isinstance(geometry, dict) or "coordinates" not in geometry:
                 continue
             feature = {"geometry": geometry, "layer": layer, "label": _label(layer, e)}
             level = levels.get(e["id"]) if layer == "traffic" else None
-            if layer == "road" and (index := _number(e, "congestionIndex")) is not None:
+            if layer == "road" and (index := number(e, "congestionIndex")) is not None:
                 level = min(1.0, max(0.0, index))
             if level is not None:
                 feature["level"] = round(level, 3)
@@ -231,28 +233,28 @@ def _features(
 
 
 def _label(layer: str, e: dict[str, Any]) -> str:
-    name = str(_value(e, "name") or _local(e["id"]))
+    name = str(value(e, "name") or local(e["id"]))
     if layer == "traffic" and (speed := _speed(e)) is not None:
         return f"{name}: {speed:g} km/h"
-    if layer == "bus" and (delay := _number(e, "delay")) is not None:
-        return f"{_value(e, 'routeId') or name}: {delay:+.0f} s"
+    if layer == "bus" and (delay := number(e, "delay")) is not None:
+        return f"{value(e, 'routeId') or name}: {delay:+.0f} s"
     return name
 
 
-def _chart(hub: _Reader, flows: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _chart(hub: Reader, flows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Mean speed (or intensity) over the last hours of a spread sample of flows."""
     attr, name, unit = "averageVehicleSpeed", "mean speed", "km/h"
-    measured = [f for f in flows if _observed(f, attr) is not None]
+    measured = [f for f in flows if observed(f, attr) is not None]
     if not measured:  # detectors that count but give no speed
         attr, name, unit = "intensity", "mean intensity", "vehicles"
-        measured = [f for f in flows if _observed(f, attr) is not None]
+        measured = [f for f in flows if observed(f, attr) is not None]
     if not measured:
         return None
     step = max(1, len(measured) / CHART_FLOWS)
     sample = [measured[int(i * step)] for i in range(min(CHART_FLOWS, len(measured)))]
-    newest = max(t for f in sample if (t := _observed(f, attr)) is not None)
-    histories = [hub.history(f, attr, newest - WINDOW) for f in sample]
-    buckets = _bucket(histories)
+    newest = max(t for f in sample if (t := observed(f, attr)) is not None)
+    histories = [hub.history(f, attr, newest - WINDOW, minimum=0) for f in sample]
+    buckets = bucket(histories)
     if buckets is None:
         return None
     labels, per_flow = buckets
@@ -268,11 +270,11 @@ def _alerts(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     rows = [
         {
             "id": a["id"],
-            "category": _value(a, "subCategory") or _value(a, "category"),
-            "severity": _value(a, "severity") or "informational",
-            "description": _value(a, "description") or "",
-            "time": _time_text(_value(a, "dateIssued")),
-            "where": str(_value(a, "alertSource") or "").removeprefix("urn:ngsi-ld:") or None,
+            "category": value(a, "subCategory") or value(a, "category"),
+            "severity": value(a, "severity") or "informational",
+            "description": value(a, "description") or "",
+            "time": time_text(value(a, "dateIssued")),
+            "where": str(value(a, "alertSource") or "").removeprefix("urn:ngsi-ld:") or None,
         }
         for a in alerts
     ]
@@ -281,147 +283,14 @@ def _alerts(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _is_bus(vehicle: dict[str, Any]) -> bool:
-    return _value(vehicle, "vehicleType") == "bus" or "tripId" in vehicle
-
-
-# -- reading the hub -------------------------------------------------------------------------
-class _Reader:
-    """The viewer's client in the core context, the Smart Data Models terms and its own;
-    each type asked once per distinct IRI, entities merged by id."""
-
-    def __init__(self, client: Any) -> None:
-        self.views: list[Any] = []
-        for ctx in (None, DISTRICT_TERMS, client.context):
-            if all(ctx != v.context for v in self.views):
-                self.views.append(client if ctx == client.context else client.for_context(ctx))
-        self.view_of: dict[str, Any] = {}
-        self.full: dict[str, bool] = {}  # type -> some query hit LIMIT
-
-    def _distinct(self, etype: str, terms: Iterable[str]) -> list[Any]:
-        seen, out = set(), []
-        for view in self.views:
-            key = tuple(view.ctx.expand_term(t) for t in (etype, *terms))
-            if key not in seen:
-                seen.add(key)
-                out.append(view)
-        return out
-
-    def entities(
-        self, etype: str, q: str | None = None, terms: Iterable[str] = ()
-    ) -> list[dict[str, Any]]:
-        found: dict[str, dict[str, Any]] = {}
-        for view in self._distinct(etype, terms):
-            page = view.query(type=etype, q=q, limit=LIMIT)
-            self.full[etype] = self.full.get(etype, False) or len(page) >= LIMIT
-            for e in page:
-                if e["id"] not in found:
-                    found[e["id"]] = e
-                    self.view_of[e["id"]] = view
-        return list(found.values())
-
-    def total(self, etype: str, read: int) -> int:
-        """How many there are: what was read, or counted when a query was cut at LIMIT."""
-        if not self.full.get(etype):
-            return read
-        return sum(view.count(type=etype) for view in self._distinct(etype, ()))
-
-    def history(
-        self, entity: dict[str, Any], attr: str, after: datetime
-    ) -> list[tuple[datetime, float]]:
-        view = self.view_of[entity["id"]]
-        try:
-            rows = view.history(entity["id"], attr, after=_iso(after), limit=HISTORY_LIMIT)
-        except (ResourceNotFound, Forbidden):  # hidden from this viewer since it was read
-            return []
-        out = []
-        for at, value in rows:
-            when = _parse_time(at)
-            number = _as_number(value)
-            if when is not None and number is not None and number >= 0:  # -1: nobody there
-                out.append((when, number))
-        return out
-
-
-def _bucket(
-    histories: list[list[tuple[datetime, float]]],
-) -> tuple[list[str], list[list[float | None]]] | None:
-    """Each history's mean per time bucket (None where it has none), on shared labels; None
-    when the histories hold fewer than two instants."""
-    times = {t for h in histories for t, _ in h}
-    if len(times) < 2:
-        return None
-    t0, t1 = min(times), max(times)
-    span_min = (t1 - t0).total_seconds() / 60
-    width = next((w for w in STEPS_MIN if span_min / w < MAX_BUCKETS), STEPS_MIN[-1])
-    size = timedelta(minutes=width)
-    start = t0 - (t0 - datetime(2000, 1, 1, tzinfo=UTC)) % size
-    n = int((t1 - start) / size) + 1
-    fmt = "%H:%M" if t1 - t0 < timedelta(days=1) else "%d %b %H:%M"
-    labels = [(start + i * size).strftime(fmt) for i in range(n)]
-    out: list[list[float | None]] = []
-    for h in histories:
-        sums, counts = [0.0] * n, [0] * n
-        for t, v in h:
-            i = int((t - start) / size)
-            sums[i] += v
-            counts[i] += 1
-        out.append([s / c if c else None for s, c in zip(sums, counts, strict=True)])
-    return labels, out
-
-
-# -- attributes ------------------------------------------------------------------------------
-def _value(entity: dict[str, Any], attr: str) -> Any:
-    a = entity.get(attr)
-    if not isinstance(a, dict):
-        return None
-    return a.get("value", a.get("object"))
-
-
-def _number(entity: dict[str, Any], attr: str) -> float | None:
-    return _as_number(_value(entity, attr))
-
-
-def _as_number(v: Any) -> float | None:
-    return None if isinstance(v, bool) or not isinstance(v, int | float) else float(v)
+    return value(vehicle, "vehicleType") == "bus" or "tripId" in vehicle
 
 
 def _speed(flow: dict[str, Any]) -> float | None:
     """Its mean speed (km/h) now: None when the detector has seen nobody since it last
     measured one (an older ``observedAt`` than its count's), or reports a negative one."""
-    speed = _number(flow, "averageVehicleSpeed")
-    at, counted = _observed(flow, "averageVehicleSpeed"), _observed(flow, "intensity")
+    speed = number(flow, "averageVehicleSpeed")
+    at, counted = observed(flow, "averageVehicleSpeed"), observed(flow, "intensity")
     if speed is None or speed < 0 or (at and counted and at < counted):
         return None
     return speed
-
-
-def _observed(entity: dict[str, Any], attr: str) -> datetime | None:
-    a = entity.get(attr)
-    return _parse_time(a.get("observedAt")) if isinstance(a, dict) else None
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if isinstance(value, dict):  # {"@type": "DateTime", "@value": ...}
-        value = value.get("@value")
-    if not isinstance(value, str):
-        return None
-    try:
-        t = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
-
-
-def _time_text(value: Any) -> str | None:
-    t = _parse_time(value)
-    return t.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if t else None
-
-
-def _iso(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _local(entity_id: str) -> str:
-    """``urn:ngsi-ld:Type:local`` -> ``local`` (the rest unchanged)."""
-    parts = entity_id.split(":", 3)
-    return unquote(parts[3]) if len(parts) == 4 and parts[0] == "urn" else entity_id
