@@ -74,7 +74,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> TestClient:
     db = tmp_path_factory.mktemp("demo") / "demo.db"
     done = subprocess.run(
         [sys.executable, "-m", "cityos.cli", "demo", "--no-serve", "--minutes", "1",
-         "--database-url", f"sqlite:///{db}", "--json"],
+         "--speed", "max", "--database-url", f"sqlite:///{db}", "--json"],
         capture_output=True, text=True, timeout=300, cwd=db.parent,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

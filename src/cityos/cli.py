@@ -13,9 +13,19 @@ import sys
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from cityos.clikit import DbOption, JsonOption, console, err, fail, load_settings, open_database
+from cityos.clikit import (
+    DbOption,
+    JsonOption,
+    console,
+    err,
+    fail,
+    finite,
+    load_settings,
+    open_database,
+)
 from cityos.config import Settings
 from cityos.hub.cli import db_app, load, retention_app
 from cityos.services.registry import ServiceLoadError, services
@@ -185,7 +195,10 @@ DEMO_DATABASE_URL = "sqlite:///data/demo.db"
 def demo(
     serve_after: Annotated[
         bool,
-        typer.Option("--serve/--no-serve", help="Keep serving after the replay (default) or exit."),
+        typer.Option(
+            "--serve/--no-serve",
+            help="Serve the dashboard while the day runs and after it (default), or only run.",
+        ),
     ] = True,
     database_url: Annotated[
         str | None,
@@ -200,17 +213,34 @@ def demo(
         int | None, typer.Option(help="Port to serve on (default: CITYOS_PORT, else 1026).")
     ] = None,
     minutes: Annotated[
-        int, typer.Option(help="Minutes of sensor updates to replay (at least 1).")
+        int,
+        typer.Option(
+            help="Minutes of the morning peak: sensors replayed and SUMO traffic (at least 1)."
+        ),
     ] = 60,
+    speed: Annotated[
+        str,
+        typer.Option(
+            help="Simulated seconds per wall second (600: the day's 24 hours in 2.4 "
+            "minutes, plus what SUMO takes), or max (no pauses).",
+        ),
+    ] = "600",
     json_out: JsonOption = False,
 ) -> None:
-    """Load the sample district of Phnom Penh, replay an hour of sensor data, then serve it."""
+    """A day of a district of Phnom Penh: every service through the hub, shown live on the
+    dashboard, then the day's indicators against the same day without CityOS."""
+    from cityos.cityday.clock import SpeedError, parse_speed
+
     settings = load_settings(database_url, port=port)
     if not database_url and settings.database_url == Settings().database_url:
         # nothing configured: the demo's own file, not the hub's default database
         settings.database_url = DEMO_DATABASE_URL
     if minutes < 1:
         raise fail(f"[red]--minutes {minutes}:[/red] the demo replays at least 1 minute")
+    try:
+        pace = parse_speed(speed)
+    except SpeedError as exc:
+        raise fail(f"[red]{escape(str(exc))}[/red]") from None
     if serve_after:  # a busy port is found now, not after a minute of loading
         _check_port(settings.port)
         _check_bindable(settings.host, settings.port)
@@ -218,25 +248,58 @@ def demo(
     _check_database(settings)
     from cityos.demo import run_demo
 
-    summary = run_demo(settings, minutes=minutes, console=err if json_out else console)
+    out = err if json_out else console
+    server = None
+    try:
+        if serve_after:
+            server, hub, broker, app_ = _serve_demo(settings, out)
+            summary = run_demo(settings, minutes=minutes, speed=pace, hub=hub, broker=broker,
+                               app=app_, console=out)  # fmt: skip
+        else:
+            summary = run_demo(settings, minutes=minutes, speed=pace, console=out)
+    except KeyboardInterrupt:
+        if server is not None:
+            server.stop()
+        raise fail("[yellow]stopped[/yellow] (Ctrl-C) before the end of the day", 130) from None
+    except BaseException:
+        if server is not None:
+            server.stop()
+        raise
     if json_out:
-        print(json.dumps(summary, indent=2))
-    if serve_after:
-        import uvicorn
-
-        from cityos.web.app import create_app
-
-        url = f"http://{settings.host}:{settings.port}"
-        console.print(f"\nServing on [bold]{url}/ngsi-ld/v1[/bold] — Ctrl-C to stop. Try:")
+        print(json.dumps(finite(summary), indent=2))
+    if server is not None:
+        console.print(
+            f"\nThe dashboard stays on [bold]{server.url}/[/bold] and the hub on "
+            f"{server.url}/ngsi-ld/v1 — Ctrl-C to stop. Try:"
+        )
         for line in summary["curl"]:
             console.print(f"  {line}", soft_wrap=True, highlight=False)
-        uvicorn.run(
-            create_app(settings),
-            host=settings.host,
-            port=settings.port,
-            log_level="warning",
-            **proxy_options(settings),
-        )
+        server.wait()
+
+
+def _serve_demo(settings: Settings, out: Any) -> tuple[Any, Any, str | None, Any]:
+    """The demo's hub served before the day starts, so the day shows live: the server,
+    the hub, the MQTT broker the sensors use (or None) and the application."""
+    from cityos.cityday.server import BackgroundServer, ServerError
+    from cityos.demo import open_demo_hub
+    from cityos.web.app import create_app
+
+    hub, broker = open_demo_hub(settings)
+    app_ = create_app(settings, hub)
+    server = BackgroundServer(app_, settings.host, settings.port, **proxy_options(settings))
+    try:
+        server.start()
+    except ServerError as exc:
+        hub.close()
+        raise fail(
+            f"[red]{escape(str(exc))}[/red]; stop what uses the port or pass --port"
+        ) from None
+    out.print(
+        f"The day runs live on the dashboard: [bold]{server.url}/[/bold] "
+        f"(the hub: {server.url}/ngsi-ld/v1)",
+        soft_wrap=True,
+    )
+    return server, hub, broker, app_
 
 
 def _check_bindable(host: str, port: int) -> None:

@@ -1,19 +1,23 @@
-"""``cityos demo``: the sample district of Phnom Penh loaded and replayed through the hub's API.
+"""``cityos demo``: a day of the sample district of Phnom Penh, every service through the hub.
 
-Everything goes through the real interfaces, exactly as outside clients would use them: the
-district as batch upserts over the NGSI-LD API; then an hour of sensor readings, published by
-the sensors themselves as MQTT devices (``/<apikey>/<device>/attrs``, provisioned over the
-IoT Agent API) when a broker is reachable, else sent as batch updates over HTTP. A
-subscription prints the congested flows its notifications carry as the replay raises them.
+The district goes in through the real interfaces, exactly as outside clients would use
+them: as batch upserts over the NGSI-LD API at midnight; at 08:00 the morning's hour of
+sensor readings, published by the sensors themselves as MQTT devices
+(``/<apikey>/<device>/attrs``, provisioned over the IoT Agent API) when a broker is
+reachable, else sent as batch updates over HTTP, while a subscription prints the congested
+flows its notifications carry. The rest of the day — people flows, fares, the morning peak
+in SUMO, cameras, energy, the city's indicators, then the same day without CityOS — is
+:mod:`cityos.cityday`'s.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import time
 import warnings
-from datetime import timedelta
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -29,6 +33,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from cityos.cityday.clock import DEFAULT_SPEED
 from cityos.config import Settings
 
 with warnings.catch_warnings():  # Starlette nudges towards httpx2; httpx is what ships today
@@ -86,11 +91,9 @@ EXAMPLE_QUERIES: list[tuple[str, dict[str, str]]] = [
 ]
 
 
-def run_demo(
-    settings: Settings, *, minutes: int = 60, console: Console | None = None
-) -> dict[str, Any]:
-    """Load and replay the district into a fresh demo database; returns a summary."""
-    console = console or Console()
+def open_demo_hub(settings: Settings) -> tuple[Hub, str | None]:
+    """A fresh demo database (its own SQLite file is emptied), the district's @context
+    hosted, and the MQTT broker the sensors will talk to when one answers (else None)."""
     if _reset_sqlite(settings.database_url):
         # the audit log went with the database: so does the anchor of how far it reached
         # (else the signer would rightly refuse the new, shorter log)
@@ -102,8 +105,6 @@ def run_demo(
         anchor = anchor_path_for(settings.audit_key_path, settings.audit_anchor_path, database)
         if anchor is not None:
             anchor.unlink(missing_ok=True)
-    from cityos.web.app import create_app
-
     broker = _reachable_broker(settings.mqtt_url or DEFAULT_BROKER)
     if broker:
         settings.mqtt_url = broker
@@ -112,46 +113,166 @@ def run_demo(
     hub.store.put_context(
         StoredContext("district", CONTEXT_URL, DISTRICT_CONTEXT, "hosted", now_iso())
     )
+    return hub, broker
+
+
+def run_demo(
+    settings: Settings,
+    *,
+    minutes: int = 60,
+    speed: float = DEFAULT_SPEED,
+    hub: Hub | None = None,
+    broker: str | None = None,
+    app: Any = None,
+    console: Console | None = None,
+) -> dict[str, Any]:
+    """A day of the district, every service through the hub; returns a summary.
+
+    ``app``: the application already serving ``hub`` (opened by :func:`open_demo_hub`),
+    which the district is then loaded through over HTTP and the day shares; without it the
+    district goes through an in-process client of an application of its own, closed once
+    the morning's replay is in, and the day's services use the hub directly."""
+    from cityos.cityday.context import DISTRICT_MIDNIGHT, Event
+    from cityos.cityday.day import open_day, run_day
+
+    console = console or Console()
+    if hub is None:
+        hub, broker = open_demo_hub(settings)
+    day_hub = hub if app is not None else Hub(settings)
     entities = generate_district(seed=0)
-    updates = list(sensor_updates(entities, DISTRICT_TIME, minutes=minutes))
-    steps = _by_step(updates)
     summary: dict[str, Any] = {
         "database_url": settings.database_url,
         "entities": count_by_type(entities),
     }
-    with TestClient(
-        create_app(settings, hub), base_url=f"http://{settings.host}:{settings.port}"
-    ) as client:
-        progress = Progress(
+    morning = _Morning(settings, hub, app, broker, console, entities, minutes, summary)
+    day = open_day(settings, day_hub, speed=speed, console=console,
+                   app_state=app.state if app is not None else None)  # fmt: skip
+    morning_s = (DISTRICT_TIME - DISTRICT_MIDNIGHT).total_seconds()  # 08:00 local
+    extra = [
+        ("district", Event(0.0, morning.load), 0),
+        ("district", Event(morning_s, lambda: morning.replay(day)), 7),
+    ]  # fmt: skip
+    try:
+        summary["day"] = run_day(day, minutes, extra=extra)
+    finally:
+        morning.close()
+        if app is None:
+            day_hub.close()
+            if not morning.opened:  # else the application's end closed it
+                hub.close()
+    phases = summary["day"]["phases"]
+    for name in ("traffic", "energy"):  # where they were before the day, for scripts
+        if name in phases:
+            summary[name] = phases[name]
+    summary["curl"] = curl_lines(settings)
+    return summary
+
+
+class _Morning:
+    """The district through the NGSI-LD API: loaded at midnight, then the morning's hour
+    of sensors replayed at its own time (over MQTT when a broker answers, else HTTP), the
+    operator's example queries and the replay read back through the temporal API."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        hub: Hub,
+        app: Any,
+        broker: str | None,
+        console: Console,
+        entities: list[dict[str, Any]],
+        minutes: int,
+        summary: dict[str, Any],
+    ) -> None:
+        self.settings, self.hub, self.app, self.broker = settings, hub, app, broker
+        self.console, self.entities, self.minutes, self.summary = (
+            console,
+            entities,
+            minutes,
+            summary,
+        )
+        self.stack = contextlib.ExitStack()
+        self.opened = False
+        self.client: Any = None
+        self.state: Any = None
+        self.watch: _CongestionWatch | None = None
+        self.watch_id = ""
+
+    def _progress(self) -> Progress:
+        return Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            console=console,
+            console=self.console,
         )
-        with progress:
-            t0 = time.perf_counter()
-            task = progress.add_task("Loading the district", total=len(entities))
-            for chunk in _chunks(entities, 100):
-                r = client.post(
+
+    def _open(self) -> None:
+        """Served: plain HTTP to the server; else an in-process client of an application of
+        its own (its lifespan runs: delivery, the MQTT ingest)."""
+        self.opened = True
+        if self.app is not None:
+            import httpx
+
+            base = f"http://{self.settings.host}:{self.settings.port}"
+            self.client = self.stack.enter_context(httpx.Client(base_url=base, timeout=60))
+            self.state = self.app.state
+            return
+        from cityos.web.app import create_app
+
+        base = f"http://{self.settings.host}:{self.settings.port}"
+        self.client = self.stack.enter_context(
+            TestClient(create_app(self.settings, self.hub), base_url=base)
+        )
+        self.state = self.client.app.state
+
+    def load(self) -> str:
+        self._open()
+        t0 = time.perf_counter()
+        with self._progress() as progress:
+            task = progress.add_task("Loading the district", total=len(self.entities))
+            for chunk in _chunks(self.entities, 100):
+                r = self.client.post(
                     f"{BASE}/entityOperations/upsert", content=json.dumps(chunk), headers=HEADERS
                 )
                 _check(r, "loading the district")
                 progress.advance(task, len(chunk))
-            load_s = time.perf_counter() - t0
-            congestion = _watch_congestion(hub, progress.console)
+        load_s = time.perf_counter() - t0
+        self.watch = _CongestionWatch(self.console)
+        self.watch_id = _watch_congestion(self.hub, self.watch)
+        table = Table(title="The district, loaded through the NGSI-LD API")
+        table.add_column("entity type")
+        table.add_column("count", justify="right")
+        for kind, n in self.summary["entities"].items():
+            table.add_row(kind, str(n))
+        self.console.print(table)
+        self.summary.update(loaded=len(self.entities), load_seconds=round(load_s, 3))
+        return f"The district: {len(self.entities)} entities loaded in {load_s:.2f} s"
+
+    def replay(self, day: Any) -> str:
+        minutes, broker, console = self.minutes, self.broker, self.console
+        updates = list(sensor_updates(self.entities, DISTRICT_TIME, minutes=minutes))
+        steps = _by_step(updates)
+        start_s = day.clock.now_s
+        how = "over MQTT" if broker else "over HTTP"
+
+        def pace(i: int) -> None:  # minute i of the replay at its simulated time
+            day.clock.advance(start_s + 60.0 * i)
+
+        with day.quiet(), self._progress() as progress:
             t0 = time.perf_counter()
-            how = "over MQTT" if broker else "over HTTP"
             task = progress.add_task(
                 f"Replaying {minutes} min of sensor data {how}", total=len(updates)
             )
             devices = 0
             if broker:
-                devices = _replay_mqtt(client, broker, steps, progress, task)
+                devices = _replay_mqtt(self.client, self.state, broker, steps, progress, task,
+                                       pace)  # fmt: skip
             else:
-                for batch in steps:
+                for i, batch in enumerate(steps):
+                    pace(i)
                     body = [{"id": eid, **frag} for eid, frag in batch]
-                    r = client.post(
+                    r = self.client.post(
                         f"{BASE}/entityOperations/update",
                         content=json.dumps(body),
                         headers=HEADERS,
@@ -159,194 +280,63 @@ def run_demo(
                     _check(r, "replaying sensor data")
                     progress.advance(task, len(batch))
             replay_s = time.perf_counter() - t0
-            congestion.wait_quiet()
-        summary.update(
+            assert self.watch is not None
+            self.watch.wait_quiet()
+        congestion = self.watch
+        self.summary.update(
             replay_transport="mqtt" if broker else "http",
             devices=devices,
             # notifications received, and the congested flows they reported (one or more each)
             congestion_notifications=congestion.notifications,
             congested_flows_reported=congestion.flows,
-            loaded=len(entities),
-            load_seconds=round(load_s, 3),
             updates=len(updates),
             replay_seconds=round(replay_s, 3),
             updates_per_second=round(len(updates) / replay_s, 1) if replay_s else None,
         )
-        table = Table(title="The district, loaded through the NGSI-LD API")
-        table.add_column("entity type")
-        table.add_column("count", justify="right")
-        for kind, n in summary["entities"].items():
-            table.add_row(kind, str(n))
-        console.print(table)
         console.print(
-            f"Loaded {len(entities)} entities in {load_s:.2f} s; replayed {len(updates)} sensor "
-            f"updates ({minutes} min) {how} in {replay_s:.2f} s "
-            f"({summary['updates_per_second']}/s); {congestion.notifications} congestion "
+            f"Replayed {len(updates)} sensor updates ({minutes} min) {how} in {replay_s:.2f} s "
+            f"({self.summary['updates_per_second']}/s); {congestion.notifications} congestion "
             f"notifications received, reporting {congestion.flows} congested flows."
         )
-        summary["queries"] = []
-        for title, params in EXAMPLE_QUERIES:
-            r = client.get(
-                f"{BASE}/entities",
-                params={**params, "options": "keyValues"},
-                headers={"Link": LINK},
-            )
-            _check(r, title)
-            answer: dict[str, Any] = {"title": title, "params": params}
-            if params.get("count"):
-                answer["count"] = int(r.headers["NGSILD-Results-Count"])
-                console.print(f"\n[bold]{title}[/bold]: {answer['count']}")
-            else:
-                rows = r.json()
-                answer["results"] = rows
-                console.print(f"\n[bold]{title}[/bold]: {len(rows)}")
-                for row in rows[:5]:
-                    shown = {k: v for k, v in row.items() if k not in ("id", "type")}
-                    console.print(
-                        f"  {row['id']}  {json.dumps(shown, ensure_ascii=False)}", highlight=False
-                    )
-            summary["queries"].append(answer)
-        history = hub.store.history("", _first_flow(entities), None, limit=100_000)
-        summary["history_rows_first_sensor"] = len(history)
-        summary["history"] = _history_example(client, console, minutes)
-    summary["traffic"] = run_traffic(settings, console, minutes)
-    summary["energy"] = run_energy(settings, console)
-    summary["curl"] = curl_lines(settings)
-    return summary
+        self.summary["queries"] = _example_queries(self.client, console)
+        history = self.hub.store.history("", _first_flow(self.entities), None, limit=100_000)
+        self.summary["history_rows_first_sensor"] = len(history)
+        self.summary["history"] = _history_example(self.client, console, minutes)
+        self.close()  # the morning's part is done: without a server, its application stops
+        return (f"Sensors: {minutes} min of the morning replayed {how}; "
+                f"{congestion.notifications} congestion notifications")  # fmt: skip
+
+    def close(self) -> None:
+        if self.watch_id:
+            with contextlib.suppress(Exception):
+                HubClient(self.hub, context=CONTEXT_URL).unsubscribe(self.watch_id)
+            self.watch_id = ""
+        self.stack.close()
 
 
-# the district's local midnight (Phnom Penh, UTC+7): simulation time 0 of the traffic run
-DISTRICT_MIDNIGHT = DISTRICT_TIME.replace(hour=0) - timedelta(hours=7)
-
-
-def _traffic_folder(settings: Settings) -> Path:
-    """Where the district's network, demand and GTFS feed are written: beside a SQLite
-    database (the served GTFS-realtime refers to the feed), else in data/."""
-    url = settings.database_url
-    base = Path(url.removeprefix("sqlite:///")).parent if url.startswith("sqlite:///") else None
-    return (base or Path("data")) / "traffic"
-
-
-def run_traffic(settings: Settings, console: Console, minutes: int) -> dict[str, Any]:
-    """The traffic service on the district's own streets, through the hub: SUMO's junctions
-    and buses report as devices, CityOS's controller with bus priority decides, the signals
-    answer their commands; congestion, jams, emissions and GTFS-realtime land in the hub."""
-    import asyncio
-
-    from cityos.services.traffic import make_controller
-    from cityos.services.traffic.priority import BusPriority
-    from cityos.services.traffic.sim.hubloop import run_through_hub
-    from cityos.services.traffic.sim.roadnet import district_scenario
-    from cityos.services.traffic.sim.transit import make_bus_lines
-
-    folder = _traffic_folder(settings)
-    begin = (DISTRICT_TIME - DISTRICT_MIDNIGHT).total_seconds()
-    scenario = district_scenario(folder, begin=begin, end=begin + 60 * minutes)
-    plan = make_bus_lines(scenario.net_file, scenario.begin, scenario.end, 0, folder / "transit")
-    controller = make_controller("cityos", network=scenario.name)
-    hub = Hub(settings)
-    before = hub.store.stats()["entities"]
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed:.0f}/{task.total:.0f} s simulated"),
-        TimeElapsedColumn(),
-        console=console,
-    )
-    try:
-        with progress:
-            task = progress.add_task(
-                f"Signals and buses under the traffic service ({minutes} min, SUMO)",
-                total=scenario.duration,
-            )
-            result, stats = asyncio.run(
-                run_through_hub(
-                    scenario,
-                    controller,
-                    hub,
-                    transit=plan,
-                    priority=BusPriority(controller),
-                    context=CONTEXT_URL,
-                    origin=DISTRICT_MIDNIGHT,
-                    progress=lambda done, total: progress.update(task, completed=done),
+def _example_queries(client: Any, console: Console) -> list[dict[str, Any]]:
+    """What an operator would ask of the district, asked and shown."""
+    answers = []
+    for title, params in EXAMPLE_QUERIES:
+        r = client.get(
+            f"{BASE}/entities", params={**params, "options": "keyValues"}, headers={"Link": LINK}
+        )
+        _check(r, title)
+        answer: dict[str, Any] = {"title": title, "params": params}
+        if params.get("count"):
+            answer["count"] = int(r.headers["NGSILD-Results-Count"])
+            console.print(f"\n[bold]{title}[/bold]: {answer['count']}")
+        else:
+            rows = r.json()
+            answer["results"] = rows
+            console.print(f"\n[bold]{title}[/bold]: {len(rows)}")
+            for row in rows[:5]:
+                shown = {k: v for k, v in row.items() if k not in ("id", "type")}
+                console.print(
+                    f"  {row['id']}  {json.dumps(shown, ensure_ascii=False)}", highlight=False
                 )
-            )
-        created = hub.store.stats()["entities"] - before
-    finally:
-        hub.close()
-    summary = {
-        "scenario": scenario.name,
-        "controller": result.controller,
-        "average_delay_s": round(result.average_delay_s, 2),
-        "vehicles": result.vehicles,
-        "bus_lines": len(plan.lines),
-        "bus_trips": len(plan.trips),
-        "hub": dict(vars(stats)),
-        "entities": created,  # signals, flows, segments, buses, alerts, emissions
-        "wall_s": round(result.wall_s, 2),
-    }
-    console.print(
-        f"Traffic: {result.vehicles:,} vehicles and {len(plan.trips)} buses on {len(plan.lines)} "
-        f"lines through the district's signals under {result.controller}, in "
-        f"{result.wall_s:.1f} s: average delay {result.average_delay_s:.1f} s; "
-        f"{stats.commands:,} signal commands, {stats.jams} jams, "
-        f"{stats.emission_entities} emission records, {stats.bus_reports:,} bus reports."
-    )
-    return summary
-
-
-DEMO_CHARGERS = [("market-ac-1", 11.0), ("market-ac-2", 11.0), ("wat-phnom-dc", 22.0)]
-DEMO_CARD = "04CITYOS0001"
-
-
-def run_energy(settings: Settings, console: Console) -> dict[str, Any]:
-    """The energy service on the district: tomorrow's battery plan for every metered
-    building (forecast from the meters in the hub, stored as EnergySchedule entities), and
-    the district's chargers speaking OCPP 2.0.1 to the service's central system, charging
-    under the plan's limits."""
-    import asyncio
-
-    from cityos.services.energy.mpc import Battery
-    from cityos.services.energy.ocpp import CentralSystem
-    from cityos.services.energy.planner import Tariff, ev_limits, plan_day, schedule_entities
-    from cityos.services.energy.sim.chargers import run_chargers
-
-    hub = Hub(settings)
-    before = hub.store.stats()["entities"]
-    try:
-        client = HubClient(hub).for_context(CONTEXT_URL)
-        day = (DISTRICT_TIME + timedelta(days=1)).date()
-        plan = plan_day(client, day, battery=Battery(13.5, 5.0))
-        client.upsert(schedule_entities(plan))
-        tariff = Tariff()
-        start = DISTRICT_TIME.replace(hour=11)  # 18:00 in Phnom Penh, the evening peak
-
-        async def chargers() -> list[Any]:
-            async with CentralSystem(HubClient(hub), port=0, id_tokens={DEMO_CARD}) as system:
-                return await run_chargers(
-                    system, DEMO_CHARGERS, DEMO_CARD, start, limits_kw=ev_limits(tariff, 22.0)
-                )
-
-        runs = asyncio.run(chargers())
-        created = hub.store.stats()["entities"] - before
-    finally:
-        hub.close()
-    summary = {
-        "day": day.isoformat(),
-        "buildings": len(plan.buildings),
-        "status": "fallback" if plan.fallback else "optimal",
-        "forecaster": plan.forecaster,
-        **plan.summary,
-        "chargers": [vars(r) for r in runs],
-        "entities": created,  # schedules, chargers
-    }
-    console.print(
-        f"Energy: {len(plan.buildings)} buildings planned for {day} ({plan.forecaster}, "
-        f"{summary['status']}): evening peak {plan.summary['peak_kw_no_control']:.0f} → "
-        f"{plan.summary['peak_kw']:.0f} kW with batteries; {len(runs)} chargers over OCPP 2.0.1 "
-        f"delivered {sum(r.kwh for r in runs):.1f} kWh under the plan's limits."
-    )
-    return summary
+        answers.append(answer)
+    return answers
 
 
 AQ_WAT_PHNOM = "urn:ngsi-ld:AirQualityObserved:wat-phnom"
@@ -399,10 +389,9 @@ class _CongestionWatch:
             time.sleep(0.1)
 
 
-def _watch_congestion(hub: Hub, console: Console) -> _CongestionWatch:
-    """An in-process subscription: a road segment becoming congested is news."""
-    watch = _CongestionWatch(console)
-    HubClient(hub, context=CONTEXT_URL).subscribe(
+def _watch_congestion(hub: Hub, watch: _CongestionWatch) -> str:
+    """An in-process subscription: a road segment becoming congested is news; its id."""
+    return HubClient(hub, context=CONTEXT_URL).subscribe(
         watch,
         entity_type="TrafficFlowObserved",
         watched_attributes=["congested"],
@@ -410,23 +399,25 @@ def _watch_congestion(hub: Hub, console: Console) -> _CongestionWatch:
         attributes=["averageVehicleSpeed", "intensity", "dateObserved"],
         fmt="keyValues",
     )
-    return watch
 
 
 def _replay_mqtt(
-    client: TestClient,
+    client: Any,
+    state: Any,
     broker: str,
     steps: list[list[tuple[str, dict[str, Any]]]],
     progress: Progress,
     task: TaskID,
+    pace: Callable[[int], None],
 ) -> int:
-    """Provision every sensor as a device, then publish its readings as it would; how many
-    devices there are."""
+    """Provision every sensor as a device, then publish its readings as it would, each
+    minute at its time (``pace``); how many devices there are. ``state``: the serving
+    application's, whose agent and MQTT ingest take the readings in."""
     import paho.mqtt.client as mqtt
 
     devices = _provision_devices(client, steps)
-    agent = client.app.state.agent  # type: ignore[attr-defined]
-    ingest = client.app.state.mqtt_ingest  # type: ignore[attr-defined]
+    agent = state.agent
+    ingest = state.mqtt_ingest
     deadline = time.monotonic() + 10
     while not ingest.subscribed:  # the hub listens before the sensors talk
         if time.monotonic() > deadline:
@@ -439,7 +430,8 @@ def _replay_mqtt(
     start = agent.accepted_total
     sent = 0
     try:
-        for batch in steps:
+        for i, batch in enumerate(steps):
+            pace(i)
             for eid, frag in batch:
                 apikey, device_id = devices[eid]
                 payload = {a: v["value"] for a, v in frag.items() if isinstance(v, dict)}
@@ -476,7 +468,7 @@ def _declared_type(value: Any) -> dict[str, str]:
 
 
 def _provision_devices(
-    client: TestClient, steps: list[list[tuple[str, dict[str, Any]]]]
+    client: Any, steps: list[list[tuple[str, dict[str, Any]]]]
 ) -> dict[str, tuple[str, str]]:
     """One service group per sensor type (read with the district's @context, units mapped)
     and one device per sensor, through the FIWARE IoT Agent provisioning API."""
@@ -529,7 +521,7 @@ def _provision_devices(
     return devices
 
 
-def _history_example(client: TestClient, console: Console, minutes: int) -> dict[str, Any]:
+def _history_example(client: Any, console: Console, minutes: int) -> dict[str, Any]:
     """The replayed hour read back through the temporal API: 15-minute PM2.5 averages."""
     start = DISTRICT_TIME.strftime("%Y-%m-%dT%H:%M:%SZ")
     params = {
