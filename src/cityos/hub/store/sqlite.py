@@ -538,8 +538,14 @@ class SqliteStore(Store):
         if query.geo is not None:
             geo_from, geo_where, geo_params = _geo_source(query.geo)
             source = f"{geo_from} CROSS JOIN entities e ON e.pk = g.pk"
-            where = [*geo_where, *where]
-            params = [*geo_params, *params]
+            # the exact geometry test (Shapely, for shapes the box cannot decide) only for
+            # rows of the asked type and q: a CASE fixes the order SQLite would not keep, so
+            # the buildings in a box of traffic detectors are never tested (300k, warm: p50 7.4 -> 5-6.7 ms)
+            *index_where, match_sql, first_sql = geo_where
+            *index_params, match_key, first_key = geo_params
+            exact = f"({match_sql} AND {first_sql})"
+            where = [*index_where, f"(CASE WHEN {' AND '.join(where)} THEN {exact} ELSE 0 END)"]
+            params = [*index_params, *params, match_key, first_key]
             order = ""
         elif drive_by_type:
             assert isinstance(query.types, TypeName)
