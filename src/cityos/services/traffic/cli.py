@@ -212,7 +212,12 @@ def _through_hub(
 def run(
     scenario: Annotated[str, typer.Option("--scenario", "-s", help="A RESCO scenario name.")],
     controller: Annotated[
-        str, typer.Option("--controller", "-c", help="fixed, actuated, max-pressure or cityos.")
+        str,
+        typer.Option(
+            "--controller",
+            "-c",
+            help="fixed, actuated, max-pressure, max-pressure-plain or cityos.",
+        ),
     ] = "cityos",
     seed: Annotated[int, typer.Option(help="SUMO's random seed.")] = 0,
     through_hub: Annotated[

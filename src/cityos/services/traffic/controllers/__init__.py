@@ -10,12 +10,14 @@ from .base import Controller, NativeProgram
 from .cityos import CityOSController, CityOSParams
 from .fixed import FixedTimeController
 from .maxpressure import MaxPressureController
+from .maxpressure_plain import PlainMaxPressureController
 from .presets import tuned_params
 
 CONTROLLERS: dict[str, type] = {
     "fixed": FixedTimeController,
     "actuated": ActuatedController,
     "max-pressure": MaxPressureController,
+    "max-pressure-plain": PlainMaxPressureController,
     "cityos": CityOSController,
 }
 DEFAULT_CONTROLLER = "cityos"
@@ -49,5 +51,6 @@ __all__ = [
     "FixedTimeController",
     "MaxPressureController",
     "NativeProgram",
+    "PlainMaxPressureController",
     "make_controller",
 ]
