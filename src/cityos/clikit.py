@@ -57,7 +57,7 @@ def finite(value: Any) -> Any:
 
 def fail(message: str, code: int = 2) -> typer.Exit:
     """One line on stderr (no wrapping, no traceback); raise what it returns."""
-    err.print(message, soft_wrap=True, highlight=False)
+    err.print(message, soft_wrap=True, highlight=False, emoji=False)  # ids hold ":x:"-like runs
     return typer.Exit(code)
 
 

@@ -282,3 +282,22 @@ def test_jsonl_is_streamed_with_each_bad_line_named(tmp_path) -> None:
     assert (report.created, report.failed) == (2500, 1)
     assert report.errors[0]["where"] == "line 1201"
     assert seen == sorted(seen) and seen[-1] == (tmp_path / "m.jsonl").stat().st_size
+
+
+def test_a_template_without_column_names_and_an_unreadable_row_are_one_line(tmp_path) -> None:
+    (tmp_path / "m.csv").write_text("ref\nA\n")
+    (tmp_path / "positional.toml").write_text('id = "urn:ngsi-ld:M:{}"\ntype = "M"\n')
+    (tmp_path / "unclosed.toml").write_text('id = "urn:ngsi-ld:M:{ref"\ntype = "M"\n')
+    # a bad byte far enough in that the header reads fine: the load stops there, saying so
+    (tmp_path / "late.csv").write_bytes(b"ref\n" + b"A\n" * 20_000 + b"\xff\xfe\n")
+    (tmp_path / "ok.toml").write_text('id = "urn:ngsi-ld:M:{ref}"\ntype = "M"\n')
+    db = ["-d", f"sqlite:///{tmp_path}/h.db"]
+    for csv_name, mapping, message in (
+        ("m.csv", "positional.toml", "name a column in each {…}"),
+        ("m.csv", "unclosed.toml", "expected '}'"),
+        ("late.csv", "ok.toml", "cannot be read past line"),
+    ):
+        args = ["load", str(tmp_path / csv_name), "--mapping", str(tmp_path / mapping), *db]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2 and message in result.stderr, result.stderr
+        assert "Traceback" not in result.output

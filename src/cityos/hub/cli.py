@@ -195,7 +195,10 @@ def load(
     finally:
         hub.close()
     if errors_out is not None:
-        errors_out.write_text("".join(json.dumps(e) + "\n" for e in report.errors))
+        try:
+            errors_out.write_text("".join(json.dumps(e) + "\n" for e in report.errors))
+        except OSError as exc:  # the load is done; only the list of refusals is lost
+            err.print(f"[red]cannot write --errors {errors_out}:[/red] {exc.strerror or exc}")
     if json_out:
         print(json.dumps(report.as_dict()))
     else:

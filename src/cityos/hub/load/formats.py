@@ -160,6 +160,10 @@ def check_mapping(mapping: Any) -> None:
     for key in ("id", "type"):
         if not isinstance(mapping.get(key), str) or not mapping[key]:
             raise LoadFormatError(f"the mapping's {key!r} is missing (a text)")
+    if any(not name or name.isdigit() for name in _template_fields(mapping["id"], keep_empty=True)):
+        raise LoadFormatError(
+            f"the mapping's id {mapping['id']!r}: name a column in each {{…}} (no {{}} or {{0}})"
+        )
     unknown = set(mapping) - {"id", "type", "location", "attributes"}
     if unknown:
         raise LoadFormatError(f"the mapping has unknown key(s) {sorted(unknown)}")
@@ -193,7 +197,16 @@ def _csv(path: Path, mapping: dict[str, Any]) -> Iterator[Item]:
     with path.open("rb") as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         reader = csv.DictReader(text)
-        for row in reader:
+        while True:
+            try:
+                row = next(reader)
+            except StopIteration:
+                return
+            except (UnicodeDecodeError, csv.Error) as exc:  # the file ends being readable here
+                raise LoadFormatError(
+                    f"{path.name} cannot be read past line {reader.line_num} ({exc}); "
+                    "the rows before it were loaded"
+                ) from None
             where = f"row {reader.line_num}"
             try:
                 yield where, _row(row, mapping), raw.tell()
@@ -209,10 +222,15 @@ def _columns_of(mapping: dict[str, Any]) -> set[str]:
     return cols
 
 
-def _template_fields(template: str) -> list[str]:
+def _template_fields(template: str, *, keep_empty: bool = False) -> list[str]:
+    """The column names a ``{…}`` id template uses (``keep_empty``: ``{}`` as ``""`` too)."""
     import string
 
-    return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+    try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
+    except ValueError as exc:  # an unclosed brace
+        raise LoadFormatError(f"the mapping's id {template!r}: {exc}") from None
+    return fields if keep_empty else [f for f in fields if f]
 
 
 def _row(row: dict[str, str], mapping: dict[str, Any]) -> dict[str, Any]:
