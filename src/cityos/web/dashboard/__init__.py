@@ -2,6 +2,6 @@
 (:class:`cityos.plug.Page`), drawn on the server (tables, SVG charts and the district map),
 refreshed live from hub subscriptions. See docs/dashboard.md."""
 
-from .routes import OPEN_PATHS, Dashboard, routes, running
+from .routes import OPEN_PATHS, Dashboard, routes
 
-__all__ = ["OPEN_PATHS", "Dashboard", "routes", "running"]
+__all__ = ["OPEN_PATHS", "Dashboard", "routes"]

@@ -10,7 +10,6 @@ submitted values and writes nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -269,12 +268,3 @@ def routes(dashboard: Dashboard, auth_required: bool) -> list[Route]:
         Route("/ui/api/pages/{slug}", page, methods=["GET", "POST"]),
         Route("/ui/api/pages/{slug}/events", page_events, methods=["GET"]),
     ]
-
-
-@contextlib.asynccontextmanager
-async def running(dashboard: Dashboard) -> AsyncIterator[None]:
-    """For the app's lifespan: the live feed's subscriptions go when the server stops."""
-    try:
-        yield
-    finally:
-        await dashboard.close()
