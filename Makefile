@@ -64,9 +64,14 @@ lint: setup
 	$(BIN)/ruff format --check $(CODE)
 	$(BIN)/lint-imports --no-cache  # the layer contracts in pyproject.toml
 
+# Every figure of the README's performance tables, on both engines, each with the limit it
+# is measured against in the same run (about 40 minutes on two cores; needs wrk, PostgreSQL
+# and Mosquitto); then the tables are rewritten from the result files.
 bench: setup
 	$(BIN)/python benchmarks/hub.py
 	$(BIN)/python benchmarks/flow.py
+	$(BIN)/python benchmarks/load.py
+	$(BIN)/python benchmarks/report.py --readme
 
 # Build outputs and caches; the virtualenv stays (remove it with `rm -rf .venv`).
 clean:

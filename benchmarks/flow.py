@@ -1,29 +1,50 @@
 """Flow benchmark: device telemetry in, notifications out, history back — against a real hub.
 
-For each engine one run starts ``cityos serve`` (with ``CITYOS_MQTT_URL``) as a subprocess
-and measures, from other processes:
+For each engine (SQLite and PostgreSQL alike) the run starts ``cityos serve --workers N``
+(with ``CITYOS_MQTT_URL``) as a subprocess once per worker count of ``--workers`` (default
+1, 2 and 4; several workers share the MQTT device stream through an MQTT 5 shared
+subscription, ``CITYOS_MQTT_SHARED_GROUP``, and split notification delivery) and measures,
+from other processes:
 
 1. **MQTT ingest**: a service group and N devices provisioned over ``/iot/services`` and
    ``/iot/devices``; a publisher process sends UltraLight 2.0 telemetry (the simulator's
    ``i|<intensity>|s|<speed>``, two measures per message) to ``/<apikey>/<device>/attrs``,
-   QoS 1 (and QoS 0), steered to stay 1.5x above what the hub stores (see ``Steer``).
-   Measured at the hub side: history rows the hub committed per second (by its own
-   ``recorded_at``), divided by the two measures a message carries.
+   QoS 1 (and, SQLite with one worker, QoS 0), steered to stay 1.5x above what the hub
+   stores (see ``Steer``). Measured at the hub side: history rows the hub committed per
+   second (by its own ``recorded_at``), divided by the two measures a message carries.
 2. **Notification latency**: a subscription to a webhook receiver in another process;
-   ``PATCH /entities/{id}/attrs/speed`` paced at a fixed rate, each value the write's send
-   time, so latency = receipt time - send time (same machine, same clock).
-3. **Temporal query**: one day of readings for N sensors (every 5 min) loaded through
-   ``POST /temporal/entities``; then ``GET /temporal/entities?type=…&aggrMethods=avg,max
-   &aggrPeriodDuration=PT15M&options=aggregatedValues`` paged over all sensors.
-4. On PostgreSQL, ingest and latency again with ``serve --workers 2`` and ``4`` (MQTT 5
-   shared subscription, ``CITYOS_MQTT_SHARED_GROUP``).
+   ``PATCH /entities/{id}/attrs/speed``, each value the write's send time, so latency =
+   receipt time - send time (same machine, same clock). Three phases, each with a fresh
+   subscription: writes paced at 100/s and at 1,000/s (open loop, up to
+   ``WRITER_CONNECTIONS`` keep-alive connections), then ``latency_max``: a closed-loop
+   writer on ``--max-connections`` connections (default 8), each sending its next write as
+   soon as the previous one is answered — the highest write rate the hub sustains. For
+   each: achieved writes/s, notifications delivered/s, latency p50/p90/p99 (a write whose
+   notification did not arrive within the drain time counts as slower than all others) and
+   how many were still undelivered then. Where delivered/s stays below writes/s, the
+   notification backlog (and with it the latency) grows for as long as the phase lasts:
+   delivered/s is then the sustained notification rate.
+3. **Temporal query** (first server of the engine only): one day of readings for N sensors
+   (every 5 min) loaded through ``POST /temporal/entities``; then ``GET
+   /temporal/entities?type=…&aggrMethods=avg,max&aggrPeriodDuration=PT15M
+   &options=aggregatedValues`` paged over all sensors.
+
+Every ingest and latency phase records the CPU seconds of the hub's processes (every
+process under ``cityos serve``: its workers and uvicorn's supervisor) and, on PostgreSQL,
+of the database's backends; ingest also the stored messages per hub CPU-second.
+``summary()`` carries these per worker count. A latency phase's CPU window runs from the
+writer's start to the end of the drain (until every accepted write has been notified, or
+``drain_s``).
 
 One worker runs pinned to core 0 (as ``benchmarks/hub.py`` does); publisher, writer,
 receiver and this harness run on core 1. Several workers cannot be pinned apart on a
-2-vCPU machine: they get both cores. Usage::
+2-vCPU machine: they get both cores. ``--quick`` (the smoke test) runs 1 and 2 workers,
+only the 1,000/s paced phase and a 2-second max phase. Usage::
 
     .venv/bin/python benchmarks/flow.py [--engine sqlite|postgresql|both] [--quick]
-        [--out benchmarks/results] [--profile]
+        [--workers 1,2,4] [--max-connections 8] [--out benchmarks/results] [--profile]
+
+(``--pg-workers`` is an alias of ``--workers``.)
 """
 
 from __future__ import annotations
@@ -71,6 +92,7 @@ MEASURES_PER_MESSAGE = 2  # i (intensity) and s (averageVehicleSpeed): two histo
 LAT_TYPE = "Vehicle"  # the latency phase's entities
 LAT_ENTITIES = 100
 WRITER_CONNECTIONS = 32  # keep-alive connections of the PATCH writer (open loop up to that)
+MAX_WRITER_CONNECTIONS = 8  # closed-loop writer of the max phase: writes in flight at once
 SENSOR_TYPE = "AirQualityObserved"  # the temporal phase's sensors
 DAY = datetime(2026, 11, 29, tzinfo=UTC)  # the day of history loaded
 TARGETS = {"ingest_per_worker_sqlite": 10_000}
@@ -709,8 +731,19 @@ def ingest_phase(
 
 
 async def _receiver(port: int) -> None:
-    """A webhook receiver: records (receipt time, body) per notification; GET /stats dumps."""
+    """A webhook receiver: records (receipt time, body) per notification; GET /stats dumps,
+    GET /count says how many values (entities notified) have come, GET /reset forgets."""
     received: list[tuple[float, bytes]] = []
+    counted = [0, 0]  # notifications parsed so far, values in them (parsed on /count only)
+
+    def values(raw: bytes) -> list[Any]:
+        out = []
+        for ent in orjson.loads(raw).get("data", []):
+            v = ent.get("speed")
+            v = v.get("value") if isinstance(v, dict) else v
+            if isinstance(v, int | float):
+                out.append(v)
+        return out
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -727,25 +760,24 @@ async def _receiver(port: int) -> None:
                     received.append((t, body))
                     writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
                 elif path.startswith(b"/count"):
-                    payload = str(len(received)).encode()
+                    # a notification carries every entity changed since the last one: count
+                    # values, not notifications
+                    for _, raw in received[counted[0] :]:
+                        counted[1] += len(values(raw))
+                    counted[0] = len(received)
+                    payload = str(counted[1]).encode()
                     writer.write(
                         b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(payload), payload)
                     )
                 elif path.startswith(b"/stats"):
-                    pairs = []
-                    for t_recv, raw in received:
-                        doc = orjson.loads(raw)
-                        for ent in doc.get("data", []):
-                            v = ent.get("speed")
-                            v = v.get("value") if isinstance(v, dict) else v
-                            if isinstance(v, int | float):
-                                pairs.append((v, t_recv))
+                    pairs = [(v, t_recv) for t_recv, raw in received for v in values(raw)]
                     payload = orjson.dumps({"notifications": len(received), "pairs": pairs})
                     writer.write(
                         b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % len(payload) + payload
                     )
                 elif path.startswith(b"/reset"):
                     received.clear()
+                    counted[:] = [0, 0]
                     writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
                 else:
                     writer.write(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")
@@ -763,8 +795,10 @@ async def _receiver(port: int) -> None:
 async def _writer(
     port: int, ids: list[str], rate: float, seconds: float, conns: int
 ) -> dict[str, Any]:
-    """PATCH ``/attrs/speed`` paced at ``rate``/s over ``conns`` keep-alive connections;
-    each value is its own send time (``time.time()``)."""
+    """PATCH ``/attrs/speed`` paced at ``rate``/s over ``conns`` keep-alive connections
+    (open loop); with ``rate`` 0, unpaced: each connection sends its next write as soon as
+    the previous one is answered (closed loop, ``conns`` writes in flight). Each value is
+    its own send time (``time.time()``)."""
     free: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = asyncio.Queue()
     for _ in range(conns):
         free.put_nowait(await asyncio.open_connection("127.0.0.1", port))
@@ -795,37 +829,54 @@ async def _writer(
         if length:
             await reader.readexactly(length)
         statuses[status] = statuses.get(status, 0) + 1
+
+    async def paced_one(conn: tuple[asyncio.StreamReader, asyncio.StreamWriter], n: int) -> None:
+        await one(conn, n)
         free.put_nowait(conn)
 
-    tasks = set()
     start_wall = time.time()
     start = time.perf_counter()
     n = 0
-    while True:
-        target = start + n / rate
-        if target - start >= seconds:
-            break
-        now = time.perf_counter()
-        if target - now > 0.001:  # timers tick in milliseconds: sleep only when well ahead
-            await asyncio.sleep(target - now)
-        elif now - target > 0.005:
-            late[0] += 1
-        if free.empty():
-            waited[0] += 1  # every connection busy: the hub is not keeping up
-        conn = await free.get()
-        task = asyncio.create_task(one(conn, n))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-        n += 1
-    if tasks:
-        await asyncio.gather(*tasks)
+    if rate > 0:
+        tasks = set()
+        while True:
+            target = start + n / rate
+            if target - start >= seconds:
+                break
+            now = time.perf_counter()
+            if target - now > 0.001:  # timers tick in milliseconds: sleep only when well ahead
+                await asyncio.sleep(target - now)
+            elif now - target > 0.005:
+                late[0] += 1
+            if free.empty():
+                waited[0] += 1  # every connection busy: the hub is not keeping up
+            conn = await free.get()
+            task = asyncio.create_task(paced_one(conn, n))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            n += 1
+        if tasks:
+            await asyncio.gather(*tasks)
+    else:
+        end = start + seconds
+        counter = [0]
+
+        async def loop(conn: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
+            while time.perf_counter() < end:
+                k = counter[0]
+                counter[0] += 1
+                await one(conn, k)
+
+        await asyncio.gather(*(loop(free.get_nowait()) for _ in range(conns)))
+        n = counter[0]
     elapsed = time.perf_counter() - start
     rtts.sort()
     return {
+        "mode": "paced (open loop)" if rate > 0 else "unpaced (closed loop)",
         "writes": n,
         "seconds": elapsed,
         "achieved_rate": n / elapsed,
-        "target_rate": rate,
+        "target_rate": rate if rate > 0 else None,
         "connections": conns,
         "statuses": statuses,
         "sent_late_over_5ms": late[0],
@@ -885,14 +936,19 @@ def latency_phase(
     drain_s: float,
     workers: int,
     profile: Any = None,
+    conns: int = WRITER_CONNECTIONS,
 ) -> dict[str, Any]:
-    """A fresh subscription, writes paced at ``rate`` for ``seconds``; latency of every
-    notification of a write sent after ``warm_s``. The subscription (and with it whatever
-    is still undelivered after ``drain_s``) is deleted at the end."""
+    """A fresh subscription, writes paced at ``rate`` for ``seconds`` (``rate`` 0: unpaced,
+    ``conns`` writes in flight, see ``_writer``); latency of every notification of a write
+    sent after ``warm_s``. The subscription (and with it whatever is still undelivered
+    after ``drain_s``) is deleted at the end."""
     rc = httpx.Client(base_url=f"http://127.0.0.1:{receiver_port}", timeout=60)
     rc.get("/reset")
     sub_id = subscribe(client, receiver_port)
-    cmd = child(["--_write", str(port), "--rate", str(rate), "--seconds", str(seconds)])
+    cmd = child(
+        ["--_write", str(port), "--rate", str(rate), "--seconds", str(seconds)]
+        + ["--conns", str(conns)]
+    )
     before = meter.snapshot()
     prof = profile() if profile else None
     w = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120)
@@ -900,9 +956,12 @@ def latency_phase(
         raise RuntimeError(f"writer failed: {w.stderr[-2000:]}")
     writer = json.loads(w.stdout.strip().splitlines()[-1])
     ok = writer["statuses"].get("204", 0)
-    deadline = time.monotonic() + drain_s
+    # the drain: until every accepted write's value has been notified, at most drain_s
+    drain_start = time.monotonic()
+    deadline = drain_start + drain_s
     while int(rc.get("/count").text) < ok and time.monotonic() < deadline:
-        time.sleep(0.2)
+        time.sleep(0.1)
+    drained_s = time.monotonic() - drain_start
     after = meter.snapshot()
     client.delete(f"/ngsi-ld/v1/subscriptions/{sub_id}")
     stats = rc.get("/stats").json()
@@ -928,12 +987,14 @@ def latency_phase(
     cpu = Meter.diff(before, after)
     res = {
         "workers": workers,
+        "warmup_s": warm_s,
         "writer": writer,
         "notifications_received": stats["notifications"],
         "entities_notified": len(pairs),
         "measured_writes": expected,
         "undelivered_after_drain": missing,
         "drain_limit_s": drain_s,
+        "drain_s": drained_s,
         "delivered_per_s": delivered_rate,
         "latency_ms": {
             "p50": pct(50),
@@ -1234,39 +1295,63 @@ def run_server(
             )
             first_rate = max(MIN_PUB_RATE, overload * r["stored_messages_per_s"])
             out[f"ingest_qos{qos}"] = r
+            db_cpu = (
+                f", db backends {r['cpu']['db_backend_cpu_s']:.1f} CPU-s"
+                if "db_backend_cpu_s" in r["cpu"]
+                else ""
+            )
             console.print(
                 f"ingest QoS {qos}: {r['stored_messages_per_s']:,.0f} messages/s stored "
                 f"({r['stored_messages_per_s_per_worker']:,.0f} per worker, "
-                f"{r['per_hub_cpu_s'] or 0:,.0f} per hub CPU-s; hub had "
-                f"{r['cpu']['hub_cpu_share']:.0%} of a core); publisher sent "
+                f"{r['per_hub_cpu_s'] or 0:,.0f} per hub CPU-s; hub "
+                f"{r['cpu']['hub_cpu_s']:.1f} CPU-s in {r['cpu']['wall_s']:.1f} s, "
+                f"{r['cpu']['hub_cpu_share']:.0%} of a core{db_cpu}); publisher sent "
                 f"{r['publisher']['send_rate']:,.0f}/s, {r['not_stored']:,} not stored "
                 f"(drained in {r['drain_s']:.1f} s)"
             )
-        for rate in args.latency_rates:
-            spy = prof.for_pid(server.pid, f"latency-{int(rate)}", args.latency_s, workers)
+        # paced phases (open loop), then the unpaced one (closed loop: the highest rate)
+        phases = [(rate, args.latency_s, args.latency_warm_s) for rate in args.latency_rates]
+        if args.latency_max_s > 0:
+            phases.append((0.0, args.latency_max_s, args.latency_max_warm_s))
+        top = max(args.latency_rates, default=None)
+        for rate, seconds, warm_s in phases:
+            name = f"{int(rate)}" if rate > 0 else "max"
+            spy = prof.for_pid(server.pid, f"latency-{name}", seconds, workers)
             r = latency_phase(
                 meter,
                 client,
                 port,
                 receiver_port,
                 rate,
-                args.latency_s,
-                args.latency_warm_s,
+                seconds,
+                warm_s,
                 args.drain_s,
                 workers,
-                spy if rate == max(args.latency_rates) else None,
+                spy if rate == top or rate == 0 else None,
+                WRITER_CONNECTIONS if rate > 0 else args.max_connections,
             )
-            out[f"latency_{int(rate)}"] = r
+            out[f"latency_{name}"] = r
             lm = r["latency_ms"]
 
             def f(v: float | None) -> str:
                 return f"{v:,.1f} ms" if v is not None else f"> {args.drain_s:.0f} s"
 
+            target = (
+                f"target {rate:,.0f}"
+                if rate > 0
+                else f"unpaced, {r['writer']['connections']} in flight"
+            )
             console.print(
-                f"latency at {r['writer']['achieved_rate']:,.0f} writes/s (target {rate:,.0f}): "
-                f"p50 {f(lm['p50'])}, p99 {f(lm['p99'])}; delivered "
+                f"latency at {r['writer']['achieved_rate']:,.0f} writes/s ({target}): "
+                f"p50 {f(lm['p50'])}, p90 {f(lm['p90'])}, p99 {f(lm['p99'])}; delivered "
                 f"{r['delivered_per_s'] or 0:,.0f}/s, {r['undelivered_after_drain']} undelivered;"
-                f" PATCH statuses {r['writer']['statuses']}"
+                f" hub {r['cpu']['hub_cpu_s']:.1f} CPU-s"
+                + (
+                    f", db {r['cpu']['db_backend_cpu_s']:.1f} CPU-s"
+                    if "db_backend_cpu_s" in r["cpu"]
+                    else ""
+                )
+                + f"; PATCH statuses {r['writer']['statuses']}"
             )
         if first:
             temporal_phase(engine, url, base, meter, server.pid, args, res, prof)
@@ -1310,7 +1395,7 @@ def temporal_phase(
 def bench_engine(engine: str, args: argparse.Namespace) -> dict[str, Any]:
     console.rule(f"[bold]{engine}")
     res: dict[str, Any] = {"engine": engine}
-    workers_list = [1] if engine == "sqlite" else args.pg_workers
+    workers_list = args.workers
     prof = Profiler(args.profile, engine)
     receiver_port = hubbench._free_port()
     receiver = subprocess.Popen(child(["--_receive", str(receiver_port)]), start_new_session=True)
@@ -1351,16 +1436,27 @@ def summary(res: dict[str, Any]) -> dict[str, Any]:
                     "stored_messages_per_s": v["stored_messages_per_s"],
                     "per_worker": v["stored_messages_per_s_per_worker"],
                     "per_hub_cpu_s": v["per_hub_cpu_s"],
+                    "hub_cpu_s": v["cpu"]["hub_cpu_s"],
                     "hub_cpu_share": v["cpu"]["hub_cpu_share"],
+                    "window_s": v["window_s"],
                 }
+                if "db_backend_cpu_s" in v["cpu"]:
+                    s[k]["db_backend_cpu_s"] = v["cpu"]["db_backend_cpu_s"]
+                    s[k]["per_hub_and_db_cpu_s"] = v.get("per_hub_and_db_cpu_s")
             elif k.startswith("latency_") and k != "latency_setup_subscription":
                 s[k] = {
+                    "target_writes_per_s": v["writer"]["target_rate"],
                     "achieved_writes_per_s": v["writer"]["achieved_rate"],
                     "p50_ms": v["latency_ms"]["p50"],
+                    "p90_ms": v["latency_ms"]["p90"],
                     "p99_ms": v["latency_ms"]["p99"],
                     "delivered_per_s": v["delivered_per_s"],
                     "undelivered_after_drain": v["undelivered_after_drain"],
+                    "hub_cpu_s": v["cpu"]["hub_cpu_s"],
+                    "hub_cpu_share": v["cpu"]["hub_cpu_share"],
                 }
+                if "db_backend_cpu_s" in v["cpu"]:
+                    s[k]["db_backend_cpu_s"] = v["cpu"]["db_backend_cpu_s"]
         out[key] = s
     if "temporal_query" in res:
         q = res["temporal_query"]
@@ -1390,16 +1486,24 @@ def print_report(res: dict[str, Any], args: argparse.Namespace) -> None:
                     f"{key}: MQTT ingest QoS {v['qos']}, messages/s stored",
                     f"{v['stored_messages_per_s']:,.0f}",
                     f"{v['stored_messages_per_s_per_worker']:,.0f}/worker, "
-                    f"{v['per_hub_cpu_s'] or 0:,.0f} per hub CPU-s, publisher "
+                    f"{v['per_hub_cpu_s'] or 0:,.0f} per hub CPU-s "
+                    f"({v['cpu']['hub_cpu_s']:.1f} CPU-s), publisher "
                     f"{v['publisher']['send_rate']:,.0f}/s",
                 )
             elif k.startswith("latency_") and k != "latency_setup_subscription":
                 lm = v["latency_ms"]
+                w = v["writer"]
+                target = (
+                    f"target {w['target_rate']:,.0f}"
+                    if w["target_rate"]
+                    else f"unpaced, {w['connections']} in flight"
+                )
                 t.add_row(
-                    f"{key}: notification latency p50 / p99 ms",
-                    f"{ms(lm['p50'])} / {ms(lm['p99'])}",
-                    f"at {v['writer']['achieved_rate']:,.0f} writes/s (target "
-                    f"{v['writer']['target_rate']:,.0f}), delivered {v['delivered_per_s'] or 0:,.0f}/s",
+                    f"{key}: notification latency p50 / p90 / p99 ms",
+                    f"{ms(lm['p50'])} / {ms(lm['p90'])} / {ms(lm['p99'])}",
+                    f"at {w['achieved_rate']:,.0f} writes/s ({target}), delivered "
+                    f"{v['delivered_per_s'] or 0:,.0f}/s, {v['undelivered_after_drain']} "
+                    f"undelivered, hub {v['cpu']['hub_cpu_s']:.1f} CPU-s",
                 )
     if "temporal_query" in res:
         q = res["temporal_query"]
@@ -1437,11 +1541,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ingest-seconds", dest="ingest_s", type=float, default=None)
     p.add_argument("--latency-seconds", dest="latency_s", type=float, default=None)
     p.add_argument("--latency-rate", type=float, default=1000.0)
+    p.add_argument(
+        "--latency-max-seconds",
+        dest="latency_max_s",
+        type=float,
+        default=None,
+        help="the unpaced (closed-loop) latency phase; 0 skips it (default: as the paced ones, "
+        "2 s with --quick)",
+    )
+    p.add_argument(
+        "--max-connections",
+        type=int,
+        default=MAX_WRITER_CONNECTIONS,
+        help="writes in flight in the unpaced latency phase",
+    )
     p.add_argument("--sensors", type=int, default=None, help="temporal: sensors (default 1,000)")
     p.add_argument("--step-min", type=int, default=5, help="temporal: minutes between readings")
     p.add_argument("--page", type=int, default=100, help="temporal: entities per page")
     p.add_argument("--rounds", type=int, default=None, help="temporal: fetches of all sensors")
-    p.add_argument("--pg-workers", default="1,2,4")
+    p.add_argument(
+        "--workers",
+        "--pg-workers",
+        dest="workers",
+        default=None,
+        help="worker counts of the hub, both engines (default 1,2,4; with --quick 1,2)",
+    )
     p.add_argument("--profile", action="store_true", help="py-spy the one-worker hub per phase")
     p.add_argument("--seed", type=int, default=0)
     # helper processes
@@ -1451,6 +1575,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--apikey", default=None, help=argparse.SUPPRESS)
     p.add_argument("--rate", type=float, default=1000.0, help=argparse.SUPPRESS)
     p.add_argument("--seconds", type=float, default=10.0, help=argparse.SUPPRESS)
+    p.add_argument("--conns", type=int, default=WRITER_CONNECTIONS, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     q = a.quick
     a.devices = a.devices or (100 if q else 1000)
@@ -1460,11 +1585,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a.latency_s = a.latency_s or (3.0 if q else 12.0)
     a.latency_warm_s = 1.0 if q else 2.0
     a.latency_rates = [100.0, a.latency_rate] if not q else [a.latency_rate]
+    if a.latency_max_s is None:
+        a.latency_max_s = 2.0 if q else a.latency_s
+    a.latency_max_warm_s = min(a.latency_warm_s, a.latency_max_s / 2)
     a.drain_s = 5.0 if q else 30.0
     a.sensors = a.sensors or (50 if q else 1000)
     a.rounds = a.rounds or (1 if q else 5)
     a.singles = 10 if q else 100
-    a.pg_workers = [int(x) for x in a.pg_workers.split(",")] if not q else [2]
+    a.workers = [int(x) for x in (a.workers or ("1,2" if q else "1,2,4")).split(",")]
     a.apikey = a.apikey or f"flow-{uuid.uuid4().hex[:8]}"
     return a
 
@@ -1484,9 +1612,7 @@ def main(argv: list[str] | None = None) -> int:
 
         ids = [f"urn:ngsi-ld:{LAT_TYPE}:lat-{i}" for i in range(LAT_ENTITIES)]
         print(
-            json.dumps(
-                uvloop.run(_writer(args._write, ids, args.rate, args.seconds, WRITER_CONNECTIONS))
-            )
+            json.dumps(uvloop.run(_writer(args._write, ids, args.rate, args.seconds, args.conns)))
         )
         return 0
     hubbench._pin(CLIENT_CORE)
@@ -1531,13 +1657,16 @@ def main(argv: list[str] | None = None) -> int:
                 "latency_s",
                 "latency_warm_s",
                 "latency_rates",
+                "latency_max_s",
+                "latency_max_warm_s",
+                "max_connections",
                 "drain_s",
                 "sensors",
                 "step_min",
                 "page",
                 "rounds",
                 "singles",
-                "pg_workers",
+                "workers",
                 "profile",
                 "seed",
             )

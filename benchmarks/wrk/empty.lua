@@ -1,4 +1,5 @@
--- GET /health: the empty-endpoint baseline (the HTTP stack with no hub work).
+-- GET /version: the empty-endpoint baseline (the HTTP stack with no hub work). Not /health:
+-- that one asks every registered service for its health, which is work of its own.
 require("report")
 wrk.method = "GET"
-wrk.path = "/health"
+wrk.path = "/version"
