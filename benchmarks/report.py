@@ -280,7 +280,8 @@ def flow_table() -> str:
         "by `benchmarks/report.py`."
     )
     targets = [
-        f"{e}: {t['target']} — {'met' if t.get('met') else 'not met'} ({_n(t['value'])}/s)"
+        f"{e}: {t['target']} — {'met' if t.get('met') else 'not met'} "
+        f"({_n(t['value'])}{t.get('unit', '/s')})"
         for e, r in runs.items()
         for t in r.get("targets", [])
     ]
