@@ -187,6 +187,12 @@ class _Tracked(Transaction):
     def subscriptions_version(self) -> int:
         return self.tx.subscriptions_version()
 
+    def list_subscriptions(self) -> list[tuple[str, dict[str, Any]]]:
+        return self.tx.list_subscriptions()
+
+    def peek(self, ids: list[str]) -> dict[str, Entity]:
+        return self.tx.peek(ids)
+
     def changes(self) -> list[tuple[Entity | None, Entity | None]]:
         """(before, after) of every change, in order (an entity written twice in one
         transaction gives two); None before: created, None after: deleted."""
@@ -218,7 +224,13 @@ class EntityService:
                 return
             changes = tx.changes()
             if changes:
-                rows = self.subscriptions.notifications(tenant, changes, tx.subscriptions_version())
+                rows = self.subscriptions.notifications(
+                    tenant,
+                    changes,
+                    tx.subscriptions_version(),
+                    fetch=tx.peek,
+                    load=tx.list_subscriptions,
+                )
                 tx.add_notifications(rows, now_iso())
 
     # -- single entity ------------------------------------------------------------------

@@ -13,6 +13,7 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -518,16 +519,22 @@ class SubscriptionIndex:
         with self._lock:
             self._by_tenant = None
 
-    def for_tenant(self, tenant: str, version: int | None = None) -> list[Matcher]:
+    def for_tenant(
+        self,
+        tenant: str,
+        version: int | None = None,
+        load: Callable[[], list[tuple[str, dict[str, Any]]]] | None = None,
+    ) -> list[Matcher]:
         """The tenant's matchers; ``version`` (read in the write transaction) reloads them
-        when another worker changed a subscription since they were compiled."""
+        when another worker changed a subscription since they were compiled, through
+        ``load`` (the transaction's own reader; without one, the store's)."""
         with self._lock:
             if version is not None and version != self._version:
                 self._by_tenant = None
                 self._version = version
             if self._by_tenant is None:
                 by: dict[str, list[Matcher]] = {}
-                for t, sub in self.store.list_subscriptions():
+                for t, sub in (load or self.store.list_subscriptions)():
                     try:
                         by.setdefault(t, []).append(Matcher.compile(sub, self.resolver))
                     except Exception:  # a context that vanished: the subscription sleeps
@@ -541,13 +548,14 @@ class SubscriptionIndex:
         changes: list[tuple[Entity | None, Entity | None]],
         version: int | None = None,
         fetch: Fetch | None = None,
+        load: Callable[[], list[tuple[str, dict[str, Any]]]] | None = None,
     ) -> list[tuple[str, dict[str, Any]]]:
         """(subscription id, payload) for every subscription a batch of changes matches.
-        ``fetch`` reads linked entities for joins (the write transaction's own reader is
-        best; without one, the store's)."""
+        ``fetch`` reads linked entities for joins and ``load`` the subscriptions when they
+        changed (the write transaction's own readers are best; without them, the store's)."""
         out = []
         now = time.monotonic()
-        for matcher in self.for_tenant(tenant, version):
+        for matcher in self.for_tenant(tenant, version, load):
             hits = [(old, new) for old, new in changes if matcher.matches(old, new)]
             if hits and not matcher.throttled(now):
                 out.append(

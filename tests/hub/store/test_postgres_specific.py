@@ -538,3 +538,59 @@ def test_synchronous_commit_setting(postgres_url) -> None:
             store.close()
     with pytest.raises(ValueError, match="synchronous_commit"):
         PostgresStore(postgres_url, synchronous_commit="sometimes")
+
+
+def test_writers_holding_every_connection_reload_subscriptions(postgres_url: str) -> None:
+    """A changed subscription makes the next writes reload the compiled subscriptions. With
+    as many writers as pooled connections, each holding its transaction's connection while it
+    waits for the reload, the reload must not ask the pool for another (it would wait for
+    ever): it reads on the writer's own connection, and every write commits and notifies."""
+    from cityos.config import Settings
+    from cityos.hub.core import Hub
+    from cityos.hub.subscriptions import SubscriptionIndex
+
+    store = PostgresStore.throwaway(postgres_url, pool_size=2)
+    hub = Hub(Settings(database_url=postgres_url), store=store)
+    try:
+        for k in range(2):
+            hub.entities.create("", ent(f"urn:w:{k}", "T", speed=0))
+        hub.subscriptions.for_tenant("")  # compiled; the next put makes them stale
+        store.put_subscription(
+            "",
+            {
+                "id": "urn:ngsi-ld:Subscription:s1",
+                "type": "Subscription",
+                "entities": [{"type": EX + "T"}],
+                "notification": {"endpoint": {"uri": "http://x.example/n"}},
+                "isActive": True,
+            },
+        )
+        both_in = threading.Barrier(2, timeout=10)
+        compiled = SubscriptionIndex.for_tenant
+
+        def at_once(self: SubscriptionIndex, *args: Any, **kwargs: Any) -> Any:
+            both_in.wait()  # each writer holds its connection when it asks
+            return compiled(self, *args, **kwargs)
+
+        errors: list[BaseException] = []
+
+        def write(k: int) -> None:
+            try:
+                hub.entities.partial_update_attr("", f"urn:w:{k}", EX + "speed", {"value": 1})
+            except BaseException as exc:  # noqa: BLE001 (reported below)
+                errors.append(exc)
+
+        SubscriptionIndex.for_tenant = at_once  # type: ignore[method-assign]
+        try:
+            threads = [threading.Thread(target=write, args=(k,)) for k in range(2)]
+            started = time.monotonic()
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+        finally:
+            SubscriptionIndex.for_tenant = compiled  # type: ignore[method-assign]
+        assert errors == [] and time.monotonic() - started < 20
+        assert raw(store, "SELECT count(*) FROM outbox") == [(2,)]
+    finally:
+        store.drop_schema()

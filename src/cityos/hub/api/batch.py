@@ -23,6 +23,7 @@ from cityos.hub.api.common import (
     read_body,
     resolve_context,
     response_media,
+    store_call,
     tenant_of,
 )
 from cityos.hub.api.entities import with_geo_context
@@ -128,7 +129,11 @@ async def batch_create(request: Request) -> Response:
     tenant = tenant_of(request, read=False)
     items, shared = await _entities_body(request)
     good, errors = _parse_all(request, items, shared, partial=False)
-    result = hub_of(request).entities.batch_create(tenant, good) if good else BatchResult()
+    result = (
+        await store_call(request, hub_of(request).entities.batch_create, tenant, good)
+        if good
+        else BatchResult()
+    )
     return _result(result, errors, json_response(result.success, 201), request.url.path)
 
 
@@ -142,7 +147,11 @@ async def batch_upsert(request: Request) -> Response:
     update = "update" in opts
     good, errors = _parse_all(request, items, shared, partial=False)
     svc = hub_of(request).entities
-    result = svc.batch_upsert(tenant, good, replace=not update) if good else BatchResult()
+    result = (
+        await store_call(request, svc.batch_upsert, tenant, good, replace=not update)
+        if good
+        else BatchResult()
+    )
     ok = json_response(result.created, 201) if result.created else Response(status_code=204)
     return _result(result, errors, ok, request.url.path)
 
@@ -156,7 +165,13 @@ async def batch_update(request: Request) -> Response:
     items, shared = await _entities_body(request)
     good, errors = _parse_all(request, items, shared, partial=True)
     result = (
-        hub_of(request).entities.batch_update(tenant, good, no_overwrite="noOverwrite" in opts)
+        await store_call(
+            request,
+            hub_of(request).entities.batch_update,
+            tenant,
+            good,
+            no_overwrite="noOverwrite" in opts,
+        )
         if good
         else BatchResult()
     )
@@ -168,7 +183,11 @@ async def batch_merge(request: Request) -> Response:
     tenant = tenant_of(request, read=True)
     items, shared = await _entities_body(request)
     good, errors = _parse_all(request, items, shared, partial=True)
-    result = hub_of(request).entities.batch_merge(tenant, good) if good else BatchResult()
+    result = (
+        await store_call(request, hub_of(request).entities.batch_merge, tenant, good)
+        if good
+        else BatchResult()
+    )
     return _result(result, errors, Response(status_code=204), request.url.path)
 
 
@@ -185,7 +204,11 @@ async def batch_delete(request: Request) -> Response:
             good.append(check_uri(eid, f"batch item {n}"))
         except NgsiLdError as err:
             errors.append((eid if isinstance(eid, str) else f"#{n}", err))
-    result = hub_of(request).entities.batch_delete(tenant, good) if good else BatchResult()
+    result = (
+        await store_call(request, hub_of(request).entities.batch_delete, tenant, good)
+        if good
+        else BatchResult()
+    )
     return _result(result, errors, Response(status_code=204), request.url.path)
 
 
@@ -222,7 +245,7 @@ async def batch_query(request: Request) -> Response:
         query.attrs = [expand_name(ctx, a, "attrs: attribute") for a in body["attrs"]]
     opts = render_options(request, ctx)
     _query_join(body, opts)
-    result = hub_of(request).store.query(tenant, restrict_query(query))
+    result = await store_call(request, hub_of(request).store.query, tenant, restrict_query(query))
     headers = {"NGSILD-Results-Count": str(result.count)} if query.count else {}
     found = await include(request, tenant, restrict_query(query), visible_all(result.entities))
     if media == GEOJSON:

@@ -115,6 +115,16 @@ def endpoint(fn: Handler) -> Handler:
     return wrapper
 
 
+async def store_call(request: Request, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``, a hub call that reaches the store, where it does not stall the
+    event loop: with PostgreSQL a call mostly waits on round trips, and run inline those waits
+    would queue every other request behind it (one worker served PATCH at the rate of its
+    round trips, its CPU a third idle). With SQLite the call is CPU work: run inline."""
+    if hub_of(request).store.waits_on_network:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    return fn(*args, **kwargs)
+
+
 def tenant_of(request: Request, *, read: bool) -> str:
     """The request's tenant, decided as the door decided it (:mod:`cityos.hub.tenancy`);
     for a read, 404 when the tenant holds nothing yet."""

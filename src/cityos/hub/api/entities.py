@@ -25,6 +25,7 @@ from cityos.hub.api.common import (
     read_body,
     resolve_context,
     response_media,
+    store_call,
     tenant_of,
     validate_uri,
 )
@@ -103,7 +104,7 @@ async def create_entity(request: Request) -> Response:
     ctx = resolve_context(request, body)
     entity = parse_entity(body, ctx)
     _check_attr_count(request, len(entity["attrs"]))
-    hub_of(request).entities.create(tenant, entity)
+    await store_call(request, hub_of(request).entities.create, tenant, entity)
     return Response(status_code=201, headers=location(f"{BASE}/entities", entity["id"]))
 
 
@@ -114,7 +115,7 @@ async def retrieve_entity(request: Request) -> Response:
     ctx = resolve_context(request)
     opts = render_options(request, ctx)
     eid = _entity_id(request)
-    local = hub_of(request).store.get_entity(tenant, eid)
+    local = await store_call(request, hub_of(request).store.get_entity, tenant, eid)
     entity = await include_one(request, tenant, eid, visible(local) if local else None)
     if entity is None:  # not the caller's to see: as if it did not exist
         raise ResourceNotFound(f"entity {eid} not found")
@@ -142,7 +143,7 @@ async def query_entities(request: Request) -> Response:
     ctx = resolve_context(request)
     opts = render_options(request, ctx)
     query = restrict_query(entity_query(request, ctx))
-    result = hub_of(request).store.query(tenant, query)
+    result = await store_call(request, hub_of(request).store.query, tenant, query)
     found = await include(request, tenant, query, visible_all(result.entities))
     headers = {}
     if query.count:
@@ -170,7 +171,7 @@ async def replace_entity(request: Request) -> Response:
     ctx = resolve_context(request, body)
     entity = parse_entity(body, ctx)
     _check_attr_count(request, len(entity["attrs"]))
-    hub_of(request).entities.replace(tenant, eid, entity)
+    await store_call(request, hub_of(request).entities.replace, tenant, eid, entity)
     return Response(status_code=204)
 
 
@@ -189,14 +190,14 @@ async def merge_entity(request: Request) -> Response:
         fragment["type"] = parse_types(body["type"], ctx, f"entity {eid!r}")
     if "scope" in body:
         fragment["scope"] = parse_scope(body["scope"], f"entity {eid!r}")
-    hub_of(request).entities.merge(tenant, eid, fragment)
+    await store_call(request, hub_of(request).entities.merge, tenant, eid, fragment)
     return Response(status_code=204)
 
 
 @endpoint
 async def delete_entity(request: Request) -> Response:
     tenant = tenant_of(request, read=True)
-    hub_of(request).entities.delete(tenant, _entity_id(request))
+    await store_call(request, hub_of(request).entities.delete, tenant, _entity_id(request))
     return Response(status_code=204)
 
 
@@ -245,8 +246,15 @@ async def append_attrs(request: Request) -> Response:
     if not attrs and types is None and scope is None:
         raise BadRequestData("no attributes to append")
     no_overwrite = "noOverwrite" in options_of(request)
-    result = hub_of(request).entities.append_attrs(
-        tenant, eid, attrs, no_overwrite=no_overwrite, types=types, scope=scope
+    result = await store_call(
+        request,
+        hub_of(request).entities.append_attrs,
+        tenant,
+        eid,
+        attrs,
+        no_overwrite=no_overwrite,
+        types=types,
+        scope=scope,
     )
     return update_result_response(result, ctx)
 
@@ -261,8 +269,15 @@ async def update_attrs(request: Request) -> Response:
     types, scope = _types_and_scope(body, ctx, eid)
     if not attrs and types is None and scope is None:
         raise BadRequestData("no attributes to update")
-    result = hub_of(request).entities.update_attrs(
-        tenant, eid, attrs, types=types, scope=scope, append_missing=True
+    result = await store_call(
+        request,
+        hub_of(request).entities.update_attrs,
+        tenant,
+        eid,
+        attrs,
+        types=types,
+        scope=scope,
+        append_missing=True,
     )
     return update_result_response(result, ctx)
 
@@ -280,7 +295,9 @@ async def partial_attr_update(request: Request) -> Response:
     # an application/ld+json body carries its @context (read above), not a sub-attribute
     fragment = {k: v for k, v in body.items() if k != "@context"}
     members = parse_partial_instance(fragment, ctx, name=term)
-    hub_of(request).entities.partial_update_attr(tenant, eid, attr, members)
+    await store_call(
+        request, hub_of(request).entities.partial_update_attr, tenant, eid, attr, members
+    )
     return Response(status_code=204)
 
 
@@ -295,7 +312,7 @@ async def replace_attr(request: Request) -> Response:
     if term in _NOT_ATTRIBUTES:
         raise BadRequestData(f"{term} is not an attribute: it cannot be replaced here")
     attrs = parse_attributes({term: body}, ctx)
-    result = hub_of(request).entities.update_attrs(tenant, eid, attrs)
+    result = await store_call(request, hub_of(request).entities.update_attrs, tenant, eid, attrs)
     if result.not_updated:
         raise ResourceNotFound(f"entity {eid} has no attribute {term}: {result.not_updated[0][1]}")
     return Response(status_code=204)
@@ -308,13 +325,19 @@ async def delete_attr(request: Request) -> Response:
     ctx = resolve_context(request)
     term = path_param(request, "attr")
     if term == "scope":  # not an attribute, but deletable like one (clause 4.18)
-        hub_of(request).entities.delete_scope(tenant, eid)
+        await store_call(request, hub_of(request).entities.delete_scope, tenant, eid)
         return Response(status_code=204)
     attr = ctx.expand_term(term)
     ds = request.query_params.get("datasetId")
     if ds is not None:
         validate_uri(ds, "datasetId")
-    hub_of(request).entities.delete_attr(
-        tenant, eid, attr, dataset_id=ds, delete_all=flag(request, "deleteAll")
+    await store_call(
+        request,
+        hub_of(request).entities.delete_attr,
+        tenant,
+        eid,
+        attr,
+        dataset_id=ds,
+        delete_all=flag(request, "deleteAll"),
     )
     return Response(status_code=204)

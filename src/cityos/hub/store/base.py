@@ -162,11 +162,27 @@ class Transaction(ABC):
     def add_notifications(self, rows: list[tuple[str, dict[str, Any]]], now: str) -> None:
         """Put ``(subscription id, payload)`` in the outbox, committed with the change."""
 
+    @abstractmethod
+    def list_subscriptions(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every tenant's (tenant, subscription), read on this transaction's own connection:
+        a write that finds its compiled subscriptions stale reloads them without asking the
+        pool for a second connection (several writers each holding one and waiting for
+        another would wait for ever)."""
+
+    @abstractmethod
+    def peek(self, ids: list[str]) -> dict[str, Entity]:
+        """The stored form of those of ``ids`` that exist, read on this transaction's own
+        connection without locking them (a notification's linked entities)."""
+
 
 class Store(ABC):
     """A database holding every tenant's entities, their history and the hosted @contexts."""
 
     engine: str  # "sqlite" or "postgresql"
+    # A call waits on network round trips (a database server): the API runs it off the event
+    # loop so other requests go on meanwhile. An embedded engine's calls are CPU work, and a
+    # thread hop would cost more than it saves.
+    waits_on_network: bool = False
 
     # -- lifecycle ------------------------------------------------------------------
     @abstractmethod

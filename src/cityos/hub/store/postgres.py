@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
 import secrets
 import struct
@@ -221,6 +222,8 @@ MIGRATIONS: list[tuple[str, str]] = [
     ),
 ]
 
+# asyncio.to_thread's default executor: the threads the API runs PostgreSQL calls on
+_API_THREADS = min(32, (os.cpu_count() or 1) + 4)
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _MIGRATION_LOCK = 0x43495459  # "CITY": one migration at a time per database
 
@@ -636,6 +639,23 @@ class PostgresTransaction(Transaction):
             self._sub_version = int(row[0]) if row else 0
         return self._sub_version
 
+    def list_subscriptions(self) -> list[tuple[str, dict[str, Any]]]:
+        self.flush()
+        with self._pipe():
+            cur = self.conn.execute("SELECT tenant, doc FROM subscriptions ORDER BY seq")
+        return [(r[0], r[1]) for r in cur.fetchall()]
+
+    def peek(self, ids: list[str]) -> dict[str, Entity]:
+        self.flush()
+        if not ids:
+            return {}
+        with self._pipe():
+            cur = self.conn.execute(
+                "SELECT id, doc FROM entities WHERE tenant = %s AND id = ANY(%s)",
+                (self.tenant, list(ids)),
+            )
+        return dict(cur.fetchall())
+
     def add_notifications(self, rows: list[tuple[str, dict[str, Any]]], now: str) -> None:
         # sent with the queued writes at the flush; the insert trigger NOTIFYs the workers
         self._outbox.extend((self.tenant, sid, _dumps(p), now, now) for sid, p in rows)
@@ -845,7 +865,7 @@ class PostgresStore(Store):
     """PostgreSQL + PostGIS behind the storage contract.
 
     ``url`` is a libpq URL (``postgresql://user@host:5432/db``); ``pool_size`` bounds the
-    connections held; ``schema`` puts every table in that PostgreSQL schema (created by
+    connections held (default: one per thread the API runs store calls on, plus two); ``schema`` puts every table in that PostgreSQL schema (created by
     :meth:`migrate`), with PostGIS looked up in ``public``.
 
     ``synchronous_commit`` is PostgreSQL's setting for the hub's sessions. The default,
@@ -857,12 +877,13 @@ class PostgresStore(Store):
     """
 
     engine = "postgresql"
+    waits_on_network = True
 
     def __init__(
         self,
         url: str,
         *,
-        pool_size: int = 4,
+        pool_size: int | None = None,
         schema: str | None = None,
         connect_timeout: float = 10.0,
         synchronous_commit: str = "off",
@@ -882,6 +903,8 @@ class PostgresStore(Store):
         if schema is not None:
             options += f" -c search_path={schema},public"
         kwargs: dict[str, Any] = {"autocommit": True, "options": options}
+        if pool_size is None:  # a connection for each thread the API runs store calls on
+            pool_size = _API_THREADS + 2  # and the ingest and delivery threads
         self._pool = ConnectionPool(
             url,
             min_size=1,

@@ -311,6 +311,21 @@ class SqliteTransaction(Transaction):
         row = self.conn.execute("SELECT v FROM subscription_version").fetchone()
         return int(row[0]) if row else 0
 
+    def list_subscriptions(self) -> list[tuple[str, dict[str, Any]]]:
+        rows = self.conn.execute("SELECT tenant, doc FROM subscriptions ORDER BY seq").fetchall()
+        return [(r[0], orjson.loads(r[1])) for r in rows]
+
+    def peek(self, ids: list[str]) -> dict[str, Entity]:
+        out: dict[str, Entity] = {}
+        for chunk in _chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            rows = self.conn.execute(
+                f"SELECT id, doc FROM entities WHERE tenant = ? AND id IN ({marks})",
+                (self.tenant, *chunk),
+            )
+            out.update((eid, orjson.loads(doc)) for eid, doc in rows)
+        return out
+
     def add_notifications(self, rows: list[tuple[str, dict[str, Any]]], now: str) -> None:
         if rows:
             self.conn.executemany(
