@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable
-from functools import wraps
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial, wraps
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -115,14 +117,26 @@ def endpoint(fn: Handler) -> Handler:
     return wrapper
 
 
+_store_threads: ThreadPoolExecutor | None = None
+
+
 async def store_call(request: Request, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """``fn(*args, **kwargs)``, a hub call that reaches the store, where it does not stall the
     event loop: with PostgreSQL a call mostly waits on round trips, and run inline those waits
     would queue every other request behind it (one worker served PATCH at the rate of its
-    round trips, its CPU a third idle). With SQLite the call is CPU work: run inline."""
-    if hub_of(request).store.waits_on_network:
-        return await asyncio.to_thread(fn, *args, **kwargs)
-    return fn(*args, **kwargs)
+    round trips, its CPU a third idle). With SQLite the call is CPU work: run inline.
+
+    The store says how many threads (``call_threads``): enough to overlap one call's round
+    trips with another's Python, not asyncio's default executor, whose extra threads only
+    contend for the GIL."""
+    global _store_threads
+    store = hub_of(request).store
+    if not store.waits_on_network:
+        return fn(*args, **kwargs)
+    if _store_threads is None:
+        _store_threads = ThreadPoolExecutor(store.call_threads, thread_name_prefix="cityos-store")
+    call = partial(contextvars.copy_context().run, fn, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(_store_threads, call)
 
 
 def tenant_of(request: Request, *, read: bool) -> str:

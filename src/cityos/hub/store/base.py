@@ -183,6 +183,7 @@ class Store(ABC):
     # loop so other requests go on meanwhile. An embedded engine's calls are CPU work, and a
     # thread hop would cost more than it saves.
     waits_on_network: bool = False
+    call_threads: int = 1  # with waits_on_network: how many calls the API runs at once
 
     # -- lifecycle ------------------------------------------------------------------
     @abstractmethod

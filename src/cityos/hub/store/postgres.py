@@ -222,8 +222,9 @@ MIGRATIONS: list[tuple[str, str]] = [
     ),
 ]
 
-# asyncio.to_thread's default executor: the threads the API runs PostgreSQL calls on
-_API_THREADS = min(32, (os.cpu_count() or 1) + 4)
+# The threads the API runs PostgreSQL calls on (cityos.hub.api.common.store_call): two per
+# core overlap one call's round trips with another's Python; more only contend for the GIL.
+_API_THREADS = 2 * (os.cpu_count() or 1)
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _MIGRATION_LOCK = 0x43495459  # "CITY": one migration at a time per database
 
@@ -903,6 +904,7 @@ class PostgresStore(Store):
         if schema is not None:
             options += f" -c search_path={schema},public"
         kwargs: dict[str, Any] = {"autocommit": True, "options": options}
+        self.call_threads = _API_THREADS
         if pool_size is None:  # a connection for each thread the API runs store calls on
             pool_size = _API_THREADS + 2  # and the ingest and delivery threads
         self._pool = ConnectionPool(
