@@ -945,16 +945,22 @@ def latency_phase(
     rc = httpx.Client(base_url=f"http://127.0.0.1:{receiver_port}", timeout=60)
     rc.get("/reset")
     sub_id = subscribe(client, receiver_port)
+    # the writer's report (every send time: hundreds of kB) goes through a file, not a pipe
+    # that something else in the child may also write to
+    result = Path(tempfile.mkstemp(prefix="flow-writer-", suffix=".json")[1])
     cmd = child(
         ["--_write", str(port), "--rate", str(rate), "--seconds", str(seconds)]
-        + ["--conns", str(conns)]
+        + ["--conns", str(conns), "--result", str(result)]
     )
     before = meter.snapshot()
     prof = profile() if profile else None
-    w = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120)
-    if w.returncode != 0:
-        raise RuntimeError(f"writer failed: {w.stderr[-2000:]}")
-    writer = json.loads(w.stdout.strip().splitlines()[-1])
+    try:
+        w = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120)
+        if w.returncode != 0:
+            raise RuntimeError(f"writer failed: {w.stderr[-2000:]}")
+        writer = json.loads(result.read_text())
+    finally:
+        result.unlink(missing_ok=True)
     ok = writer["statuses"].get("204", 0)
     # the drain: until every accepted write's value has been notified, at most drain_s
     drain_start = time.monotonic()
@@ -1576,6 +1582,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate", type=float, default=1000.0, help=argparse.SUPPRESS)
     p.add_argument("--seconds", type=float, default=10.0, help=argparse.SUPPRESS)
     p.add_argument("--conns", type=int, default=WRITER_CONNECTIONS, help=argparse.SUPPRESS)
+    p.add_argument("--result", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     q = a.quick
     a.devices = a.devices or (100 if q else 1000)
@@ -1611,9 +1618,8 @@ def main(argv: list[str] | None = None) -> int:
         import uvloop
 
         ids = [f"urn:ngsi-ld:{LAT_TYPE}:lat-{i}" for i in range(LAT_ENTITIES)]
-        print(
-            json.dumps(uvloop.run(_writer(args._write, ids, args.rate, args.seconds, args.conns)))
-        )
+        report = uvloop.run(_writer(args._write, ids, args.rate, args.seconds, args.conns))
+        Path(args.result).write_text(json.dumps(report))
         return 0
     hubbench._pin(CLIENT_CORE)
     out_dir = Path(args.out)
