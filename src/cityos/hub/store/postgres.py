@@ -224,7 +224,8 @@ MIGRATIONS: list[tuple[str, str]] = [
 
 # The threads the API runs PostgreSQL calls on (cityos.hub.api.common.store_call): two per
 # core overlap one call's round trips with another's Python; more only contend for the GIL.
-_API_THREADS = 2 * (os.cpu_count() or 1)
+# At most 8: each holds a pooled connection, and a big machine runs a worker per core.
+_API_THREADS = min(8, 2 * (os.cpu_count() or 1))
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _MIGRATION_LOCK = 0x43495459  # "CITY": one migration at a time per database
 
