@@ -466,8 +466,7 @@ class PostgresTransaction(Transaction):
     def flush(self) -> None:
         """Send the queued writes; raises AlreadyExists if a queued insert lost a race."""
         checks: list[tuple[list[str], psycopg.Cursor[Any]]] = []
-        many = len(self._history) >= _COPY_THRESHOLD
-        if self._pending or (self._history and not many) or self._outbox:
+        if self._pending or self._outbox or 0 < len(self._history) < _COPY_THRESHOLD:
             with self._pipe():
                 checks = self._send_pending()
                 self._send_small()
@@ -867,8 +866,9 @@ class PostgresStore(Store):
     """PostgreSQL + PostGIS behind the storage contract.
 
     ``url`` is a libpq URL (``postgresql://user@host:5432/db``); ``pool_size`` bounds the
-    connections held (default: one per thread the API runs store calls on, plus two); ``schema`` puts every table in that PostgreSQL schema (created by
-    :meth:`migrate`), with PostGIS looked up in ``public``.
+    connections held (default: one per thread the API runs store calls on, plus two);
+    ``schema`` puts every table in that PostgreSQL schema (created by :meth:`migrate`), with
+    PostGIS looked up in ``public``.
 
     ``synchronous_commit`` is PostgreSQL's setting for the hub's sessions. The default,
     ``"off"``, acknowledges a write once it is in PostgreSQL's WAL buffers: a crash of the hub

@@ -215,9 +215,8 @@ class SqliteTransaction(Transaction):
             self.store._known_tenants.add(self.tenant)
             self._tenant_known = True
 
-    def get(self, ids: list[str]) -> dict[str, Entity]:
-        # BEGIN IMMEDIATE already holds the write lock: reads here are stable until commit.
-        out: dict[str, Entity] = {}
+    def _stored(self, ids: list[str]) -> Iterator[tuple[int, str, Entity]]:
+        """(pk, id, stored entity) of those of ``ids`` that exist."""
         for chunk in _chunks(ids, 500):
             marks = ",".join("?" * len(chunk))
             rows = self.conn.execute(
@@ -225,9 +224,14 @@ class SqliteTransaction(Transaction):
                 (self.tenant, *chunk),
             )
             for pk, eid, doc in rows:
-                entity = orjson.loads(doc)
-                out[eid] = entity
-                self._seen[eid] = (pk, list(entity["type"]), _geo_of(entity))
+                yield pk, eid, orjson.loads(doc)
+
+    def get(self, ids: list[str]) -> dict[str, Entity]:
+        # BEGIN IMMEDIATE already holds the write lock: reads here are stable until commit.
+        out: dict[str, Entity] = {}
+        for pk, eid, entity in self._stored(ids):
+            out[eid] = entity
+            self._seen[eid] = (pk, list(entity["type"]), _geo_of(entity))
         return out
 
     def insert(self, entity: Entity) -> None:
@@ -316,15 +320,7 @@ class SqliteTransaction(Transaction):
         return [(r[0], orjson.loads(r[1])) for r in rows]
 
     def peek(self, ids: list[str]) -> dict[str, Entity]:
-        out: dict[str, Entity] = {}
-        for chunk in _chunks(ids, 500):
-            marks = ",".join("?" * len(chunk))
-            rows = self.conn.execute(
-                f"SELECT id, doc FROM entities WHERE tenant = ? AND id IN ({marks})",
-                (self.tenant, *chunk),
-            )
-            out.update((eid, orjson.loads(doc)) for eid, doc in rows)
-        return out
+        return {eid: entity for _, eid, entity in self._stored(ids)}
 
     def add_notifications(self, rows: list[tuple[str, dict[str, Any]]], now: str) -> None:
         if rows:
