@@ -159,21 +159,6 @@ def pg_versions() -> dict[str, Any]:
     return out
 
 
-def descendants(pid: int) -> list[int]:
-    """``pid`` and every process under it (uvicorn's workers), from /proc."""
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        try:
-            for task in Path(f"/proc/{p}/task").iterdir():
-                with suppress(OSError):
-                    todo += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return out
-
-
 def mosquitto_pids() -> list[int]:
     """The broker's pid, from its pid file (none if it is not readable)."""
     with suppress(OSError, ValueError):
@@ -200,7 +185,7 @@ class Meter:
         self.engine = engine
 
     def snapshot(self) -> dict[str, Any]:
-        hub_pids = descendants(self.server_pid)
+        hub_pids = hubbench.descendants(self.server_pid)
         db = pg_backend_pids() if self.engine == "postgresql" else []
         busy, steal = hubbench.machine_busy()
         return {

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,14 +29,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hub as hubbench  # noqa: E402  (benchmarks/hub.py: the data set, the boxes, the loader)
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _load(url: str, entities: int) -> dict[str, Any]:
-    """The bulk set into ``url`` through EntityService.batch_upsert (hub.py's own loader)."""
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "hub.py"), "--_load", url]
-    cmd += ["--entities", str(entities)]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def measure(url: str, queries: int, seed: int) -> dict[str, Any]:
@@ -124,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     out_path = args.out or ROOT / "benchmarks" / "results" / f"geo-split-{args.engine}.json"
     with hubbench.database(args.engine) as url:
         started = time.time()
-        load = _load(url, args.entities)
+        load = hubbench.run_store_load(url, args.entities, 0, 0)  # hub.py's data set (seed 0)
         res = {
             "engine": args.engine,
             "entities": args.entities,

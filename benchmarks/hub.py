@@ -3,8 +3,8 @@
 For each engine (SQLite, PostgreSQL+PostGIS) one run starts ``cityos serve`` pinned to
 core 0 and drives it from core 1 (wrk, or an httpx client for batches and queries):
 
-1. empty endpoint req/s (``GET /health``) — the HTTP stack's ceiling, the same-run limit
-   every API figure is divided by;
+1. empty endpoint req/s (``GET /version``; not ``/health``, which asks every service) —
+   the HTTP stack's ceiling, the same-run limit every API figure is divided by;
 2. batch upsert entities/s (1,000 per request) of the first 10,000 entities of the geo
    data set (``cityos.twin.bulk.generate_bulk``: N entities over greater Phnom Penh);
 3. single-attribute ``PATCH /entities/{id}/attrs/speed`` and ``GET /entities/{id}`` req/s
