@@ -214,7 +214,13 @@ def test_csource_subscription_crud_and_notifications(client: TestClient) -> None
         assert client.delete(f"{BASE}/csourceRegistrations/{REG}").status_code == 204
         assert _wait(receiver, 3)[2]["triggerReason"] == "noLongerMatching"
 
-        got = client.get(f"{BASE}/csourceSubscriptions/{sub['id']}").json()
+        # the sender records a notification once the receiver has answered: wait for it
+        deadline = time.monotonic() + 5
+        while True:
+            got = client.get(f"{BASE}/csourceSubscriptions/{sub['id']}").json()
+            if got["notification"].get("timesSent") == 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
         assert got["status"] == "active" and "isActive" not in got  # as written: absent = true
         assert got["notification"]["timesSent"] == 3
         listed = client.get(f"{BASE}/csourceSubscriptions")
