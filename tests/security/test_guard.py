@@ -152,6 +152,14 @@ def test_a_bad_or_revoked_key_is_refused(door) -> None:
     forged = key[:-4] + ("AAAA" if not key.endswith("AAAA") else "BBBB")
     bad = client.get(f"{PREFIX}/types", headers={"Authorization": f"ApiKey {forged}"})
     assert bad.status_code == 401 and "invalid_token" in bad.headers["www-authenticate"]
+    assert bad.headers["content-type"] == "application/problem+json"
+    # a client that accepts only JSON gets the same problem labelled as JSON
+    as_json = client.get(
+        f"{PREFIX}/types",
+        headers={"Authorization": f"ApiKey {forged}", "Accept": "application/json"},
+    )
+    assert as_json.status_code == 401 and as_json.headers["content-type"] == "application/json"
+    assert as_json.json()["status"] == 401 and as_json.json()["detail"]
     revoke_key(hub.store, doc["id"])
     hub_auth_forget(hub)
     gone = client.get(

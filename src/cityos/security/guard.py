@@ -19,7 +19,7 @@ import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cityos.hub.core import Hub
-from cityos.hub.errors import NgsiLdError
+from cityos.hub.errors import NgsiLdError, problem_media
 from cityos.hub.ldcontext import core_context
 from cityos.hub.model import now_iso
 from cityos.hub.tenancy import TENANT_HEADERS, TenantConflict, decide_tenant, tenant_of_headers
@@ -143,7 +143,7 @@ class Guard:
             if self.detector is not None:  # detection: the refusal and why
                 who = getattr(err, "principal", None)
                 self._observe(scope, who, err.status, tenant, cause_of(err))
-            await _problem(send, err)
+            await _problem(send, err, _accept_of(scope))
             return
         state = scope.setdefault("state", {})
         state["principal"], state["tenant"] = principal, tenant
@@ -355,12 +355,19 @@ def _decide_tenant(principal: Principal | None, named: list[str]) -> str:
         raise
 
 
-async def _problem(send: Send, err: NgsiLdError) -> None:
+def _accept_of(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"accept":
+            return value.decode("latin-1")
+    return None
+
+
+async def _problem(send: Send, err: NgsiLdError, accept: str | None = None) -> None:
     body = orjson.dumps(
         {"type": err.type_uri, "title": err.title, "status": err.status, "detail": err.detail}
     )
     headers: list[tuple[bytes, bytes]] = [
-        (b"content-type", b"application/problem+json"),
+        (b"content-type", problem_media(accept).encode()),
         (b"content-length", str(len(body)).encode()),
     ]
     extra: Any = getattr(err, "headers", None)

@@ -38,13 +38,12 @@ from typing import Any
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cityos.hub.errors import NgsiLdError
+from cityos.hub.errors import NgsiLdError, problem_media
 
 log = logging.getLogger("cityos.ratelimit")
 
 CLIENT_PREFIX = "cityos:rate:client:"
 DEVICE_PREFIX = "cityos:rate:device:"
-PROBLEM = "application/problem+json"  # as the hub's other errors (cityos.hub.api.common)
 
 
 class TooManyRequests(NgsiLdError):
@@ -336,12 +335,13 @@ class RateLimit:
             f"retry after {retry} s"
         )
         body = orjson.dumps(err.to_problem(scope.get("path")))
+        accept = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"accept"), None)
         await send(
             {
                 "type": "http.response.start",
                 "status": 429,
                 "headers": [
-                    (b"content-type", PROBLEM.encode()),
+                    (b"content-type", problem_media(accept).encode()),
                     (b"content-length", str(len(body)).encode()),
                     (b"retry-after", retry.encode()),
                 ],

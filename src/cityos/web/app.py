@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -24,7 +25,7 @@ from cityos.hub import api
 from cityos.hub.api.common import json_response, problem
 from cityos.hub.core import Hub
 from cityos.hub.delivery import Deliverer
-from cityos.hub.errors import BadRequestData, InvalidRequest, ResourceNotFound
+from cityos.hub.errors import BadRequestData, InvalidRequest, NgsiLdError, ResourceNotFound
 from cityos.hub.retention import RetentionRule, retention_rules, run_retention
 from cityos.security import audit as audit_api
 from cityos.security.detect import Detector
@@ -54,7 +55,8 @@ class NormalisePath:
             if b"%00" in raw or b"%00" in scope.get("query_string", b"") or "\x00" in scope["path"]:
                 # no id, type, attribute or parameter holds NUL, and PostgreSQL cannot store it
                 err = BadRequestData("a path or query parameter may not hold NUL (%00)")
-                await problem(err, scope["path"])(scope, receive, send)
+                accept = Headers(scope=scope).get("accept")
+                await problem(err, scope["path"], accept)(scope, receive, send)
                 return
             path = scope["path"]
             if b"%2f" in raw.lower():
@@ -78,10 +80,10 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     if path.startswith("/ngsi-ld/v1/") and "//" in path:
         # an empty id or name where the route has one (``/entities//attrs``): the request is
         # malformed, not about something missing (clause 6.3.1)
-        return problem(BadRequestData(f"an empty id or name in the path {path}"), path)
-    return problem(
-        ResourceNotFound(f"no route {request.method} {request.url.path}"), request.url.path
-    )
+        err: NgsiLdError = BadRequestData(f"an empty id or name in the path {path}")
+    else:
+        err = ResourceNotFound(f"no route {request.method} {path}")
+    return problem(err, path, request.headers.get("accept"))
 
 
 async def _not_allowed(request: Request, exc: Exception) -> Response:
@@ -96,14 +98,15 @@ async def _not_allowed(request: Request, exc: Exception) -> Response:
         and path == "/ngsi-ld/v1/entities"
         and request.method in ("PUT", "PATCH")
     ):
-        return problem(BadRequestData(f"an empty id in the path {path}/"), path)
+        err = BadRequestData(f"an empty id in the path {path}/")
+        return problem(err, path, request.headers.get("accept"))
     allow = (getattr(exc, "headers", None) or {}).get("Allow", "")
     err = InvalidRequest(
-        f"method {request.method} is not allowed on {request.url.path}"
+        f"method {request.method} is not allowed on {path}"
         + (f"; allowed: {allow}" if allow else ""),
         status=405,
     )
-    response = problem(err, request.url.path)
+    response = problem(err, path, request.headers.get("accept"))
     if allow:
         response.headers["Allow"] = allow
     return response

@@ -61,3 +61,38 @@ def test_a_malformed_context_url_is_400_and_writes_nothing(client, url) -> None:
     r = client.get(f"{BASE}/entities", params={"type": "Building"}, headers={"Link": link})
     assert r.status_code == 400, r.text
     assert client.get(f"{BASE}/entities", params={"type": "Building"}).json() == []
+
+
+@pytest.mark.parametrize(
+    ("accept", "media"),
+    [
+        (None, "application/problem+json"),
+        ("*/*", "application/problem+json"),
+        ("application/problem+json", "application/problem+json"),
+        ("application/json, application/problem+json;q=0.5", "application/problem+json"),
+        ("application/json", "application/json"),  # ETSI 040_02: a client that asks for JSON
+        ("application/ld+json, application/json;q=0.9", "application/json"),
+        ("application/json;q=0, application/ld+json", "application/problem+json"),
+        ("application/ld+json", "application/problem+json"),  # names neither: disregarded
+        ("text/html", "application/problem+json"),
+    ],
+)
+def test_an_error_is_labelled_as_the_client_accepts(client, accept, media) -> None:
+    headers = {"Accept": accept} if accept else {}
+    for r in (
+        client.get(f"{BASE}/csourceSubscriptions/invalidUri", headers=headers),  # 400
+        client.get(f"{BASE}/entities/urn:ngsi-ld:Building:none", headers=headers),  # 404
+        client.get(f"{BASE}/no/such/route", headers=headers),  # the app's own 404
+    ):
+        assert r.status_code in (400, 404, 406), r.text  # 406: asks for no entity format
+        assert r.headers["content-type"].split(";")[0] == media, (accept, r.url)
+        assert r.json()["status"] == r.status_code and r.json()["type"].startswith("https://")
+
+
+def test_problem_media_reads_quality_values() -> None:
+    from cityos.hub.errors import problem_media
+
+    assert problem_media("application/json;q=0.2") == "application/json"
+    assert problem_media("application/json;q=bad") == "application/problem+json"
+    assert problem_media("application/*;q=0.1, application/json") == "application/problem+json"
+    assert problem_media("") == "application/problem+json"

@@ -25,6 +25,7 @@ from cityos.hub.errors import (
     NotAcceptable,
     PayloadTooLarge,
     UnsupportedMediaType,
+    problem_media,
 )
 from cityos.hub.jsonbody import parse_json
 from cityos.hub.ldcontext import (
@@ -43,7 +44,6 @@ JSON = "application/json"
 JSONLD = "application/ld+json"
 GEOJSON = "application/geo+json"
 MERGE_PATCH = "application/merge-patch+json"
-PROBLEM = "application/problem+json"
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -80,11 +80,12 @@ def json_response(
     return Response(orjson.dumps(body), status_code=status, media_type=media_type, headers=headers)
 
 
-def problem(err: NgsiLdError, instance: str | None = None) -> Response:
+def problem(err: NgsiLdError, instance: str | None = None, accept: str | None = None) -> Response:
+    """The error as problem details, labelled as the request's ``Accept`` allows."""
     return Response(
         orjson.dumps(err.to_problem(instance)),
         status_code=err.status,
-        media_type=PROBLEM,
+        media_type=problem_media(accept),
         headers=getattr(err, "headers", None),  # BodyTooLarge: Connection: close
     )
 
@@ -105,14 +106,16 @@ def endpoint(fn: Handler) -> Handler:
                 await prepare_request(hub_of(request).contexts, link)
             return await fn(request)
         except NgsiLdError as err:
-            return problem(err, request.url.path)
+            return problem(err, request.url.path, request.headers.get("accept"))
         except Exception as exc:
+            accept = request.headers.get("accept")
             if getattr(exc, "sqlstate", None) == INVALID_REGULAR_EXPRESSION:
                 # a pattern RE2 took that PostgreSQL's engine refuses (e.g. (?P<name>…))
                 why = f"the database refused a regular expression: {str(exc).strip()}"
-                return problem(BadRequestData(why), request.url.path)
+                return problem(BadRequestData(why), request.url.path, accept)
             log.exception("unhandled error on %s %s", request.method, request.url.path)
-            return problem(NgsiLdError("internal error; see the server log"), request.url.path)
+            err = NgsiLdError("internal error; see the server log")
+            return problem(err, request.url.path, accept)
 
     return wrapper
 
