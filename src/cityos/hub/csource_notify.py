@@ -27,6 +27,7 @@ import orjson
 from cityos.hub import csources
 from cityos.hub.core import Hub
 from cityos.hub.errors import BadRequestData
+from cityos.hub.implicit_contexts import IMPLICIT_KEY, restore_implicit
 from cityos.hub.ldcontext import CORE_CONTEXT_URL, Context, link_header_for
 from cityos.hub.model import now_iso, to_hub_time
 from cityos.hub.netguard import AsyncGuardedTransport, DestinationError
@@ -212,6 +213,9 @@ async def _send(hub: Hub, tenant: str, sub: dict[str, Any], body: dict[str, Any]
         target = context if isinstance(context, str) else CORE_CONTEXT_URL
         if isinstance(context, list) and len(context) == 1 and isinstance(context[0], str):
             target = context[0]
+        if sub.get(IMPLICIT_KEY):  # a compound @context, named by its implicit one
+            await asyncio.to_thread(restore_implicit, hub.store, sub)
+            target = sub[IMPLICIT_KEY]
         headers["Link"] = link_header_for(target)
     if tenant:
         headers["NGSILD-Tenant"] = tenant

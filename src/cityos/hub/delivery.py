@@ -36,6 +36,7 @@ from urllib.parse import unquote, urlsplit
 import httpx
 import orjson
 
+from cityos.hub.implicit_contexts import IMPLICIT_KEY, restore_implicit
 from cityos.hub.ldcontext import CORE_CONTEXT_URL
 from cityos.hub.model import now_iso
 from cityos.hub.netguard import (
@@ -73,10 +74,10 @@ def _request_parts(tenant: str, sub: dict[str, Any]) -> tuple[str, dict[str, str
         extra["@context"] = (
             context[0] if isinstance(context, list) and len(context) == 1 else context
         )
-    elif media == "application/json":
+    elif media == "application/json":  # a compound @context: its implicit one names it all
+        target = sub.get("jsonldContext") or sub.get(IMPLICIT_KEY) or _link_target(context)
         headers["Link"] = (
-            f'<{_link_target(context)}>; rel="http://www.w3.org/ns/json-ld#context";'
-            ' type="application/ld+json"'
+            f'<{target}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"'
         )
     if tenant:
         headers["NGSILD-Tenant"] = tenant
@@ -227,6 +228,8 @@ class Deliverer:
         sub = await asyncio.to_thread(self.store.get_subscription, tenant, sub_id)
         if sub is None:
             return
+        if sub.get(IMPLICIT_KEY):  # the @context its Link names, put back if deleted
+            await asyncio.to_thread(restore_implicit, self.store, sub)
         try:
             uri, headers, extra = _request_parts(tenant, sub)
         except Exception as exc:  # a stored subscription we cannot send to: a failed attempt

@@ -3,6 +3,8 @@ before the body or anything else, so nothing is written."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 BASE = "/ngsi-ld/v1"
@@ -96,3 +98,37 @@ def test_problem_media_reads_quality_values() -> None:
     assert problem_media("application/json;q=bad") == "application/problem+json"
     assert problem_media("application/*;q=0.1, application/json") == "application/problem+json"
     assert problem_media("") == "application/problem+json"
+
+
+def test_a_patch_without_content_type_is_read_as_json(client) -> None:
+    """ETSI 039_05: a PATCH with no Content-Type (Python's requests with ``data=``) is JSON;
+    malformed, it is InvalidRequest and nothing changes."""
+    assert client.post(f"{BASE}/entities", json=ENTITY).status_code == 201
+    url = f"{BASE}/entities/{ENTITY['id']}/attrs"
+    fragment = b'{"height": {"type": "Property", "value": 12}}'
+    r = client.patch(url, content=b'{"height": {"type": "Property", "value": 9},,}')
+    assert "content-type" not in r.request.headers
+    assert r.status_code == 400 and r.json()["type"] == INVALID_REQUEST, r.text
+    assert "height" not in client.get(f"{BASE}/entities/{ENTITY['id']}").json()
+    r = client.post(url, content=fragment)  # a POST without one stays 415
+    assert r.status_code == 415, r.text
+    assert "height" not in client.get(f"{BASE}/entities/{ENTITY['id']}").json()
+    r = client.post(url, content=fragment, headers={"Content-Type": "application/json"})
+    assert r.status_code == 204, r.text
+    r = client.patch(url, content=b'{"height": {"type": "Property", "value": 14}}')
+    assert r.status_code == 204, r.text
+    assert client.get(f"{BASE}/entities/{ENTITY['id']}").json()["height"]["value"] == 14
+
+
+def test_a_csource_subscription_patch_without_content_type(client) -> None:
+    sub = {**SUB, "id": "urn:ngsi-ld:Subscription:ct"}
+    assert client.post(f"{BASE}/csourceSubscriptions", json=sub).status_code == 201
+    url = f"{BASE}/csourceSubscriptions/{sub['id']}"
+    r = client.patch(url, content=b'{"notification": {"format": "keyValues",, }}')
+    assert r.status_code == 400 and r.json()["type"] == INVALID_REQUEST, r.text
+    fragment = {
+        "notification": {"format": "keyValues", "endpoint": {"uri": "http://127.0.0.1:9/m"}}
+    }
+    r = client.patch(url, content=json.dumps(fragment).encode())
+    assert r.status_code == 204, r.text
+    assert client.get(url).json()["notification"]["format"] == "keyValues"

@@ -752,3 +752,45 @@ def test_a_subscription_is_shown_in_the_callers_terms(live) -> None:
     assert got["@context"] == "https://uri.etsi.org/ngsi-ld/v1/ngsi-ld-core-context-v1.8.jsonld"
     listed = live.get(f"{BASE}/subscriptions").json()
     assert listed[0]["entities"] == [{"type": "https://example.org/Vehicle"}]
+
+
+def test_a_compound_context_is_linked_by_its_implicit_context(live, receiver) -> None:
+    """A plain-JSON notification names one @context: for a compound one, the implicit
+    @context the hub made of it (clause 5.13), which reads every term back; deleted by an
+    operator, it is put back before the next notification."""
+    compound = [{"Shop": "https://example.org/Shop"}, {"stock": "https://example.org/stock"}]
+    sub = {
+        "type": "Subscription",
+        "entities": [{"type": "Shop"}],
+        "notificationTrigger": ["entityCreated", "attributeUpdated"],
+        "notification": {"endpoint": {"uri": receiver.url}},
+        "@context": compound,
+    }
+    ld = {"Content-Type": "application/ld+json"}
+    r = live.post(f"{BASE}/subscriptions", content=json.dumps(sub), headers=ld)
+    assert r.status_code == 201, r.text
+    shown = live.get(r.headers["Location"]).json()
+    url = shown["jsonldContext"]
+    shop = {"id": "urn:ngsi-ld:Shop:1", "type": "Shop", "stock": {"type": "Property", "value": 3}}
+    r = live.post(
+        f"{BASE}/entities", content=json.dumps({**shop, "@context": compound}), headers=ld
+    )
+    assert r.status_code == 201, r.text
+    receiver.wait(1)
+    headers, body = receiver.received[0]
+    assert f"<{url}>" in headers["Link"]
+    (entity,) = body["data"]
+    assert entity["type"] == "Shop" and entity["stock"]["value"] == 3  # its own terms
+    served = live.get(url.split("testserver", 1)[-1]).json()
+    assert served == {"@context": compound}
+    local = url.rsplit("/", 1)[1]
+    assert live.delete(f"{BASE}/jsonldContexts/{local}").status_code == 204
+    r = live.patch(
+        f"{BASE}/entities/urn:ngsi-ld:Shop:1/attrs",
+        content=json.dumps({"stock": {"type": "Property", "value": 2}, "@context": compound}),
+        headers=ld,
+    )
+    assert r.status_code == 204, r.text
+    receiver.wait(2)
+    assert f"<{url}>" in receiver.received[1][0]["Link"]
+    assert live.get(f"{BASE}/jsonldContexts/{local}").json() == {"@context": compound}

@@ -157,6 +157,23 @@ def _media(value: str | None) -> str:
     return (value or "").split(";", 1)[0].strip().lower()
 
 
+# Methods a browser sends across origins only after a CORS preflight, which only the origins
+# in ``cors_origins`` pass
+_PREFLIGHTED = frozenset({"PATCH", "PUT"})
+
+
+def body_media(request: Request) -> str:
+    """The media type of a request's body. A PATCH or PUT without ``Content-Type`` is read as
+    JSON, NGSI-LD's default representation (RFC 9110, 8.3 lets a recipient examine the
+    data; clients such as Python's ``requests`` with ``data=`` send none; ETSI 039_05). A
+    POST without one stays 415: a web page can send that POST to a hub on the same network
+    without a preflight, and the Content-Type check is what keeps it from writing."""
+    media = _media(request.headers.get("content-type"))
+    if not media and request.method in _PREFLIGHTED:
+        return JSON
+    return media
+
+
 class BodyTooLarge(PayloadTooLarge):
     """A 413 after which the connection is closed (the rest of the body is not read)."""
 
@@ -223,7 +240,7 @@ async def _receive_body(request: Request, limit: int, what: str = "body") -> byt
 
 async def read_body(request: Request, *, allow: tuple[str, ...] = (JSON, JSONLD)) -> Any:
     """The parsed JSON body; checks Content-Type (415) and size (413) before parsing."""
-    media = _media(request.headers.get("content-type"))
+    media = body_media(request)
     if media not in allow:
         raise UnsupportedMediaType(
             f"Content-Type {media or '(none)'} is not supported here; use {' or '.join(allow)}"
@@ -238,7 +255,7 @@ async def read_body(request: Request, *, allow: tuple[str, ...] = (JSON, JSONLD)
 
 def context_value(request: Request, body: Any | None) -> Any:
     """The @context a request carries: in the body (ld+json) or in a Link header (json)."""
-    media = _media(request.headers.get("content-type"))
+    media = body_media(request)
     link = request.headers.get("link")
     if body is not None and media == JSONLD:
         items = body if isinstance(body, list) else [body]

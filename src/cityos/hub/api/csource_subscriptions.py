@@ -25,7 +25,9 @@ from cityos.hub.api.common import (
     tenant_of,
     validate_uri,
 )
+from cityos.hub.api.contexts import served_url
 from cityos.hub.errors import AlreadyExists, BadRequestData, NonexistentTenant, ResourceNotFound
+from cityos.hub.implicit_contexts import IMPLICIT_KEY, keep_implicit
 from cityos.hub.ldcontext import Context
 from cityos.hub.model import now_iso, to_hub_time
 from cityos.hub.subscriptions import STATUS_FIELDS, parse_subscription
@@ -55,7 +57,19 @@ def _parse(body: Any, ctx: Context, request: Request, sub_id: str | None = None)
             doc["status"] = "expired"
     doc["@context"] = ctx.source
     doc["modifiedAt"] = now_iso()
+    doc.pop(IMPLICIT_KEY, None)  # the hub's to set (_name_compound_context)
     return doc
+
+
+def _name_compound_context(request: Request, doc: dict[str, Any]) -> None:
+    """One URL for a compound @context, an implicitly created one (clause 5.13), for the
+    Link header of plain-JSON notifications; made once the request is sure to be kept."""
+    if doc.get("jsonldContext"):
+        return
+    store = hub_of(request).store
+    url = keep_implicit(store, doc.get("@context"), lambda ctx_id: served_url(request, ctx_id))
+    if url is not None:
+        doc[IMPLICIT_KEY] = url
 
 
 def _read_tenant(request: Request) -> str:
@@ -68,7 +82,10 @@ def _read_tenant(request: Request) -> str:
 
 def _out(request: Request, doc: dict[str, Any], media: str) -> dict[str, Any]:
     sys_attrs = "sysAttrs" in request.query_params.get("options", "").split(",")
-    body = {k: v for k, v in doc.items() if k != "@context" and (sys_attrs or k not in SYSTEM)}
+    hidden = ("@context", IMPLICIT_KEY)
+    body = {k: v for k, v in doc.items() if k not in hidden and (sys_attrs or k not in SYSTEM)}
+    if "jsonldContext" not in body and doc.get(IMPLICIT_KEY):
+        body["jsonldContext"] = doc[IMPLICIT_KEY]
     status = csource_notify.delivery_status(hub_of(request), _tenant_now(request), doc["id"])
     body["notification"] = {**body["notification"], **status}
     if media == JSONLD:
@@ -97,6 +114,7 @@ async def create_csource_subscription(request: Request) -> Response:
     hub = hub_of(request)
     if hub.store.get_doc(KIND, tenant, doc["id"]) is not None:
         raise AlreadyExists(f"csource subscription {doc['id']} already exists")
+    _name_compound_context(request, doc)
     hub.store.put_doc(KIND, tenant, doc["id"], doc)
     csource_notify.notify_initial(hub, tenant, doc)
     csource_notify.start_periodic(hub, tenant, doc)
@@ -144,7 +162,8 @@ async def update_csource_subscription(request: Request) -> Response:
         if "@context" in body or request.headers.get("link")
         else hub.contexts.resolve(current.get("@context"))
     )
-    merged = {k: v for k, v in current.items() if k not in ("@context", "modifiedAt", "status")}
+    internal = ("@context", "modifiedAt", "status", IMPLICIT_KEY)
+    merged = {k: v for k, v in current.items() if k not in internal}
     for key, value in body.items():
         if key == "@context" or key in STATUS_FIELDS:
             continue
@@ -154,6 +173,7 @@ async def update_csource_subscription(request: Request) -> Response:
             merged[key] = value
     doc = _parse(merged, ctx, request, sub_id=current["id"])
     doc["createdAt"] = current.get("createdAt", now_iso())
+    _name_compound_context(request, doc)
     hub.store.put_doc(KIND, tenant, doc["id"], doc)
     csource_notify.notify_initial(hub, tenant, doc)  # what matches it now (clause 5.11.7)
     csource_notify.start_periodic(hub, tenant, doc)

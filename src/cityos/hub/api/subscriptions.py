@@ -19,6 +19,7 @@ from cityos.hub.api.common import (
     JSON,
     JSONLD,
     MERGE_PATCH,
+    body_media,
     context_url_for_response,
     context_value,
     endpoint,
@@ -36,6 +37,7 @@ from cityos.hub.api.common import (
     tenant_of,
     validate_uri,
 )
+from cityos.hub.api.contexts import served_url
 from cityos.hub.errors import (
     AlreadyExists,
     BadRequestData,
@@ -43,6 +45,7 @@ from cityos.hub.errors import (
     ResourceNotFound,
     UnsupportedMediaType,
 )
+from cityos.hub.implicit_contexts import IMPLICIT_KEY, keep_implicit
 from cityos.hub.ldcontext import CORE_CONTEXT_URL, check_context_url, link_header_for
 from cityos.hub.subscriptions import (
     NOTIFICATION_STATUS_FIELDS,
@@ -108,11 +111,13 @@ def _out(
     ``notification.status`` ok/failed; the top-level ``status`` is the subscription's own
     (active, paused, expired). ``createdAt``/``modifiedAt`` only with ``options=sysAttrs``."""
     shown = subscription_for_caller(doc)
-    hidden = {"@context", *STATUS_FIELDS, *NOTIFICATION_STATUS_FIELDS}
+    hidden = {"@context", IMPLICIT_KEY, *STATUS_FIELDS, *NOTIFICATION_STATUS_FIELDS}
     if not sys_attrs:
         hidden |= {"createdAt", "modifiedAt"}
     body = {k: v for k, v in shown.items() if k not in hidden}
     body["status"] = subscription_status(doc)
+    if "jsonldContext" not in body and doc.get(IMPLICIT_KEY):
+        body["jsonldContext"] = doc[IMPLICIT_KEY]  # the one URL of a compound @context
     notification = dict(shown.get("notification") or {})
     for key in NOTIFICATION_STATUS_FIELDS:
         if doc.get(key):  # a counter at 0, a date never set: not shown
@@ -141,6 +146,7 @@ async def create_subscription(request: Request) -> Response:
     owner = subscription_owner()
     if owner is not None:  # kept in the stored document, never rendered
         doc[OWNER_KEY] = owner
+    _name_compound_context(request, doc)
     hub.store.put_subscription(tenant, doc)
     hub.subscriptions.invalidate()
     return Response(status_code=201, headers=location(BASE, doc["id"]))
@@ -195,10 +201,24 @@ async def _check_jsonld_context(request: Request, body: Any) -> None:
 
 
 def _no_owner(body: Any) -> Any:
-    """A body may not name the owner: the hub records who made the subscription."""
-    if isinstance(body, dict) and OWNER_KEY in body:
-        raise BadRequestData(f"{OWNER_KEY} is set by the hub, not by a request")
+    """A body may not name the owner (the hub records who made the subscription) nor the
+    implicit @context (the hub makes it)."""
+    for key in (OWNER_KEY, IMPLICIT_KEY):
+        if isinstance(body, dict) and key in body:
+            raise BadRequestData(f"{key} is set by the hub, not by a request")
     return body
+
+
+def _name_compound_context(request: Request, doc: dict[str, Any]) -> None:
+    """A compound @context gets one URL, an implicitly created @context (clause 5.13), for
+    the Link header of plain-JSON notifications, unless ``jsonldContext`` names one."""
+    doc.pop(IMPLICIT_KEY, None)
+    if doc.get("jsonldContext"):
+        return
+    store = hub_of(request).store
+    url = keep_implicit(store, doc.get("@context"), lambda ctx_id: served_url(request, ctx_id))
+    if url is not None:
+        doc[IMPLICIT_KEY] = url
 
 
 @endpoint
@@ -209,7 +229,8 @@ async def retrieve_subscription(request: Request) -> Response:
     shown, context = _in_callers_terms(request, _get(request, tenant))
     headers = None
     if media != JSONLD:  # plain JSON: the @context its terms are read with, as a Link
-        headers = {"Link": link_header_for(_link_target(context, request))}
+        implicit = shown.get(IMPLICIT_KEY) if context is shown.get("@context") else None
+        headers = {"Link": link_header_for(implicit or _link_target(context, request))}
     return json_response(
         _out(shown, media, sys_attrs=sys_attrs, context=context), media_type=media, headers=headers
     )
@@ -226,7 +247,7 @@ def _link_target(context: Any, request: Request) -> str:
 @endpoint
 async def update_subscription(request: Request) -> Response:
     tenant = tenant_of(request, read=True)
-    media = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+    media = body_media(request)
     if media not in _PATCH_MEDIA:  # 415 before looking the subscription up (clause 6.3.4)
         raise UnsupportedMediaType(
             f"Content-Type {media or '(none)'}: use {' or '.join(_PATCH_MEDIA)}"
@@ -243,7 +264,8 @@ async def update_subscription(request: Request) -> Response:
         if "@context" in body or request.headers.get("link")
         else hub.contexts.resolve(current.get("@context"))
     )
-    merged = {k: v for k, v in current.items() if k not in ("@context", "modifiedAt", OWNER_KEY)}
+    internal = ("@context", "modifiedAt", OWNER_KEY, IMPLICIT_KEY)
+    merged = {k: v for k, v in current.items() if k not in internal}
     merged.update({k: v for k, v in body.items() if k != "@context" and k not in STATUS_FIELDS})
     if "isActive" in body:
         merged["status"] = "active" if body["isActive"] else "paused"
@@ -262,6 +284,7 @@ async def update_subscription(request: Request) -> Response:
             doc[key] = current[key]
     if OWNER_KEY in current:  # an update, even an administrator's, keeps the owner
         doc[OWNER_KEY] = current[OWNER_KEY]
+    _name_compound_context(request, doc)
     hub.store.put_subscription(tenant, doc)
     hub.subscriptions.invalidate()
     return Response(status_code=204)
