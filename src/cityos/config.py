@@ -52,6 +52,10 @@ class Settings:
     # -- hardening (docs/security.md, "Hardening"; cityos.hub.netguard, cityos.security.ratelimit/headers)
     # hosts in context_allow_hosts that may also resolve to loopback/private addresses
     context_allow_private_hosts: list[str] = field(default_factory=list)
+    # local copies of remote @contexts for a hub without the Internet: ORIGINAL_PREFIX=
+    # MIRROR_PREFIX entries; fetched from the mirror (whose host must be allowlisted), kept
+    # and served under the original URL (docs/api.md, "@contexts")
+    context_mirrors: list[str] = field(default_factory=list)
     # notification endpoints on loopback/private addresses: "auto" (allowed only while `host`
     # is a loopback address: the single-machine set-up), "true" or "false"
     notify_allow_private: str = "auto"

@@ -26,6 +26,7 @@ from cityos.hub.ldcontext import (
     core_document,
     link_header_for,
     parse_link_header,
+    parse_mirrors,
     pyld_loader,
 )
 
@@ -560,3 +561,45 @@ def test_compact_iri_round_trips_with_typed_terms(
     if ours != iri:
         assert ctx.expand_term(ours) == iri
     assert ctx.compact_iri(iri) is ours  # memoised
+
+
+def test_a_mirrored_context_is_fetched_from_the_mirror_and_kept_by_its_own_url() -> None:
+    """context_mirrors: a hub without the Internet reads a remote @context from a local
+    copy; only the mirror's host is asked (and must be allowlisted), the original never."""
+    body = json.dumps({"@context": {"Shop": "https://sdm.test/Shop"}}).encode()
+    server = _Server({"https://ctx.test/sdm/v2/context.jsonld": (200, {}, body)})
+    resolver, saved = _fetching(
+        server,
+        mirrors=parse_mirrors(["https://smartdatamodels.test/=https://ctx.test/sdm/"]),
+    )
+    url = "https://smartdatamodels.test/v2/context.jsonld"
+    assert resolver.resolve(url).expand_term("Shop") == "https://sdm.test/Shop"
+    assert server.hits == ["https://ctx.test/sdm/v2/context.jsonld"]
+    assert saved == {url: {"@context": {"Shop": "https://sdm.test/Shop"}}}
+    # not under the prefix: the original host, which is not allowlisted, is not asked
+    with pytest.raises(LdContextNotAvailable, match="allowlist"):
+        resolver.resolve("https://elsewhere.test/c.jsonld")
+    assert server.hits == ["https://ctx.test/sdm/v2/context.jsonld"]
+
+
+def test_the_longest_mirror_prefix_wins_and_a_mirror_must_be_allowlisted() -> None:
+    resolver = ContextResolver(
+        allow_hosts={"ctx.test"},
+        mirrors=parse_mirrors(
+            ["https://a.test/=https://ctx.test/a/", "https://a.test/deep/=https://ctx.test/d/"]
+        ),
+    )
+    assert resolver.fetch_url("https://a.test/deep/x") == "https://ctx.test/d/x"
+    assert resolver.fetch_url("https://a.test/x") == "https://ctx.test/a/x"
+    assert resolver.fetch_url("https://b.test/x") == "https://b.test/x"
+    unlisted = ContextResolver(mirrors=parse_mirrors(["https://a.test/=https://lan.test/"]))
+    with pytest.raises(LdContextNotAvailable, match="allowlist"):
+        unlisted.resolve("https://a.test/c.jsonld")
+
+
+@pytest.mark.parametrize(
+    "entry", ["https://a.test/", "a=b", "https://a.test/=ftp://b.test/", "=https://b.test/"]
+)
+def test_a_malformed_mirror_is_one_clear_error(entry: str) -> None:
+    with pytest.raises(ValueError, match="context_mirrors"):
+        parse_mirrors([entry])

@@ -8,7 +8,7 @@ from typing import Any
 
 from cityos.config import Settings
 from cityos.hub.entities import EntityService
-from cityos.hub.ldcontext import ContextResolver
+from cityos.hub.ldcontext import ContextResolver, parse_mirrors
 from cityos.hub.model import now_iso
 from cityos.hub.store import open_store
 from cityos.hub.store.base import Store, StoredContext
@@ -33,6 +33,7 @@ class Hub:
             timeout=settings.context_fetch_timeout_s,
             max_bytes=settings.context_max_bytes,
             allow_private_hosts=settings.context_allow_private_hosts,  # hardening
+            mirrors=parse_mirrors(settings.context_mirrors),
         )
         self.subscriptions = SubscriptionIndex(self.store, self.contexts)
         # receivers of in-process subscriptions (HubClient.subscribe), by endpoint name

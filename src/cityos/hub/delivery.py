@@ -241,21 +241,20 @@ class Deliverer:
                 break  # the claim runs out: the rest go next round, still in order
             ok, error = await self._attempt(uri, run, extra, headers)
             if ok:
-                await asyncio.to_thread(
-                    partial(
-                        self.store.finish_notifications,
-                        [n.id for n in run],
-                        delivered=True,
-                        next_at=None,
-                    )
-                )
+                await asyncio.to_thread(self._delivered, tenant, sub_id, [n.id for n in run])
                 sent += 1
                 continue
-            await self._failed(key, run, error, sent=sent)
+            await self._failed(key, run, error, sent=0)  # the successes are recorded
             return  # keep this subscription's order: the rest wait for the retry
-        if sent:  # one status write for the whole run of successes
-            await asyncio.to_thread(self._record, tenant, sub_id, True, None, sent=sent)
+        if sent:
             self._recovered(key)
+
+    def _delivered(self, tenant: str, sub_id: str, ids: list[int]) -> None:
+        """A notification the endpoint took: the subscription says so first (a client that
+        reads it as soon as its receiver answered sees lastSuccess, ETSI 046_12), then the
+        outbox lets it go (a crash between the two sends it again: at least once)."""
+        self._record(tenant, sub_id, True, None)
+        self.store.finish_notifications(ids, delivered=True, next_at=None)
 
     async def _attempt(
         self,

@@ -532,8 +532,11 @@ class ContextResolver:
         transport: httpx.AsyncBaseTransport | None = None,
         allow_private_hosts: Iterable[str] = (),
         retry_failed_s: float = 5.0,
+        mirrors: Mapping[str, str] | None = None,
     ) -> None:
         self._load = load
+        # URL prefix -> the prefix of a local copy: fetched there, known by the original URL
+        self.mirrors = dict(sorted((mirrors or {}).items(), key=lambda kv: -len(kv[0])))
         self._save = save
         self.allow_hosts = frozenset(h.lower() for h in allow_hosts)
         # hardening: hosts that may resolve to loopback/private addresses (cityos.hub.netguard)
@@ -592,7 +595,7 @@ class ContextResolver:
         doc = self._load(url) if self._load is not None else None
         if doc is not None:
             _check_document(url, doc)
-        elif fetch and self.host_allowed(url):
+        elif fetch and self.host_allowed(self.fetch_url(url)):
             doc = self._fetch_once(url)
         else:
             raise LdContextNotAvailable(
@@ -627,7 +630,7 @@ class ContextResolver:
     def reload(self, url: str) -> dict[str, Any]:
         """Fetch a cached @context again from its URL (``DELETE …?reload=true``), replacing
         the kept copy; a failure (503) keeps the old one. Never call on an event loop."""
-        if not self.host_allowed(url):
+        if not self.host_allowed(self.fetch_url(url)):
             raise LdContextNotAvailable(f"@context {url} may not be fetched (allowlist)", url=url)
         with self._lock:
             self._failed.pop(url, None)
@@ -646,6 +649,14 @@ class ContextResolver:
             else:
                 self._documents.pop(url, None)
             self._contexts.clear()
+
+    def fetch_url(self, url: str) -> str:
+        """Where ``url`` is fetched from: its mirror when one is configured (the longest
+        matching prefix), else itself. The document keeps ``url`` as its name."""
+        for prefix, mirror in self.mirrors.items():
+            if url.startswith(prefix):
+                return mirror + url[len(prefix) :]
+        return url
 
     def host_allowed(self, url: str) -> bool:
         """Whether ``url`` may be fetched: http(s) and a host on the allowlist (``*.x`` works)."""
@@ -779,7 +790,7 @@ class ContextResolver:
         exchange; httpx's own timeouts are per read, which a drip of bytes keeps alive)."""
         self.fetches += 1
         try:
-            return asyncio.run(self._fetch_within_deadline(url))
+            return asyncio.run(self._fetch_within_deadline(self.fetch_url(url)))
         except TimeoutError:
             raise LdContextNotAvailable(
                 f"@context {url} could not be fetched within {self.timeout:g} s "
@@ -891,6 +902,24 @@ def _check_document(url: str, doc: Any) -> None:
 
 _LINK = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]*)*)")
 _PARAM = re.compile(r';\s*([A-Za-z0-9!#$&+\-.^_`|~*]+)\s*=\s*(?:"([^"]*)"|([^;,\s]*))')
+
+
+def parse_mirrors(entries: Iterable[str]) -> dict[str, str]:
+    """``context_mirrors`` (``ORIGINAL_PREFIX=MIRROR_PREFIX`` each) as a mapping; ValueError
+    naming the entry when one is not two http(s) URL prefixes."""
+    out: dict[str, str] = {}
+    for entry in entries:
+        original, sep, mirror = entry.partition("=")
+        original, mirror = original.strip(), mirror.strip()
+        for url in (original, mirror):
+            parts = urlsplit(url)
+            if not sep or parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(
+                    f"setting context_mirrors: {entry!r} is not ORIGINAL_PREFIX=MIRROR_PREFIX "
+                    "with two http(s) URLs"
+                )
+        out[original] = mirror
+    return out
 
 
 def parse_link_header(value: str) -> str | None:
