@@ -8,7 +8,7 @@ per area and every failed test with its message in
 ``benchmarks/results/conformance-<engine>.json``. Usage::
 
     .venv/bin/python benchmarks/conformance.py --suite SUITE_DIR [--engine sqlite|postgresql]
-        [--dist-ops] [--runner ../shared/conformance/etsi-run] [--out FILE]
+        [--dist-ops] [--stand-in-hosts] [--runner ../shared/conformance/etsi-run] [--out FILE]
     .venv/bin/python benchmarks/conformance.py --report   # the tables of docs/conformance.md
 """
 
@@ -19,6 +19,7 @@ import collections
 import json
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -28,9 +29,15 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 PG = "postgresql://postgres@127.0.0.1:5432"
+# The Internet hosts some of the suite's @context tests fetch from (this machine reaches
+# none): with --stand-in-hosts the hub reads them through context_mirrors from a local server
+# of stand-in documents, an empty @context each (the real ones cannot be downloaded here), so
+# that a run shows which failures are the network's alone. Never the recorded main result.
+INTERNET_HOSTS = ("https://fiware.github.io/", "http://smartdatamodels.org/")
 
 
 def free_port() -> int:
@@ -50,11 +57,34 @@ def database(engine: str, work: Path) -> str:
     return f"{PG}/cityos_conformance"
 
 
-def serve(url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
+def stand_ins(suite: Path, root: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A local server of stand-in documents for every URL under :data:`INTERNET_HOSTS` that
+    the suite's files name, and the ``context_mirrors`` value that sends the hub there."""
+    pattern = re.compile("(" + "|".join(re.escape(h) for h in INTERNET_HOSTS) + r')([^"\s]+)')
+    for path in (suite / "data").rglob("*"):
+        if path.is_file():
+            for host, rest in pattern.findall(path.read_text(errors="replace")):
+                doc = root / urlsplit(host).netloc / rest
+                doc.parent.mkdir(parents=True, exist_ok=True)
+                doc.write_text('{"@context": {}}\n')
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1",
+         "--directory", str(root)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    mirrors = ",".join(f"{h}=http://127.0.0.1:{port}/{urlsplit(h).netloc}/" for h in INTERNET_HOSTS)
+    return server, mirrors
+
+
+def serve(
+    url: str, port: int, log: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """The broker as the suite needs it: contexts from its local server (127.0.0.1:8890),
     notifications to its receivers on 127.0.0.1, no rate limit, no attack detection."""
     env = {
         **os.environ,
+        **(extra_env or {}),
         "CITYOS_DATABASE_URL": url,
         "CITYOS_CONTEXT_ALLOW_HOSTS": "127.0.0.1",
         "CITYOS_CONTEXT_ALLOW_PRIVATE_HOSTS": "127.0.0.1",
@@ -155,12 +185,18 @@ def main() -> None:
     ap.add_argument("--suite", required=True, type=Path, help="a tree of ETSI's suite")
     ap.add_argument("--engine", choices=["sqlite", "postgresql"], default="sqlite")
     ap.add_argument("--dist-ops", action="store_true", help="run only the distributed tests")
+    ap.add_argument(
+        "--stand-in-hosts",
+        action="store_true",
+        help="serve stand-ins for the suite's Internet @contexts (a separate result)",
+    )
     ap.add_argument("--runner", type=Path, default=ROOT.parent / "shared/conformance/etsi-run")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     if not (args.suite / "TP" / "NGSI-LD").is_dir():
         raise SystemExit(f"{args.suite} holds no TP/NGSI-LD: see {args.runner}'s header")
     name = f"conformance-{args.engine}" + ("-dist-ops" if args.dist_ops else "")
+    name += "-stand-ins" if args.stand_in_hosts else ""
     out = args.out or ROOT / "benchmarks" / "results" / f"{name}.json"
     # the code the hub runs, taken before it starts (uncommitted changes under src/ noted)
     commit = subprocess.run(
@@ -173,7 +209,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         port = free_port()
-        proc = serve(database(args.engine, work), port, work / "serve.log")
+        extra_env, helper = {}, None
+        if args.stand_in_hosts:
+            helper, mirrors = stand_ins(args.suite, work / "stand-ins")
+            extra_env = {"CITYOS_CONTEXT_MIRRORS": mirrors}
+        proc = serve(database(args.engine, work), port, work / "serve.log", extra_env)
         started = time.monotonic()
         try:
             extra = ["--include", "dist-ops"] if args.dist_ops else []
@@ -185,6 +225,8 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=20)
+            if helper is not None:
+                helper.terminate()
         result = count(work / "out" / "output.xml")
     record = {
         "engine": args.engine,
