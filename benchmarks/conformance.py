@@ -153,7 +153,7 @@ def report() -> str:
     results = ROOT / "benchmarks" / "results"
     runs = {
         name: json.loads((results / f"conformance-{name}.json").read_text())
-        for name in ("sqlite-before", "sqlite", "postgresql")
+        for name in ("sqlite-before", "sqlite", "postgresql", "sqlite-stand-ins")
         if (results / f"conformance-{name}.json").exists()
     }
     areas = sorted({a for r in runs.values() for a in r["areas"]})
