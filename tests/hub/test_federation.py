@@ -166,3 +166,28 @@ def test_a_failing_source_and_a_loop_do_not_fail_the_answer(hubs: dict[str, Any]
     finally:
         for reg in (dead, itself):
             c.delete(f"/csourceRegistrations/{reg['id']}", headers=admin)
+
+
+def test_a_retrieval_is_forwarded_as_one_and_operations_are_kept(hubs: dict[str, Any]) -> None:
+    """A registration that allows retrieveEntity only is asked GET /entities/{id}, and not
+    a query (clause 4.20); one that allows queryEntity only answers a retrieval by a query."""
+    c, keys = hubs["client"], hubs["keys"]
+    hanoi = _headers(keys["hanoi"], "hanoi")
+    base = {**hubs["registration"], "id": "urn:ngsi-ld:ContextSourceRegistration:hanoi-r"}
+    own = "urn:ngsi-ld:Vehicle:hanoi-0"  # a tenant with entities of its own (else 404 first)
+    assert c.post("/entities", json=_vehicle(own, 20), headers=hanoi).status_code in (201, 409)
+    for ops in (["retrieveEntity"], ["queryEntity"]):
+        reg = {**base, "operations": ops}
+        assert c.post("/csourceRegistrations", json=reg, headers=hanoi).status_code == 201
+        try:
+            got = c.get(f"/entities/{V1}", headers=hanoi)
+            assert got.status_code == 200, (ops, got.text)
+            assert got.json()["id"] == V1 and got.json()["speed"]["value"] == 40
+            listed = _ids(c.get("/entities", params={"type": "Vehicle"}, headers=hanoi))
+            assert listed == ({own, V1} if ops == ["queryEntity"] else {own}), ops
+            missing = c.get("/entities/urn:ngsi-ld:Vehicle:nowhere", headers=hanoi)
+            assert missing.status_code == 404
+            # an entity the source holds of a type the registration does not name: not taken
+            assert c.get(f"/entities/{AIR}", headers=hanoi).status_code == 404
+        finally:
+            c.delete(f"/csourceRegistrations/{base['id']}", headers=hanoi)

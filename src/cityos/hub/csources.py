@@ -74,10 +74,12 @@ OPERATIONS = frozenset(
     }
 )
 DEFAULT_OPERATIONS = ["federationOps"]
-# operations that let the hub forward an entity query to the source (federation)
-QUERY_OPERATIONS = frozenset(
-    {"federationOps", "retrieveOps", "redirectionOps", "queryEntity", "retrieveEntity"}
-)
+# operations (clause 4.20) that let the hub forward to the source (federation): a query as
+# GET /entities (queryEntity), a retrieval by id as GET /entities/{id} (retrieveEntity);
+# the groups hold both
+_READ_GROUPS = {"federationOps", "retrieveOps", "redirectionOps"}
+QUERY_OPERATIONS = frozenset({*_READ_GROUPS, "queryEntity"})
+RETRIEVE_OPERATIONS = frozenset({*_READ_GROUPS, "retrieveEntity"})
 INTERVALS = ("observationInterval", "managementInterval")
 GEOMETRIES = ("location", "observationSpace", "operationSpace")
 # members kept as written (no term in them is a user term)

@@ -5,10 +5,12 @@ a city department's, or a second CityOS — whose ``operations`` allow queries m
 ``GET /entities``, ``GET /entities/{id}`` and ``POST /entityOperations/query`` of the
 registration's tenant ask that broker too (clause 5.7.2 and 4.3.6.1):
 
-* only registrations whose ``information`` can hold what is asked are used; the peer is
-  sent the entity types, ids, ``idPattern`` and attributes, as full IRIs (no @context
-  needed), and every filter of the caller's query — restricted to its grant — is applied
-  again here to what comes back, as is the caller's attribute-level view (:mod:`access`);
+* only registrations whose ``information`` can hold what is asked, and whose
+  ``operations`` allow the read, are used: a query goes as queryEntity (the peer is sent
+  the entity types, ids, ``idPattern`` and attributes, as full IRIs: no @context needed),
+  a retrieval by id as retrieveEntity (``GET /entities/{id}``), else as a query by id;
+  every filter of the caller's query — restricted to its grant — is applied again here to
+  what comes back, as is the caller's attribute-level view (:mod:`access`);
 * the registration's ``tenant`` becomes ``NGSILD-Tenant`` at the peer, its
   ``contextSourceInfo`` key-values become request headers (an API key for the peer);
 * a ``Via`` header names every hub on the way: a hub that finds itself in it, or a chain
@@ -27,6 +29,7 @@ import asyncio
 import logging
 import uuid
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -66,8 +69,14 @@ def _type_names(texpr: TypeExpr | None) -> list[str]:
     return []
 
 
-def _sources(hub: Hub, tenant: str, query: EntityQuery) -> list[tuple[dict[str, Any], list[str]]]:
-    """The registrations to ask, each with the entity types to ask it for."""
+def _sources(
+    hub: Hub,
+    tenant: str,
+    query: EntityQuery,
+    operations: frozenset[str] = csources.QUERY_OPERATIONS,
+) -> list[tuple[dict[str, Any], list[str]]]:
+    """The registrations to ask (that allow one of ``operations``), each with the entity
+    types to ask it for."""
     f = csources.RegistrationFilter(
         types=query.types, ids=query.ids, id_pattern=query.id_pattern, attrs=query.attrs
     )
@@ -75,7 +84,7 @@ def _sources(hub: Hub, tenant: str, query: EntityQuery) -> list[tuple[dict[str, 
     for reg in hub.store.list_docs(csources.KIND, tenant):
         if reg.get("mode", "inclusive") != "inclusive" or csources.expired(reg):
             continue
-        if not csources.QUERY_OPERATIONS & set(reg.get("operations", ())):
+        if not operations & set(reg.get("operations", ())):
             continue
         if not csources.matches(reg, f):
             continue
@@ -118,14 +127,22 @@ async def _ask(
         core = hub.contexts.resolve(None)
         entities = [parse_entity(e, core) for e in body if isinstance(e, dict)]
     except (DestinationError, httpx.HTTPError, ValueError, NgsiLdError) as exc:
-        if reg["id"] not in _failing:
-            _failing.add(reg["id"])
-            log.warning("context source %s (%s) left out: %s", reg["id"], url, exc)
+        _left_out(reg, url, exc)
         return []
+    _answers_again(reg)
+    return entities
+
+
+def _left_out(reg: dict[str, Any], url: str, exc: Exception) -> None:
+    if reg["id"] not in _failing:
+        _failing.add(reg["id"])
+        log.warning("context source %s (%s) left out: %s", reg["id"], url, exc)
+
+
+def _answers_again(reg: dict[str, Any]) -> None:
     if reg["id"] in _failing:
         _failing.discard(reg["id"])
         log.info("context source %s answers again", reg["id"])
-    return entities
 
 
 def _forwarded(query: EntityQuery, types: list[str], limit: int) -> list[tuple[str, str]]:
@@ -196,8 +213,61 @@ async def include(
 async def include_one(
     request: Request, tenant: str, entity_id: str, local: Entity | None
 ) -> Entity | None:
-    """The entity as here and at registered context sources (the retrieve handler's hook)."""
-    found = await include(
-        request, tenant, EntityQuery(ids=[entity_id], limit=1), [local] if local else []
-    )
+    """The entity as here and at registered context sources (the retrieve handler's hook).
+
+    A source whose registration allows retrieveEntity is asked ``GET /entities/{id}`` (the
+    operation the caller asked for, clause 4.3.6.2; a source may offer nothing else); one
+    that allows queryEntity only, a query by id. What comes back must be the entity asked
+    for, of a type the registration names, and visible to the caller."""
+    hub: Hub = request.app.state.hub
+    query = EntityQuery(ids=[entity_id], limit=1)
+    via = _via(request)
+    if len(via) >= MAX_HOPS or any(HUB_TOKEN in hop for hop in via):
+        return local
+    retrieving = _sources(hub, tenant, query, csources.RETRIEVE_OPERATIONS)
+    asked = {reg["id"] for reg, _ in retrieving}
+    querying = [
+        (reg, types) for reg, types in _sources(hub, tenant, query) if reg["id"] not in asked
+    ]
+    if not retrieving and not querying:
+        return local
+    settings = hub.settings
+    async with httpx.AsyncClient(
+        timeout=settings.notify_timeout_s,
+        transport=AsyncGuardedTransport(allow_private=settings.notify_private_allowed()),
+    ) as client:
+        answers = await asyncio.gather(
+            *(_retrieve(hub, client, request, reg, entity_id) for reg, _ in retrieving),
+            *(
+                _ask(hub, client, request, reg, _forwarded(query, types, 1))
+                for reg, types in querying
+            ),
+        )
+    remote = [e for batch in answers for e in batch if e["id"] == entity_id]
+    found = merge([local] if local else [], visible_all(remote), 1)
     return found[0] if found else None
+
+
+async def _retrieve(
+    hub: Hub, client: httpx.AsyncClient, request: Request, reg: dict[str, Any], entity_id: str
+) -> list[Entity]:
+    """``GET /entities/{id}`` at the source: [the entity], or [] (404, or left out)."""
+    url = reg["endpoint"].rstrip("/") + "/ngsi-ld/v1/entities/" + quote(entity_id, safe=":")
+    named = {sel["type"] for info in reg["information"] for sel in info.get("entities", ())}
+    try:
+        r = await client.get(url, headers=_headers(request, reg))
+        if r.status_code == 404:
+            return []  # not there: an answer, not a failure
+        if r.status_code != 200:
+            raise ValueError(f"HTTP {r.status_code}")
+        body = orjson.loads(r.content)
+        if not isinstance(body, dict):
+            raise ValueError("the answer is not an entity")
+        entity = parse_entity(body, hub.contexts.resolve(None))
+    except (DestinationError, httpx.HTTPError, ValueError, NgsiLdError) as exc:
+        _left_out(reg, url, exc)
+        return []
+    _answers_again(reg)
+    if named and not set(entity["type"]) & named:
+        return []  # not of a type the source registered for
+    return [entity]
