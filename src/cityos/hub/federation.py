@@ -75,8 +75,8 @@ def _sources(
     query: EntityQuery,
     operations: frozenset[str] = csources.QUERY_OPERATIONS,
 ) -> list[tuple[dict[str, Any], list[str]]]:
-    """The registrations to ask (that allow one of ``operations``), each with the entity
-    types to ask it for."""
+    """The registrations to ask (that allow one of ``operations``: one read of the store
+    for any number of them), each with the entity types to ask it for."""
     f = csources.RegistrationFilter(
         types=query.types, ids=query.ids, id_pattern=query.id_pattern, attrs=query.attrs
     )
@@ -224,11 +224,15 @@ async def include_one(
     via = _via(request)
     if len(via) >= MAX_HOPS or any(HUB_TOKEN in hop for hop in via):
         return local
-    retrieving = _sources(hub, tenant, query, csources.RETRIEVE_OPERATIONS)
-    asked = {reg["id"] for reg, _ in retrieving}
-    querying = [
-        (reg, types) for reg, types in _sources(hub, tenant, query) if reg["id"] not in asked
+    readable = csources.RETRIEVE_OPERATIONS | csources.QUERY_OPERATIONS
+    sources = _sources(hub, tenant, query, readable)
+    retrieving = [
+        (reg, t)
+        for reg, t in sources
+        if csources.RETRIEVE_OPERATIONS & set(reg.get("operations", ()))
     ]
+    asked = {reg["id"] for reg, _ in retrieving}
+    querying = [(reg, t) for reg, t in sources if reg["id"] not in asked]
     if not retrieving and not querying:
         return local
     settings = hub.settings
