@@ -59,6 +59,21 @@ def _via(request: Request) -> list[str]:
     return [hop.strip() for hop in raw.split(",") if hop.strip()]
 
 
+def _looped(request: Request) -> bool:
+    """Loop protection: this hub is already on the way, or the chain is long enough."""
+    via = _via(request)
+    return len(via) >= MAX_HOPS or any(HUB_TOKEN in hop for hop in via)
+
+
+def _peer_client(hub: Hub) -> httpx.AsyncClient:
+    """A client for the sources: the notification timeout, through the SSRF guard."""
+    settings = hub.settings
+    return httpx.AsyncClient(
+        timeout=settings.notify_timeout_s,
+        transport=AsyncGuardedTransport(allow_private=settings.notify_private_allowed()),
+    )
+
+
 def _type_names(texpr: TypeExpr | None) -> list[str]:
     if texpr is None:
         return []
@@ -162,18 +177,13 @@ async def remote_entities(request: Request, tenant: str, query: EntityQuery) -> 
     """The entities registered sources hold for ``query`` (stored form, filtered here by
     every condition of the query and the caller's grant); [] when none is registered."""
     hub: Hub = request.app.state.hub
-    via = _via(request)
-    if len(via) >= MAX_HOPS or any(HUB_TOKEN in hop for hop in via):
+    if _looped(request):
         return []
     sources = _sources(hub, tenant, query)
     if not sources:
         return []
     limit = min(query.offset + query.limit, hub.settings.max_page_size) or 1
-    settings = hub.settings
-    async with httpx.AsyncClient(
-        timeout=settings.notify_timeout_s,
-        transport=AsyncGuardedTransport(allow_private=settings.notify_private_allowed()),
-    ) as client:
+    async with _peer_client(hub) as client:
         answers = await asyncio.gather(
             *(
                 _ask(hub, client, request, reg, _forwarded(query, types, limit))
@@ -221,8 +231,7 @@ async def include_one(
     for, of a type the registration names, and visible to the caller."""
     hub: Hub = request.app.state.hub
     query = EntityQuery(ids=[entity_id], limit=1)
-    via = _via(request)
-    if len(via) >= MAX_HOPS or any(HUB_TOKEN in hop for hop in via):
+    if _looped(request):
         return local
     readable = csources.RETRIEVE_OPERATIONS | csources.QUERY_OPERATIONS
     sources = _sources(hub, tenant, query, readable)
@@ -235,11 +244,7 @@ async def include_one(
     querying = [(reg, t) for reg, t in sources if reg["id"] not in asked]
     if not retrieving and not querying:
         return local
-    settings = hub.settings
-    async with httpx.AsyncClient(
-        timeout=settings.notify_timeout_s,
-        transport=AsyncGuardedTransport(allow_private=settings.notify_private_allowed()),
-    ) as client:
+    async with _peer_client(hub) as client:
         answers = await asyncio.gather(
             *(_retrieve(hub, client, request, reg, entity_id) for reg, _ in retrieving),
             *(

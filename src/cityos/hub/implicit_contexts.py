@@ -57,6 +57,17 @@ def keep_implicit(store: Store, source: Any, url_for: Callable[[str], str]) -> s
     return url
 
 
+def name_compound_context(store: Store, sub: dict[str, Any], url_for: Callable[[str], str]) -> None:
+    """Give a subscription document about to be kept the implicit @context of its compound
+    @context, unless its ``jsonldContext`` names one (that one names its terms then)."""
+    sub.pop(IMPLICIT_KEY, None)
+    if sub.get("jsonldContext"):
+        return
+    url = keep_implicit(store, sub.get("@context"), url_for)
+    if url is not None:
+        sub[IMPLICIT_KEY] = url
+
+
 def restore_implicit(store: Store, sub: dict[str, Any]) -> None:
     """Put back a subscription's implicit @context if it was deleted, under the URL the
     subscription links to, so that its receivers can still read its notifications."""

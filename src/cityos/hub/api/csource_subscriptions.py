@@ -27,7 +27,7 @@ from cityos.hub.api.common import (
 )
 from cityos.hub.api.contexts import served_url
 from cityos.hub.errors import AlreadyExists, BadRequestData, NonexistentTenant, ResourceNotFound
-from cityos.hub.implicit_contexts import IMPLICIT_KEY, keep_implicit
+from cityos.hub.implicit_contexts import IMPLICIT_KEY, name_compound_context
 from cityos.hub.ldcontext import Context
 from cityos.hub.model import now_iso, to_hub_time
 from cityos.hub.subscriptions import STATUS_FIELDS, parse_subscription
@@ -64,12 +64,7 @@ def _parse(body: Any, ctx: Context, request: Request, sub_id: str | None = None)
 def _name_compound_context(request: Request, doc: dict[str, Any]) -> None:
     """One URL for a compound @context, an implicitly created one (clause 5.13), for the
     Link header of plain-JSON notifications; made once the request is sure to be kept."""
-    if doc.get("jsonldContext"):
-        return
-    store = hub_of(request).store
-    url = keep_implicit(store, doc.get("@context"), lambda ctx_id: served_url(request, ctx_id))
-    if url is not None:
-        doc[IMPLICIT_KEY] = url
+    name_compound_context(hub_of(request).store, doc, lambda i: served_url(request, i))
 
 
 def _read_tenant(request: Request) -> str:

@@ -45,7 +45,7 @@ from cityos.hub.errors import (
     ResourceNotFound,
     UnsupportedMediaType,
 )
-from cityos.hub.implicit_contexts import IMPLICIT_KEY, keep_implicit
+from cityos.hub.implicit_contexts import IMPLICIT_KEY, name_compound_context
 from cityos.hub.ldcontext import CORE_CONTEXT_URL, check_context_url, link_header_for
 from cityos.hub.subscriptions import (
     NOTIFICATION_STATUS_FIELDS,
@@ -210,15 +210,9 @@ def _no_owner(body: Any) -> Any:
 
 
 def _name_compound_context(request: Request, doc: dict[str, Any]) -> None:
-    """A compound @context gets one URL, an implicitly created @context (clause 5.13), for
-    the Link header of plain-JSON notifications, unless ``jsonldContext`` names one."""
-    doc.pop(IMPLICIT_KEY, None)
-    if doc.get("jsonldContext"):
-        return
-    store = hub_of(request).store
-    url = keep_implicit(store, doc.get("@context"), lambda ctx_id: served_url(request, ctx_id))
-    if url is not None:
-        doc[IMPLICIT_KEY] = url
+    """One URL for a compound @context, an implicitly created one (clause 5.13), for the
+    Link header of plain-JSON notifications; made once the request is sure to be kept."""
+    name_compound_context(hub_of(request).store, doc, lambda i: served_url(request, i))
 
 
 @endpoint
