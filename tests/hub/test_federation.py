@@ -191,3 +191,45 @@ def test_a_retrieval_is_forwarded_as_one_and_operations_are_kept(hubs: dict[str,
             assert c.get(f"/entities/{AIR}", headers=hanoi).status_code == 404
         finally:
             c.delete(f"/csourceRegistrations/{base['id']}", headers=hanoi)
+
+
+@pytest.mark.parametrize(
+    ("mode", "names", "speed"),
+    [
+        ("inclusive", None, 7),  # the source adds what is not here: the local speed stays
+        ("auxiliary", None, 7),
+        ("redirect", None, 40),  # the entity lives at the source: its speed
+        ("exclusive", ["speed"], 40),  # the source owns the registered attribute
+        ("exclusive", ["brandName"], 7),  # ... and only that one
+    ],
+)
+def test_the_registration_mode_decides_whose_attribute_is_read(
+    hubs: dict[str, Any], mode: str, names: list[str] | None, speed: int
+) -> None:
+    c, keys = hubs["client"], hubs["keys"]
+    hanoi = _headers(keys["hanoi"], "hanoi")
+    r = c.post("/entities", json=_vehicle(V1, 7), headers=hanoi)  # a local copy of V1
+    assert r.status_code == 201, r.text
+    info: dict[str, Any] = {"entities": [{"type": "Vehicle", "id": V1}]}
+    if names:
+        info["propertyNames"] = names
+    reg = {
+        **hubs["registration"],
+        "id": "urn:ngsi-ld:ContextSourceRegistration:hanoi-mode",
+        "information": [info],
+        "mode": mode,
+    }
+    assert c.post("/csourceRegistrations", json=reg, headers=hanoi).status_code == 201
+    try:
+        got = c.get(f"/entities/{V1}", headers=hanoi)
+        assert got.status_code == 200, got.text
+        assert got.json()["speed"]["value"] == speed, mode
+        (listed,) = [
+            e
+            for e in c.get("/entities", params={"type": "Vehicle"}, headers=hanoi).json()
+            if e["id"] == V1
+        ]
+        assert listed["speed"]["value"] == speed, mode
+    finally:
+        c.delete(f"/csourceRegistrations/{reg['id']}", headers=hanoi)
+        c.delete(f"/entities/{V1}", headers=hanoi)  # the local copy: the other tests' world

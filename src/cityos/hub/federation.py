@@ -1,6 +1,6 @@
 """Federation: entity queries answered with the entities of registered context sources too.
 
-An ``inclusive`` registration (clause 5.9; :mod:`cityos.hub.csources`) of another broker —
+A registration (clause 5.9, any mode; :mod:`cityos.hub.csources`) of another broker —
 a city department's, or a second CityOS — whose ``operations`` allow queries makes
 ``GET /entities``, ``GET /entities/{id}`` and ``POST /entityOperations/query`` of the
 registration's tenant ask that broker too (clause 5.7.2 and 4.3.6.1):
@@ -18,9 +18,10 @@ registration's tenant ask that broker too (clause 5.7.2 and 4.3.6.1):
 * each peer has the notification timeout; one that fails or times out is logged (once per
   change) and left out — the local answer never fails because of a peer.
 
-Merging: an entity both here and at a peer keeps the local attributes and gains the peer's
-others; entities only at the peer follow the local page, up to ``limit``. Counts
-(``NGSILD-Results-Count``) are the local ones.
+Merging: an entity both here and at a peer gains the peer's other attributes; where both
+hold one, the registration's mode decides (:func:`owned`). Entities only at the peer
+follow the local page, up to ``limit``. Counts (``NGSILD-Results-Count``) are the local
+ones. Writes are not forwarded.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote
 
@@ -36,7 +38,7 @@ import orjson
 from starlette.requests import Request
 
 from cityos.hub import csources
-from cityos.hub.access import visible_all
+from cityos.hub.access import visible
 from cityos.hub.core import Hub
 from cityos.hub.errors import NgsiLdError
 from cityos.hub.model import Entity
@@ -97,7 +99,7 @@ def _sources(
     )
     out = []
     for reg in hub.store.list_docs(csources.KIND, tenant):
-        if reg.get("mode", "inclusive") != "inclusive" or csources.expired(reg):
+        if csources.expired(reg):
             continue
         if not operations & set(reg.get("operations", ())):
             continue
@@ -173,9 +175,32 @@ def _forwarded(query: EntityQuery, types: list[str], limit: int) -> list[tuple[s
     return params
 
 
-async def remote_entities(request: Request, tenant: str, query: EntityQuery) -> list[Entity]:
+Remote = list[tuple[Entity, frozenset[str] | None]]  # an entity, and what of it its source owns
+
+
+def owned(reg: dict[str, Any]) -> frozenset[str] | None:
+    """The attributes a registration's source answers for over what is stored here (clause
+    5.9.2, the registration modes): all of them for ``redirect`` (None: the entities live
+    there), the registered ones for ``exclusive`` (all when it names none), none for
+    ``inclusive`` and ``auxiliary`` (the source adds only what is not stored here)."""
+    mode = reg.get("mode", "inclusive")
+    if mode == "redirect":
+        return None
+    if mode == "exclusive":
+        names = {
+            n
+            for info in reg["information"]
+            for key in ("propertyNames", "relationshipNames")
+            for n in info.get(key, ())
+        }
+        return frozenset(names) if names else None
+    return frozenset()
+
+
+async def remote_entities(request: Request, tenant: str, query: EntityQuery) -> Remote:
     """The entities registered sources hold for ``query`` (stored form, filtered here by
-    every condition of the query and the caller's grant); [] when none is registered."""
+    every condition of the query and the caller's grant), each with what of it its source
+    owns; [] when none is registered."""
     hub: Hub = request.app.state.hub
     if _looped(request):
         return []
@@ -190,23 +215,42 @@ async def remote_entities(request: Request, tenant: str, query: EntityQuery) -> 
                 for reg, types in sources
             )
         )
-    found = [e for batch in answers for e in batch if match_query(e, query)]
-    return visible_all(found)
+    return _seen(
+        (e, owned(reg))
+        for (reg, _), batch in zip(sources, answers, strict=True)
+        for e in batch
+        if match_query(e, query)
+    )
 
 
-def merge(local: list[Entity], remote: list[Entity], limit: int) -> list[Entity]:
-    """Local entities first (gaining attributes only a source has), then the sources'."""
+def _seen(found: Iterable[tuple[Entity, frozenset[str] | None]]) -> Remote:
+    """What of the sources' answers the caller may see (its grant, here as at home)."""
+    out: Remote = []
+    for entity, mine in found:
+        shown = visible(entity)
+        if shown is not None:
+            out.append((shown, mine))
+    return out
+
+
+def merge(local: list[Entity], remote: Remote, limit: int) -> list[Entity]:
+    """Local entities first, then the sources'. An entity both here and at a source gains
+    the source's other attributes, and takes from it those the source owns (:func:`owned`:
+    a redirect or exclusive registration's) over what is stored here."""
     by_id = {e["id"]: e for e in local}
     extra: list[Entity] = []
-    for ent in remote:
-        mine = by_id.get(ent["id"])
-        if mine is None:
+    for ent, mine in remote:
+        here = by_id.get(ent["id"])
+        if here is None:
             by_id[ent["id"]] = ent
             extra.append(ent)
             continue
-        attrs = mine.setdefault("attrs", {})
+        attrs = here.setdefault("attrs", {})
         for name, instances in ent.get("attrs", {}).items():
-            attrs.setdefault(name, instances)
+            if mine is None or name in mine:
+                attrs[name] = instances
+            else:
+                attrs.setdefault(name, instances)
     return local + extra[: max(0, limit - len(local))]
 
 
@@ -252,8 +296,14 @@ async def include_one(
                 for reg, types in querying
             ),
         )
-    remote = [e for batch in answers for e in batch if e["id"] == entity_id]
-    found = merge([local] if local else [], visible_all(remote), 1)
+    regs = [reg for reg, _ in retrieving + querying]
+    remote = _seen(
+        (e, owned(reg))
+        for reg, batch in zip(regs, answers, strict=True)
+        for e in batch
+        if e["id"] == entity_id
+    )
+    found = merge([local] if local else [], remote, 1)
     return found[0] if found else None
 
 
