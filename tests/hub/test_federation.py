@@ -112,6 +112,11 @@ def test_a_query_includes_the_registered_hubs_entities(hubs: dict[str, Any]) -> 
     assert got.json()["speed"]["value"] == 40
     query = {"type": "Query", "entities": [{"type": "Vehicle"}], "q": "speed>35"}
     assert _ids(c.post("/entityOperations/query", json=query, headers=engineer)) == {V1}
+    # local=true: this hub's own entities only, no source asked (clause 6.3.18)
+    local = {"type": "Vehicle", "local": "true"}
+    assert _ids(c.get("/entities", params=local, headers=engineer)) == {V0}
+    r = c.get(f"/entities/{V1}", params={"local": "true"}, headers=engineer)
+    assert r.status_code == 404, r.text
 
 
 def test_authorisation_and_tenants_hold_on_both_sides(hubs: dict[str, Any]) -> None:

@@ -61,8 +61,12 @@ def _via(request: Request) -> list[str]:
     return [hop.strip() for hop in raw.split(",") if hop.strip()]
 
 
-def _looped(request: Request) -> bool:
-    """Loop protection: this hub is already on the way, or the chain is long enough."""
+def _asks_no_source(request: Request) -> bool:
+    """No source is asked: the caller said ``local=true`` (clause 6.3.18: this hub's own
+    entities only), or (loop protection) this hub is already on the way, or the chain is
+    long enough."""
+    if request.query_params.get("local", "").lower() == "true":
+        return True
     via = _via(request)
     return len(via) >= MAX_HOPS or any(HUB_TOKEN in hop for hop in via)
 
@@ -202,7 +206,7 @@ async def remote_entities(request: Request, tenant: str, query: EntityQuery) -> 
     every condition of the query and the caller's grant), each with what of it its source
     owns; [] when none is registered."""
     hub: Hub = request.app.state.hub
-    if _looped(request):
+    if _asks_no_source(request):
         return []
     sources = _sources(hub, tenant, query)
     if not sources:
@@ -275,7 +279,7 @@ async def include_one(
     for, of a type the registration names, and visible to the caller."""
     hub: Hub = request.app.state.hub
     query = EntityQuery(ids=[entity_id], limit=1)
-    if _looped(request):
+    if _asks_no_source(request):
         return local
     readable = csources.RETRIEVE_OPERATIONS | csources.QUERY_OPERATIONS
     sources = _sources(hub, tenant, query, readable)
