@@ -187,6 +187,7 @@ def create_app(settings: Settings | None = None, hub: Hub | None = None) -> ASGI
             index=hub.subscriptions,
             allow_private=notify_private,  # hardening: SSRF guard (cityos.hub.netguard)
         )
+        app.state.deliverer = deliverer  # a subscription read waits for its sending
         delivery = asyncio.create_task(deliverer.run_forever())
         task = None
         if settings.retention and settings.retention_interval_s > 0:

@@ -24,12 +24,14 @@ class Receiver:
     def __init__(self) -> None:
         self.received: list[tuple[dict, dict]] = []
         self.status = 200
+        self.delay_s = 0.0  # how long it takes to answer, once the notification is in
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 outer.received.append((dict(self.headers), json.loads(body)))
+                time.sleep(outer.delay_s)
                 self.send_response(outer.status)
                 self.end_headers()
 
@@ -794,3 +796,22 @@ def test_a_compound_context_is_linked_by_its_implicit_context(live, receiver) ->
     receiver.wait(2)
     assert f"<{url}>" in receiver.received[1][0]["Link"]
     assert live.get(f"{BASE}/jsonldContexts/{local}").json() == {"@context": compound}
+
+
+def test_a_read_right_after_the_receiver_answered_sees_the_delivery(live, receiver) -> None:
+    """ETSI 046_11/046_12 read the subscription the moment their receiver has answered: the
+    read waits (briefly) for the notification being sent, so it sees timesSent and
+    lastSuccess as they now are, every time."""
+    receiver.delay_s = 0.1  # the test reads while the hub still waits for the answer
+    assert live.post(f"{BASE}/entities", json=_building(5)).status_code == 201
+    r = live.post(f"{BASE}/subscriptions", json=_watch(receiver.url))
+    assert r.status_code == 201, r.text
+    url = r.headers["Location"]
+    for n in range(1, 6):
+        fragment = {"name": {"type": "Property", "value": f"Market {n}"}}
+        r = live.patch(f"{BASE}/entities/urn:ngsi-ld:Building:5/attrs", json=fragment)
+        assert r.status_code == 204, r.text
+        receiver.wait(n)
+        note = live.get(url).json()["notification"]
+        assert note.get("timesSent") == n and note.get("status") == "ok", (n, note)
+        assert note["lastSuccess"] and note["lastNotification"]

@@ -220,6 +220,10 @@ async def retrieve_subscription(request: Request) -> Response:
     tenant = tenant_of(request, read=True)
     media = response_media(request)
     sys_attrs = "sysAttrs" in options_of(request)
+    sid = validate_uri(path_param(request, "subscription_id"), "subscription id")
+    deliverer = getattr(request.app.state, "deliverer", None)
+    if deliverer is not None:  # a notification being sent now: its outcome, not the before
+        await deliverer.settled(tenant, sid)
     shown, context = _in_callers_terms(request, _get(request, tenant))
     headers = None
     if media != JSONLD:  # plain JSON: the @context its terms are read with, as a Link
