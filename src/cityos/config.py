@@ -11,6 +11,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 
 @dataclass
@@ -169,10 +170,32 @@ class Settings:
             setattr(out, name, coerce(known[name].type, raw, name))
         out.sections = sections
         out.environ = {k: v for k, v in env.items() if k.startswith("CITYOS_")}
+        # the settings with a format of their own, checked now: a wrong one is one line
+        # (cityos.clikit.load_settings), not a traceback when the hub starts
+        out.notify_private_allowed()
+        parse_mirrors(out.context_mirrors)
         return out
 
 
 _NOT_SETTINGS = frozenset({"sections", "environ"})
+
+
+def parse_mirrors(entries: list[str]) -> dict[str, str]:
+    """``context_mirrors`` (``ORIGINAL_PREFIX=MIRROR_PREFIX`` each) as a mapping; ValueError
+    naming the entry when one is not two http(s) URL prefixes."""
+    out: dict[str, str] = {}
+    for entry in entries:
+        original, sep, mirror = entry.partition("=")
+        original, mirror = original.strip(), mirror.strip()
+        for url in (original, mirror):
+            parts = urlsplit(url)
+            if not sep or parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(
+                    f"setting context_mirrors: {entry!r} is not ORIGINAL_PREFIX=MIRROR_PREFIX "
+                    "with two http(s) URLs"
+                )
+        out[original] = mirror
+    return out
 
 
 def coerce(kind: Any, raw: Any, name: str) -> Any:

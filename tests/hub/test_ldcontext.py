@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from pyld import jsonld
 from pyld.jsonld import JsonLdError
 
+from cityos.config import Settings, parse_mirrors
 from cityos.hub.errors import BadRequestData, LdContextNotAvailable
 from cityos.hub.ldcontext import (
     CONTEXT_REL,
@@ -26,7 +27,6 @@ from cityos.hub.ldcontext import (
     core_document,
     link_header_for,
     parse_link_header,
-    parse_mirrors,
     pyld_loader,
 )
 
@@ -603,3 +603,5 @@ def test_the_longest_mirror_prefix_wins_and_a_mirror_must_be_allowlisted() -> No
 def test_a_malformed_mirror_is_one_clear_error(entry: str) -> None:
     with pytest.raises(ValueError, match="context_mirrors"):
         parse_mirrors([entry])
+    with pytest.raises(ValueError, match="context_mirrors"):  # found as the settings load
+        Settings.load(env={"CITYOS_CONTEXT_MIRRORS": entry})

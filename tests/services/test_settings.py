@@ -129,3 +129,30 @@ def test_doctor_shows_a_bracketed_name_as_written(tmp_path: Path, monkeypatch) -
     (tmp_path / "cityos.toml").write_text('[services.traffic]\nsignalz = "x"\n')
     result = CliRunner().invoke(app, ["doctor"], env={"COLUMNS": "200"})
     assert "unknown setting(s) in [services.traffic]: signalz" in result.output
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("CITYOS_CONTEXT_MIRRORS", "bogus", "setting context_mirrors: 'bogus' is not"),
+        ("CITYOS_NOTIFY_ALLOW_PRIVATE", "maybe", "setting notify_allow_private: 'maybe'"),
+    ],
+)
+def test_serve_with_a_wrong_formatted_setting_is_one_line(
+    tmp_path: Path, name: str, value: str, says: str
+) -> None:
+    """Settings with a format of their own are checked as they load: one line, exit 2
+    (they once ended in a traceback as the hub started)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CITYOS_")}
+    env |= {"CITYOS_DATABASE_URL": f"sqlite:///{tmp_path}/h.db", name: value}
+    proc = subprocess.run(
+        [sys.executable, "-m", "cityos.cli", "serve", "--port", "1"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("configuration error: " + says), proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) <= 2

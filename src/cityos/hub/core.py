@@ -6,9 +6,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from cityos.config import Settings
+from cityos.config import Settings, parse_mirrors
 from cityos.hub.entities import EntityService
-from cityos.hub.ldcontext import ContextResolver, parse_mirrors
+from cityos.hub.ldcontext import ContextResolver
 from cityos.hub.model import now_iso
 from cityos.hub.store import open_store
 from cityos.hub.store.base import Store, StoredContext

@@ -163,14 +163,16 @@ class Deliverer:
         if self._inflight:
             await asyncio.wait(list(self._inflight.values()), timeout=timeout)
 
-    async def settled(self, tenant: str, sub_id: str, wait_s: float = 0.25) -> None:
+    async def settled(self, tenant: str, sub_id: str, wait_s: float = 0.25) -> bool:
         """Wait, at most ``wait_s``, for a notification of this subscription that this worker
-        is sending now: a client that reads the subscription as soon as its receiver has
-        answered (ETSI 046_11, 046_12) then sees the outcome recorded, not the counts from
-        before. A subscription with nothing in flight is not held up."""
+        is sending now, and say whether there was one: a client that reads the subscription
+        as soon as its receiver has answered (ETSI 046_11, 046_12) then sees the outcome
+        recorded, not the counts from before. One with nothing in flight is not held up."""
         task = self._inflight.get((tenant, sub_id))
-        if task is not None:
-            await asyncio.wait([task], timeout=wait_s)
+        if task is None:
+            return False
+        await asyncio.wait([task], timeout=wait_s)
+        return True
 
     async def run_once(self) -> int:
         """Start sending what is due now; how many notifications were started.

@@ -8,17 +8,11 @@ ERROR_BASE = "https://uri.etsi.org/ngsi-ld/errors/"
 PROBLEM_MEDIA = "application/problem+json"
 
 
-def problem_media(accept: str | None) -> str:
-    """The media type of an error body for a request's Accept: ``application/problem+json``
-    (RFC 9457) unless the client accepts ``application/json`` and not that, as NGSI-LD
-    clients that ask for JSON do (ETSI's suite, 040_02): the same body, labelled as the client
-    asked. An Accept that names neither is disregarded, as RFC 9110 (12.5.1) lets an error do."""
-    if not accept:
-        return PROBLEM_MEDIA
-    json_q = 0.0
+def accept_ranges(accept: str) -> list[tuple[str, float]]:
+    """The media ranges of an ``Accept`` header with their quality (a malformed q is 0)."""
+    out = []
     for part in accept.split(","):
         media, *params = part.split(";")
-        media = media.strip().lower()
         q = 1.0
         for param in params:
             key, _, value = param.strip().partition("=")
@@ -27,13 +21,19 @@ def problem_media(accept: str | None) -> str:
                     q = float(value)
                 except ValueError:
                     q = 0.0
-        if q <= 0:
-            continue
-        if media in (PROBLEM_MEDIA, "application/*", "*/*"):
-            return PROBLEM_MEDIA
-        if media == "application/json":
-            json_q = q
-    return "application/json" if json_q > 0 else PROBLEM_MEDIA
+        out.append((media.strip().lower(), q))
+    return out
+
+
+def problem_media(accept: str | None) -> str:
+    """The media type of an error body for a request's Accept: ``application/problem+json``
+    (RFC 9457) unless the client accepts ``application/json`` and not that, as NGSI-LD
+    clients that ask for JSON do (ETSI's suite, 040_02): the same body, labelled as the client
+    asked. An Accept that names neither is disregarded, as RFC 9110 (12.5.1) lets an error do."""
+    wanted = {media for media, q in accept_ranges(accept or "") if q > 0}
+    if not accept or wanted & {PROBLEM_MEDIA, "application/*", "*/*"}:
+        return PROBLEM_MEDIA
+    return "application/json" if "application/json" in wanted else PROBLEM_MEDIA
 
 
 class NgsiLdError(Exception):

@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from typing import Any
 from urllib.parse import quote
 
@@ -277,33 +277,25 @@ async def include_one(
     operation the caller asked for, clause 4.3.6.2; a source may offer nothing else); one
     that allows queryEntity only, a query by id. What comes back must be the entity asked
     for, of a type the registration names, and visible to the caller."""
-    hub: Hub = request.app.state.hub
-    query = EntityQuery(ids=[entity_id], limit=1)
     if _asks_no_source(request):
         return local
+    hub: Hub = request.app.state.hub
+    query = EntityQuery(ids=[entity_id], limit=1)
     readable = csources.RETRIEVE_OPERATIONS | csources.QUERY_OPERATIONS
     sources = _sources(hub, tenant, query, readable)
-    retrieving = [
-        (reg, t)
-        for reg, t in sources
-        if csources.RETRIEVE_OPERATIONS & set(reg.get("operations", ()))
-    ]
-    asked = {reg["id"] for reg, _ in retrieving}
-    querying = [(reg, t) for reg, t in sources if reg["id"] not in asked]
-    if not retrieving and not querying:
+    if not sources:
         return local
+
+    def ask(reg: dict[str, Any], types: list[str]) -> Awaitable[list[Entity]]:
+        if csources.RETRIEVE_OPERATIONS & set(reg.get("operations", ())):
+            return _retrieve(hub, client, request, reg, entity_id)
+        return _ask(hub, client, request, reg, _forwarded(query, types, 1))
+
     async with _peer_client(hub) as client:
-        answers = await asyncio.gather(
-            *(_retrieve(hub, client, request, reg, entity_id) for reg, _ in retrieving),
-            *(
-                _ask(hub, client, request, reg, _forwarded(query, types, 1))
-                for reg, types in querying
-            ),
-        )
-    regs = [reg for reg, _ in retrieving + querying]
+        answers = await asyncio.gather(*(ask(reg, types) for reg, types in sources))
     remote = _seen(
         (e, owned(reg))
-        for reg, batch in zip(regs, answers, strict=True)
+        for (reg, _), batch in zip(sources, answers, strict=True)
         for e in batch
         if e["id"] == entity_id
     )

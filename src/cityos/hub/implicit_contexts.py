@@ -52,9 +52,7 @@ def keep_implicit(store: Store, source: Any, url_for: Callable[[str], str]) -> s
     found = store.get_context(ctx_id)
     if found is not None and found.kind == KIND:
         return found.url
-    url = url_for(ctx_id)
-    store.put_context(StoredContext(ctx_id, url, {"@context": source}, KIND, now_iso()))
-    return url
+    return _put(store, ctx_id, url_for(ctx_id), source)
 
 
 def name_compound_context(store: Store, sub: dict[str, Any], url_for: Callable[[str], str]) -> None:
@@ -77,4 +75,9 @@ def restore_implicit(store: Store, sub: dict[str, Any]) -> None:
         return
     ctx_id = implicit_id(source)
     if store.get_context(ctx_id) is None:
-        store.put_context(StoredContext(ctx_id, url, {"@context": source}, KIND, now_iso()))
+        _put(store, ctx_id, url, source)
+
+
+def _put(store: Store, ctx_id: str, url: str, source: Any) -> str:
+    store.put_context(StoredContext(ctx_id, url, {"@context": source}, KIND, now_iso()))
+    return url

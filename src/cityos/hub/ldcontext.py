@@ -904,24 +904,6 @@ _LINK = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]*)*)")
 _PARAM = re.compile(r';\s*([A-Za-z0-9!#$&+\-.^_`|~*]+)\s*=\s*(?:"([^"]*)"|([^;,\s]*))')
 
 
-def parse_mirrors(entries: Iterable[str]) -> dict[str, str]:
-    """``context_mirrors`` (``ORIGINAL_PREFIX=MIRROR_PREFIX`` each) as a mapping; ValueError
-    naming the entry when one is not two http(s) URL prefixes."""
-    out: dict[str, str] = {}
-    for entry in entries:
-        original, sep, mirror = entry.partition("=")
-        original, mirror = original.strip(), mirror.strip()
-        for url in (original, mirror):
-            parts = urlsplit(url)
-            if not sep or parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(
-                    f"setting context_mirrors: {entry!r} is not ORIGINAL_PREFIX=MIRROR_PREFIX "
-                    "with two http(s) URLs"
-                )
-        out[original] = mirror
-    return out
-
-
 def parse_link_header(value: str) -> str | None:
     """The URL of the JSON-LD context link in a Link header (how NGSI-LD passes an @context
     with ``application/json``), or None if there is none. Two different ones are an error."""

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cityos.hub.core import Hub
@@ -143,7 +144,7 @@ class Guard:
             if self.detector is not None:  # detection: the refusal and why
                 who = getattr(err, "principal", None)
                 self._observe(scope, who, err.status, tenant, cause_of(err))
-            await _problem(send, err, _accept_of(scope))
+            await _problem(send, err, Headers(scope=scope).get("accept"))
             return
         state = scope.setdefault("state", {})
         state["principal"], state["tenant"] = principal, tenant
@@ -353,13 +354,6 @@ def _decide_tenant(principal: Principal | None, named: list[str]) -> str:
             err.tenant = foreign[0]  # type: ignore[attr-defined]
             refused(err, principal, "tenant")
         raise
-
-
-def _accept_of(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == b"accept":
-            return value.decode("latin-1")
-    return None
 
 
 async def _problem(send: Send, err: NgsiLdError, accept: str | None = None) -> None:

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cityos.hub.errors import NgsiLdError, problem_media
@@ -335,7 +336,7 @@ class RateLimit:
             f"retry after {retry} s"
         )
         body = orjson.dumps(err.to_problem(scope.get("path")))
-        accept = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"accept"), None)
+        accept = Headers(scope=scope).get("accept")
         await send(
             {
                 "type": "http.response.start",

@@ -25,6 +25,7 @@ from cityos.hub.errors import (
     NotAcceptable,
     PayloadTooLarge,
     UnsupportedMediaType,
+    accept_ranges,
     problem_media,
 )
 from cityos.hub.jsonbody import parse_json
@@ -291,16 +292,7 @@ def response_media(request: Request, *, geo: bool = False) -> str:
     if not accept:
         return JSON
     best = None
-    for part in accept.split(","):
-        media = _media(part)
-        q = 1.0
-        for param in part.split(";")[1:]:
-            k, _, v = param.strip().partition("=")
-            if k == "q":
-                try:
-                    q = float(v)
-                except ValueError:
-                    q = 0.0
+    for media, q in accept_ranges(accept):
         if media in ("*/*", "application/*"):
             media = JSON
         fits = media in (JSON, JSONLD) or (geo and media == GEOJSON)

@@ -9,6 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cityos.hub import implicit_contexts
 from cityos.hub.api.common import (
     JSON,
     endpoint,
@@ -34,6 +35,15 @@ _CORE_SINCE = now_iso()
 def served_url(request: Request, ctx_id: str) -> str:
     """The URL the hub serves a hosted (or implicitly created) @context under."""
     return str(request.base_url).rstrip("/") + f"{BASE}/{ctx_id}"
+
+
+def name_compound_context(request: Request, doc: dict[str, Any]) -> None:
+    """One URL for a (csource) subscription's compound @context, an implicitly created one
+    (clause 5.13), for the Link header of plain-JSON notifications; called once the request
+    is sure to be kept."""
+    implicit_contexts.name_compound_context(
+        hub_of(request).store, doc, lambda ctx_id: served_url(request, ctx_id)
+    )
 
 
 def _is_core(ctx_id: str) -> bool:

@@ -25,9 +25,9 @@ from cityos.hub.api.common import (
     tenant_of,
     validate_uri,
 )
-from cityos.hub.api.contexts import served_url
+from cityos.hub.api.contexts import name_compound_context
 from cityos.hub.errors import AlreadyExists, BadRequestData, NonexistentTenant, ResourceNotFound
-from cityos.hub.implicit_contexts import IMPLICIT_KEY, name_compound_context
+from cityos.hub.implicit_contexts import IMPLICIT_KEY
 from cityos.hub.ldcontext import Context
 from cityos.hub.model import now_iso, to_hub_time
 from cityos.hub.subscriptions import STATUS_FIELDS, parse_subscription
@@ -57,14 +57,7 @@ def _parse(body: Any, ctx: Context, request: Request, sub_id: str | None = None)
             doc["status"] = "expired"
     doc["@context"] = ctx.source
     doc["modifiedAt"] = now_iso()
-    doc.pop(IMPLICIT_KEY, None)  # the hub's to set (_name_compound_context)
     return doc
-
-
-def _name_compound_context(request: Request, doc: dict[str, Any]) -> None:
-    """One URL for a compound @context, an implicitly created one (clause 5.13), for the
-    Link header of plain-JSON notifications; made once the request is sure to be kept."""
-    name_compound_context(hub_of(request).store, doc, lambda i: served_url(request, i))
 
 
 def _read_tenant(request: Request) -> str:
@@ -109,7 +102,7 @@ async def create_csource_subscription(request: Request) -> Response:
     hub = hub_of(request)
     if hub.store.get_doc(KIND, tenant, doc["id"]) is not None:
         raise AlreadyExists(f"csource subscription {doc['id']} already exists")
-    _name_compound_context(request, doc)
+    name_compound_context(request, doc)
     hub.store.put_doc(KIND, tenant, doc["id"], doc)
     csource_notify.notify_initial(hub, tenant, doc)
     csource_notify.start_periodic(hub, tenant, doc)
@@ -168,7 +161,7 @@ async def update_csource_subscription(request: Request) -> Response:
             merged[key] = value
     doc = _parse(merged, ctx, request, sub_id=current["id"])
     doc["createdAt"] = current.get("createdAt", now_iso())
-    _name_compound_context(request, doc)
+    name_compound_context(request, doc)
     hub.store.put_doc(KIND, tenant, doc["id"], doc)
     csource_notify.notify_initial(hub, tenant, doc)  # what matches it now (clause 5.11.7)
     csource_notify.start_periodic(hub, tenant, doc)

@@ -37,7 +37,7 @@ from cityos.hub.api.common import (
     tenant_of,
     validate_uri,
 )
-from cityos.hub.api.contexts import served_url
+from cityos.hub.api.contexts import name_compound_context
 from cityos.hub.errors import (
     AlreadyExists,
     BadRequestData,
@@ -45,7 +45,7 @@ from cityos.hub.errors import (
     ResourceNotFound,
     UnsupportedMediaType,
 )
-from cityos.hub.implicit_contexts import IMPLICIT_KEY, name_compound_context
+from cityos.hub.implicit_contexts import IMPLICIT_KEY
 from cityos.hub.ldcontext import CORE_CONTEXT_URL, check_context_url, link_header_for
 from cityos.hub.subscriptions import (
     NOTIFICATION_STATUS_FIELDS,
@@ -146,7 +146,7 @@ async def create_subscription(request: Request) -> Response:
     owner = subscription_owner()
     if owner is not None:  # kept in the stored document, never rendered
         doc[OWNER_KEY] = owner
-    _name_compound_context(request, doc)
+    name_compound_context(request, doc)
     hub.store.put_subscription(tenant, doc)
     hub.subscriptions.invalidate()
     return Response(status_code=201, headers=location(BASE, doc["id"]))
@@ -209,22 +209,16 @@ def _no_owner(body: Any) -> Any:
     return body
 
 
-def _name_compound_context(request: Request, doc: dict[str, Any]) -> None:
-    """One URL for a compound @context, an implicitly created one (clause 5.13), for the
-    Link header of plain-JSON notifications; made once the request is sure to be kept."""
-    name_compound_context(hub_of(request).store, doc, lambda i: served_url(request, i))
-
-
 @endpoint
 async def retrieve_subscription(request: Request) -> Response:
     tenant = tenant_of(request, read=True)
     media = response_media(request)
     sys_attrs = "sysAttrs" in options_of(request)
-    sid = validate_uri(path_param(request, "subscription_id"), "subscription id")
+    doc = _get(request, tenant)  # the caller's to see, before anything waits on it
     deliverer = getattr(request.app.state, "deliverer", None)
-    if deliverer is not None:  # a notification being sent now: its outcome, not the before
-        await deliverer.settled(tenant, sid)
-    shown, context = _in_callers_terms(request, _get(request, tenant))
+    if deliverer is not None and await deliverer.settled(tenant, doc["id"]):
+        doc = _get(request, tenant)  # a notification was being sent: as it ended
+    shown, context = _in_callers_terms(request, doc)
     headers = None
     if media != JSONLD:  # plain JSON: the @context its terms are read with, as a Link
         implicit = shown.get(IMPLICIT_KEY) if context is shown.get("@context") else None
@@ -282,7 +276,7 @@ async def update_subscription(request: Request) -> Response:
             doc[key] = current[key]
     if OWNER_KEY in current:  # an update, even an administrator's, keeps the owner
         doc[OWNER_KEY] = current[OWNER_KEY]
-    _name_compound_context(request, doc)
+    name_compound_context(request, doc)
     hub.store.put_subscription(tenant, doc)
     hub.subscriptions.invalidate()
     return Response(status_code=204)
